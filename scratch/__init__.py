@@ -1,0 +1,18 @@
+"""A neural network written by hand on plain tensors: forward pass, backpropagation, SGD.
+
+Nothing here uses torch.autograd, torch.nn, torch.nn.functional, torch.optim or
+torch.func (tests/test_purity.py enforces it): every gradient is a formula in a
+layer's `backward`.
+"""
+
+from scratch.activations import ACTIVATIONS, ReLU, Sigmoid, Tanh
+from scratch.linear import Linear
+from scratch.losses import LOSSES, CrossEntropyLoss, MSELoss
+from scratch.mlp import MLP
+from scratch.module import Module, Sequential
+from scratch.optim import SGD
+
+__all__ = [
+    "ACTIVATIONS", "LOSSES", "MLP", "SGD", "CrossEntropyLoss", "Linear", "MSELoss",
+    "Module", "ReLU", "Sequential", "Sigmoid", "Tanh",
+]

@@ -1,0 +1,71 @@
+"""Loss functions written by hand: one number that says how wrong the network's outputs are.
+
+Both take raw network outputs of shape [B, C] and integer class targets of shape [B],
+return the mean loss over the batch, and `backward()` returns dL/doutputs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class CrossEntropyLoss:
+    """Softmax cross-entropy, averaged over the batch (as `torch.nn.CrossEntropyLoss`).
+
+    forward:   p = softmax(z),  L = -(1/B) sum_b log p[b, y_b]
+               log p = z - m - log sum_c exp(z_c - m),  m = max_c z_c   (log-sum-exp: exp never overflows)
+    backward:  dz = (p - onehot(y)) / B * dL
+    cache: p (the softmax) and y.
+    """
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        _check(logits, target, "CrossEntropyLoss")
+        shifted = logits - logits.max(dim=1, keepdim=True).values  # B,C; largest entry is 0
+        log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))  # B,C
+        self.probs = torch.exp(log_probs)  # B,C
+        self.target = target  # B
+        return -log_probs.gather(1, target.unsqueeze(1)).mean()  # scalar
+
+    def backward(self, dloss: float | Tensor = 1.0) -> Tensor:
+        batch = self.probs.shape[0]
+        dlogits = self.probs.clone()  # B,C
+        dlogits[torch.arange(batch, device=dlogits.device), self.target] -= 1
+        return dlogits * (dloss / batch)
+
+    __call__ = forward
+
+
+class MSELoss:
+    """Mean squared error against one-hot targets: the classic quadratic cost of the lesson.
+
+    The output for the right class should be 1 and every other output 0.
+    forward:   t = onehot(y),  L = (1/(B*C)) sum_{b,c} (out[b,c] - t[b,c])^2   (as `nn.MSELoss` on one-hot targets)
+    backward:  dout = 2 (out - t) / (B*C) * dL
+    cache: out - t.
+    """
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        _check(output, target, "MSELoss")
+        onehot = torch.zeros_like(output)  # B,C
+        onehot[torch.arange(output.shape[0], device=output.device), target] = 1
+        self.diff = output - onehot  # B,C
+        return (self.diff * self.diff).mean()
+
+    def backward(self, dloss: float | Tensor = 1.0) -> Tensor:
+        return self.diff * (2 * dloss / self.diff.numel())
+
+    __call__ = forward
+
+
+def _check(output: Tensor, target: Tensor, name: str) -> None:
+    if output.dim() != 2 or target.dim() != 1 or output.shape[0] != target.shape[0]:
+        raise ValueError(
+            f"{name} expects outputs [batch, classes] and integer targets [batch], "
+            f"got {list(output.shape)} and {list(target.shape)}"
+        )
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} expects int64 class indices as targets, got {target.dtype}")
+
+
+LOSSES: dict[str, type] = {"cross-entropy": CrossEntropyLoss, "mse": MSELoss}

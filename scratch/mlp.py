@@ -1,0 +1,75 @@
+"""The multilayer perceptron, built by hand from a spec: input layer, hidden layers, output layer.
+
+The lesson's network is the default: 784 input neurons (a 28x28 digit flattened row by
+row), two hidden layers of 16 ReLU neurons, 10 output neurons (one per digit):
+
+    >>> from scratch.mlp import MLP
+    >>> model = MLP()                       # 784-16-16-10, ReLU
+    >>> logits = model(x)                   # x: [B, 784]  ->  [B, 10]
+    >>> dx = model.backward(dlogits)        # fills model.layers[k].dweight / .dbias
+
+Layer k of `layers` has the same index and parameter names as in `torch_impl.mlp.MLP`
+("layers.0.weight", "layers.0.bias", "layers.2.weight", ...), so state dicts copy across.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from scratch.activations import ACTIVATIONS
+from scratch.linear import Linear
+from scratch.module import Module, Sequential
+
+
+class MLP(Module):
+    """Fully connected layers with an activation after each hidden layer; raw scores (logits) out.
+
+    forward:   h_0 = x;  h_k = act(h_{k-1} W_k^T + b_k) for hidden layers;  logits = h_L W_out^T + b_out
+    backward:  the chain rule, layer by layer from the output back to the input (see Sequential).
+    """
+
+    def __init__(
+        self,
+        input_size: int = 784,
+        hidden_sizes: Sequence[int] = (16, 16),
+        activation: str = "relu",
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        sizes = [input_size, *hidden_sizes]
+        layers: list[Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+        layers.append(Linear(sizes[-1], num_classes))
+        self.layers = Sequential(*layers)
+
+    def children(self) -> list[tuple[str, Module]]:
+        return [("layers", self.layers)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers.forward(x)  # B,784 -> B,10
+
+    def backward(self, dlogits: Tensor) -> Tensor:
+        return self.layers.backward(dlogits)  # B,10 -> B,784
+
+    def __repr__(self) -> str:
+        inner = ", ".join(type(layer).__name__ for layer in self.layers.layers)
+        return f"MLP({inner})"
+
+
+def count_parameters(model: Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_finite(model: Module) -> None:
+    """Raise if any parameter became inf or NaN (a diverging run)."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise FloatingPointError(
+                f"parameter {name} holds inf or NaN: training diverged; lower the learning rate (--lr)"
+            )

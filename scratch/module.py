@@ -1,0 +1,130 @@
+"""The scratch `Module`: parameters, their gradients, and a `Sequential` container.
+
+A scratch layer is a pair of methods on plain tensors:
+
+    out = layer.forward(x)        # caches exactly what backward needs
+    dx  = layer.backward(dout)    # returns dL/dx, stores dL/d<param> as d<param>
+
+There is no autograd tape: every gradient is computed by a formula written in the
+layer's own `backward`. Parameters keep the names and shapes of `torch.nn`
+(`weight`, `bias`), so a state dict copies across to `torch_impl` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+
+class Module:
+    """Base class: a layer with named parameters and same-shaped gradients.
+
+    Subclasses list their parameter names in `param_names`; for each name `p` the
+    layer holds the tensor `self.p` and its gradient `self.dp`, a buffer of the same
+    shape that `backward` overwrites (not accumulates: one backward per step).
+    """
+
+    param_names: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.training = True
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.forward(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def backward(self, dout: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def children(self) -> list[tuple[str, Module]]:
+        return []
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name in self.param_names:
+            yield prefix + name, getattr(self, name)
+        for child_name, child in self.children():
+            yield from child.named_parameters(f"{prefix}{child_name}.")
+
+    def named_gradients(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """The gradient buffer `d<name>` of every parameter, in `named_parameters` order."""
+        for name in self.param_names:
+            yield prefix + name, getattr(self, "d" + name)
+        for child_name, child in self.children():
+            yield from child.named_gradients(f"{prefix}{child_name}.")
+
+    def parameters(self) -> list[Tensor]:
+        return [p for _, p in self.named_parameters()]
+
+    def gradients(self) -> list[Tensor]:
+        return [g for _, g in self.named_gradients()]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {name: p.detach().clone() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Copy values in place, so an optimizer holding these tensors keeps working."""
+        own = dict(self.named_parameters())
+        if set(own) != set(state):
+            raise KeyError(
+                f"state dict keys {sorted(state)} do not match this model's parameters {sorted(own)}; "
+                "build both models from the same spec (input size, hidden sizes, options)"
+            )
+        for name, p in own.items():
+            if tuple(state[name].shape) != tuple(p.shape):
+                raise ValueError(f"parameter {name!r}: expected shape {tuple(p.shape)}, got {tuple(state[name].shape)}")
+            p.copy_(state[name])
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Module:
+        """Move parameters and gradient buffers; create optimizers after this call."""
+        for name in self.param_names:
+            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
+            setattr(self, "d" + name, getattr(self, "d" + name).to(device=device, dtype=dtype))
+        for _, child in self.children():
+            child.to(device=device, dtype=dtype)
+        return self
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (the default) or evaluation mode; matters for dropout and batch norm."""
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+
+class Sequential(Module):
+    """Layers applied in order; backward visits them in reverse (the chain rule).
+
+    forward:  h_0 = x,  h_k = layer_k(h_{k-1})
+    backward: dh_{k-1} = layer_k.backward(dh_k), from the last layer to the first
+    Children are named "0", "1", ... exactly as in `torch.nn.Sequential`.
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        self.layers = list(layers)
+
+    def children(self) -> list[tuple[str, Module]]:
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout: Tensor) -> Tensor:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout

@@ -1,0 +1,23 @@
+"""The losses of `scratch/losses.py`, built from `torch.nn`; autograd computes their gradients."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+CrossEntropyLoss = nn.CrossEntropyLoss
+
+
+class MSELoss(nn.Module):
+    """`nn.MSELoss` against one-hot targets, so it takes class indices like the cross-entropy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mse = nn.MSELoss()
+
+    def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        onehot = nn.functional.one_hot(target, output.shape[1]).to(output.dtype)
+        return self.mse(output, onehot)
+
+
+LOSSES: dict[str, type[nn.Module]] = {"cross-entropy": CrossEntropyLoss, "mse": MSELoss}
