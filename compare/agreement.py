@@ -1,0 +1,111 @@
+"""The one comparison helper, and the named tolerances every check in this project uses.
+
+Two ways to judge "equal":
+
+- relative to the tensor (`scale="tensor"`): |a - e| <= rtol * max|e|.  Used in float64,
+  where both sides are exact up to rounding in different summation orders. Dividing by
+  the largest entry, not by each entry, keeps a gradient entry that cancels to ~1e-17
+  from turning harmless rounding into a huge "relative" error.
+- element by element (`scale="element"`): |a - e| <= atol + rtol * |e|, the rule of
+  `torch.testing.assert_close`, with its float32 defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+TINY = 1e-300  # avoids 0/0 when both tensors are all zeros
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    name: str
+    rtol: float
+    atol: float = 0.0
+    scale: str = "tensor"  # "tensor" or "element", see the module docstring
+
+    def describe(self) -> str:
+        if self.scale == "tensor":
+            return f"{self.name}: |a-e| <= {self.rtol:g} * max|e|"
+        return f"{self.name}: |a-e| <= {self.atol:g} + {self.rtol:g} * |e|"
+
+
+# Scratch backward vs torch.autograd, same float64 inputs: differ only by summation order.
+AUTOGRAD_FLOAT64 = Tolerance("autograd-float64", rtol=1e-10)
+# The same in float32: torch.testing.assert_close's defaults for float32.
+AUTOGRAD_FLOAT32 = Tolerance("autograd-float32", rtol=1.3e-6, atol=1e-5, scale="element")
+# Central finite differences in float64 (step FD_STEP): truncation ~h^2 and rounding ~eps/h.
+FINITE_DIFF_FLOAT64 = Tolerance("finite-difference-float64", rtol=1e-7)
+# Lockstep training in float64: every per-step loss within this relative difference.
+LOCKSTEP_LOSS_FLOAT64 = 1e-9
+# Lockstep training in float64: identical test predictions on at least this fraction.
+PREDICTION_MATCH_FLOAT64 = 0.999
+# Lockstep float32: the very first step, from identical parameters, differs only by rounding.
+FIRST_STEP_LOSS_FLOAT32 = 1e-5
+# Lockstep float32: after many steps the runs have drifted apart chaotically, so only their
+# test accuracies are compared. Measured spread: see README ("Why float32 and float64 differ").
+ACCURACY_GAP_FLOAT32 = 0.01
+
+
+def gradient_tolerance(dtype: torch.dtype) -> Tolerance:
+    return AUTOGRAD_FLOAT64 if dtype == torch.float64 else AUTOGRAD_FLOAT32
+
+
+def max_abs_diff(actual: Tensor, expected: Tensor) -> float:
+    return (actual - expected).abs().max().item() if actual.numel() else 0.0
+
+
+def max_rel_error(actual: Tensor, expected: Tensor) -> float:
+    """max|a - e| / max|e|: the largest difference, relative to the size of the expected tensor."""
+    if actual.numel() == 0:
+        return 0.0
+    scale = max(expected.abs().max().item(), TINY)
+    return (actual - expected).abs().max().item() / scale
+
+
+@dataclass
+class Comparison:
+    name: str
+    passed: bool
+    max_abs_diff: float
+    max_rel_error: float
+    message: str
+
+
+def compare(name: str, actual: Tensor, expected: Tensor, tol: Tolerance) -> Comparison:
+    """Compare two tensors: shape, then dtype, then values. The message names the worst index."""
+    if tuple(actual.shape) != tuple(expected.shape):
+        return Comparison(name, False, float("inf"), float("inf"),
+                          f"{name}: shape {list(actual.shape)} != expected {list(expected.shape)}")
+    if actual.dtype != expected.dtype:
+        return Comparison(name, False, float("inf"), float("inf"),
+                          f"{name}: dtype {actual.dtype} != expected {expected.dtype}")
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    diff = (a - e).abs()
+    if tol.scale == "tensor":
+        allowed = torch.full_like(e, tol.rtol * max(e.abs().max().item(), TINY) if e.numel() else 0.0)
+    else:
+        allowed = tol.atol + tol.rtol * e.abs()
+    excess = diff - allowed
+    finite = bool(torch.isfinite(a).all() and torch.isfinite(e).all())
+    passed = finite and bool((excess <= 0).all())
+    abs_d, rel_e = max_abs_diff(a, e), max_rel_error(a, e)
+    if passed:
+        return Comparison(name, True, abs_d, rel_e, f"{name}: ok (max rel error {rel_e:.2e}; {tol.describe()})")
+    worst = int(torch.nan_to_num(excess, nan=float("inf")).flatten().argmax())
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), a.shape)) if a.dim() else ()
+    got, want = a.flatten()[worst].item(), e.flatten()[worst].item()
+    return Comparison(name, False, abs_d, rel_e,
+                      f"{name}: mismatch at index {index}: got {got!r}, expected {want!r} "
+                      f"(|diff| {abs(got - want):.3e}, max rel error {rel_e:.3e}; {tol.describe()})")
+
+
+def assert_agree(name: str, actual: Tensor, expected: Tensor, tol: Tolerance) -> Comparison:
+    """`compare`, raising AssertionError with its message on a mismatch (for tests)."""
+    result = compare(name, actual, expected, tol)
+    if not result.passed:
+        raise AssertionError(result.message)
+    return result

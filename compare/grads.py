@@ -1,0 +1,85 @@
+"""`python -m compare grads`: one batch of real data, gradients three ways.
+
+For each parameter tensor: the scratch (hand-derived) gradient against torch.autograd,
+and against central finite differences in float64. Passes when every comparison is
+within its named tolerance (compare/agreement.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from compare import agreement, gradcheck
+from compare.config import Config
+from compare.learners import ScratchLearner, build_pair, build_scratch, parameter_mismatches
+from compare.report import table
+
+
+def first_batch(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first mini-batch that `train` would use with this seed."""
+    index = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size]
+    return x[index.to(x.device)], y[index.to(y.device)]
+
+
+def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[float, int]]:
+    """Per parameter: (relative error, number of coordinates checked) of a float64 finite-difference check."""
+    f64 = dataclasses.replace(config, dtype="float64", device="cpu")
+    learner: ScratchLearner = build_scratch(f64, input_size=x.shape[1])
+    x64, y64 = x.to("cpu", torch.float64), y.cpu()
+    learner.forward_backward(x64, y64)
+    analytic = {n: g.clone() for n, g in learner.named_gradients().items()}
+    params = learner.named_parameters()
+
+    def loss_at() -> float:
+        return learner.loss_value(learner.model.forward(x64), y64).item()
+
+    learner.model.train()
+    errors = {}
+    for name, coords in gradcheck.choose_coordinates(params, seed=config.seed).items():
+        numeric = gradcheck.finite_difference(loss_at, params[name], coords)
+        errors[name] = (gradcheck.finite_difference_error(numeric, analytic[name], coords), len(coords))
+    return errors
+
+
+def run(config: Config, data) -> dict:
+    x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
+    scratch_l, torch_l = build_pair(config, input_size=x.shape[1], num_classes=len(data.classes))
+    mismatched = parameter_mismatches(scratch_l, torch_l)
+    print(f"Initial parameters: {'bit-identical' if not mismatched else 'DIFFERENT: ' + ', '.join(mismatched)}")
+
+    loss_s, loss_t = scratch_l.forward_backward(x, y).item(), torch_l.forward_backward(x, y).item()
+    print(f"Loss on one batch of {len(x)} {config.dataset} images: scratch {loss_s:.12g}, torch {loss_t:.12g}")
+    tol = agreement.gradient_tolerance(config.torch_dtype)
+    fd_tol = agreement.FINITE_DIFF_FLOAT64
+    fd = finite_difference_errors(config, x, y)
+
+    grads_t = torch_l.named_gradients()
+    rows, parameters, passed = [], [], not mismatched
+    for name, g in scratch_l.named_gradients().items():
+        result = agreement.compare(name, g, grads_t[name], tol)
+        fd_err, fd_count = fd[name]
+        ok = result.passed and fd_err <= fd_tol.rtol
+        passed &= ok
+        if not result.passed:
+            print("  " + result.message)
+        rows.append([name, "x".join(map(str, g.shape)), result.max_abs_diff, result.max_rel_error,
+                     fd_err, f"{fd_count}/{g.numel()}", ok])
+        parameters.append(dict(name=name, shape=list(g.shape), max_abs_diff=result.max_abs_diff,
+                               max_rel_error=result.max_rel_error, finite_diff_rel_error=fd_err,
+                               finite_diff_coordinates=fd_count, passed=ok))
+    print(table(["parameter", "shape", "max |diff|", "max rel err", "finite-diff rel err", "coords checked", "pass"],
+                rows))
+    worst_auto = max(p["max_rel_error"] for p in parameters)
+    worst_fd = max(p["finite_diff_rel_error"] for p in parameters)
+    print(f"\nTolerances: scratch vs autograd {tol.describe()}; finite differences ({config.dtype} model, "
+          f"checked in float64, h={gradcheck.FD_STEP:g}) {fd_tol.describe()}")
+    print(f"Verdict: {'PASSED' if passed else 'FAILED'} (worst autograd rel error {worst_auto:.2e}, "
+          f"worst finite-difference rel error {worst_fd:.2e})")
+    return dict(
+        agreement=dict(passed=passed, identical_start=not mismatched, loss_scratch=loss_s, loss_torch=loss_t,
+                       max_rel_error=worst_auto, max_finite_diff_rel_error=worst_fd,
+                       autograd_tolerance=tol.rtol, finite_diff_tolerance=fd_tol.rtol, tolerance_rule=tol.describe()),
+        parameters=parameters,
+    )

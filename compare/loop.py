@@ -1,0 +1,94 @@
+"""The one training loop and the one evaluation loop, shared by every implementation.
+
+`train_lockstep` feeds the same batches, in the same order, to each learner in turn,
+so the only difference between the runs is the implementation itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from compare.learners import Learner
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float  # mean of this epoch's per-step (per-batch) losses
+    test_loss: float
+    test_accuracy: float  # fraction 0..1
+
+    def to_dict(self) -> dict:
+        return dict(epoch=self.epoch, train_loss=self.train_loss, test_loss=self.test_loss,
+                    test_accuracy=self.test_accuracy)
+
+
+@dataclass
+class RunRecord:
+    step_losses: list[float] = field(default_factory=list)
+    history: list[EpochStats] = field(default_factory=list)
+    predictions: Tensor | None = None  # test-set predictions after the last epoch
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
+    """One epoch's mini-batches: a random permutation of 0..n-1 cut into pieces (the last may be smaller)."""
+    return list(torch.randperm(n, generator=generator).split(batch_size))
+
+
+@torch.no_grad()
+def evaluate(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 5000) -> tuple[float, Tensor]:
+    """Mean loss and predicted classes on (x, y), in evaluation mode."""
+    total, predictions = 0.0, []
+    for start in range(0, len(x), batch_size):
+        logits = learner.logits(x[start:start + batch_size])
+        total += learner.loss_value(logits, y[start:start + batch_size]).item() * len(logits)
+        predictions.append(logits.argmax(dim=1))
+    return total / len(x), torch.cat(predictions)
+
+
+def train_lockstep(
+    learners: Sequence[Learner],
+    x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
+    *, epochs: int, batch_size: int, seed: int,
+    on_epoch: Callable[[int, dict[str, EpochStats]], None] | None = None,
+    progress: bool = True,
+) -> dict[str, RunRecord]:
+    """Train every learner on identical batches; returns per-step losses and per-epoch stats of each."""
+    order = torch.Generator().manual_seed(seed)  # one batch order for all, drawn on the CPU
+    records = {learner.name: RunRecord() for learner in learners}
+    for epoch in range(1, epochs + 1):
+        epoch_batches = batches(len(x_train), batch_size, order)
+        start = {name: len(r.step_losses) for name, r in records.items()}
+        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                   disable=not progress, dynamic_ncols=True)
+        for step, index in enumerate(bar):
+            index = index.to(x_train.device)
+            xb, yb = x_train[index], y_train[index]
+            for learner in learners:
+                loss = learner.train_step(xb, yb)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{learner.name}: loss became {loss} at epoch {epoch}, step {step + 1}: training "
+                        "diverged; lower the learning rate (--lr)"
+                    )
+                records[learner.name].step_losses.append(loss)
+            if step % 50 == 0:
+                bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
+        stats = {}
+        for learner in learners:
+            record = records[learner.name]
+            test_loss, predictions = evaluate(learner, x_test, y_test)
+            epoch_losses = record.step_losses[start[learner.name]:]
+            stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
+                                             (predictions == y_test).double().mean().item())
+            record.history.append(stats[learner.name])
+            record.predictions = predictions
+        if on_epoch is not None:
+            on_epoch(epoch, stats)
+    return records
