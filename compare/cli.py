@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from types import ModuleType
 
 import torch
 
@@ -92,12 +92,15 @@ def load_data(config: Config):
     return load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device)
 
 
-def command_table() -> dict[str, tuple[str, Callable]]:
+def command_table() -> dict[str, tuple[str, ModuleType]]:
+    """Each command is a module with `run(config, data) -> report dict`, and optionally
+    `add_arguments(parser)` for its own options, `CONFIG_KEYS` (those options' names, recorded
+    in the report's config) and `NEEDS_DATA = False` (then `data` is None)."""
     from compare import grads, train
 
     return {
-        "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads.run),
-        "train": ("train both networks in lockstep and compare them", train.run),
+        "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
+        "train": ("train both networks in lockstep and compare them", train),
     }
 
 
@@ -105,9 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, _) in command_table().items():
+    for name, (help_text, module) in command_table().items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         add_common_arguments(p, Config(epochs=3 if name == "train" else 1))
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p)
     return parser
 
 
@@ -118,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        module = command_table()[args.command][1]
         validate(args)
-        config = make_config(args)
-        data = load_data(config)
-        report = command_table()[args.command][1](config, data)
+        config = make_config(args, getattr(module, "CONFIG_KEYS", ()))
+        data = load_data(config) if getattr(module, "NEEDS_DATA", True) else None
+        report = module.run(config, data)
     except (UsageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
