@@ -5,14 +5,18 @@ torch.func (tests/test_purity.py enforces it): every gradient is a formula in a
 layer's `backward`.
 """
 
-from scratch.activations import ACTIVATIONS, ReLU, Sigmoid, Tanh
+from scratch.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from scratch.batchnorm import BatchNorm1d
+from scratch.dropout import Dropout
 from scratch.linear import Linear
 from scratch.losses import LOSSES, CrossEntropyLoss, MSELoss
 from scratch.mlp import MLP
 from scratch.module import Module, Sequential
-from scratch.optim import SGD
+from scratch.lr_scheduler import CosineAnnealingLR, StepLR
+from scratch.optim import SGD, Adam, AdamW
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "MLP", "SGD", "CrossEntropyLoss", "Linear", "MSELoss",
     "Module", "ReLU", "Sequential", "Sigmoid", "Tanh",
+    "Adam", "AdamW", "BatchNorm1d", "CosineAnnealingLR", "Dropout", "GELU", "LeakyReLU", "StepLR",
 ]

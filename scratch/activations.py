@@ -6,6 +6,8 @@ multiplies the upstream gradient by the local derivative f'(x), element by eleme
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -61,4 +63,47 @@ class Tanh(Module):
         return dout * (1 - self.out * self.out)  # B,H
 
 
-ACTIVATIONS: dict[str, type[Module]] = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
+class LeakyReLU(Module):
+    """ReLU that lets a little through below zero, so a neuron never goes completely silent.
+
+    forward:   out = x if x > 0 else negative_slope * x         (negative_slope 0.01, as torch)
+    backward:  dx = dout * (1 if x > 0 else negative_slope)   (the slope side at x = 0, as torch)
+    cache: the mask x > 0.
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.positive = x > 0  # B,H
+        return torch.where(self.positive, x, x * self.negative_slope)  # B,H
+
+    def backward(self, dout: Tensor) -> Tensor:
+        return torch.where(self.positive, dout, dout * self.negative_slope)  # B,H
+
+
+class GELU(Module):
+    """Gaussian error linear unit, the exact (erf) form: x weighted by the chance a standard normal is below x.
+
+    forward:   out = x * Phi(x),            Phi(x) = (1 + erf(x / sqrt(2))) / 2   (the normal CDF)
+    backward:  dx = dout * (Phi(x) + x * phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)   (product rule; phi = Phi')
+    cache: x and Phi(x) (erf is the costly part, so it is not recomputed).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.x = x  # B,H
+        self.cdf = 0.5 * (1 + torch.erf(x * SQRT_HALF))  # B,H
+        return x * self.cdf  # B,H
+
+    def backward(self, dout: Tensor) -> Tensor:
+        pdf = torch.exp(-0.5 * self.x * self.x) * INV_SQRT_2PI  # B,H
+        return dout * (self.cdf + self.x * pdf)  # B,H
+
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+ACTIVATIONS: dict[str, type[Module]] = {
+    "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky-relu": LeakyReLU, "gelu": GELU,
+}

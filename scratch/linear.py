@@ -20,14 +20,15 @@ from torch import Tensor
 from scratch.module import Module
 
 
-def linear_init_(weight: Tensor, bias: Tensor, generator: torch.Generator | None = None) -> None:
+def linear_init_(weight: Tensor, bias: Tensor | None, generator: torch.Generator | None = None) -> None:
     """Fill weight and bias exactly as `torch.nn.Linear.reset_parameters` does.
 
     torch draws weight from kaiming_uniform(a=sqrt(5)), i.e. U(-b, b) with
     b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); the bias from U(-1/sqrt(fan_in), +).
     The bound is computed with the same float operations in the same order, and the
     draws come from the same random stream in the same order (weight, then bias), so
-    from one seed both implementations start bit-identical.
+    from one seed both implementations start bit-identical. Without a bias (bias=None), as
+    torch, nothing is drawn for it.
     """
     fan_in = weight.shape[1]
     a = math.sqrt(5)
@@ -35,8 +36,9 @@ def linear_init_(weight: Tensor, bias: Tensor, generator: torch.Generator | None
     std = gain / math.sqrt(fan_in)
     bound = math.sqrt(3.0) * std
     weight.uniform_(-bound, bound, generator=generator)
-    bias_bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-    bias.uniform_(-bias_bound, bias_bound, generator=generator)
+    if bias is not None:
+        bias_bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        bias.uniform_(-bias_bound, bias_bound, generator=generator)
 
 
 class Linear(Module):
@@ -49,21 +51,25 @@ class Linear(Module):
                dW  = dout^T @ x                         [out, in]   (sum over the batch)
                db  = sum_b dout[b, :]                   [out]
     cache: x, the only thing the weight gradient needs (dx needs W, which the layer holds).
+    With bias=False there is no b (used before BatchNorm1d, whose own bias makes b redundant).
     """
 
-    param_names = ("weight", "bias")
+    param_names: tuple[str, ...] = ("weight", "bias")
 
-    def __init__(self, in_features: int, out_features: int, generator: torch.Generator | None = None) -> None:
+    def __init__(self, in_features: int, out_features: int, generator: torch.Generator | None = None,
+                 *, bias: bool = True) -> None:
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, out_features={out_features}")
         self.in_features, self.out_features = in_features, out_features
         # Drawn in float32 like nn.Linear (default dtype), then cast by .to(): same values either way.
         self.weight = torch.empty(out_features, in_features)
-        self.bias = torch.empty(out_features)
+        self.bias = torch.empty(out_features) if bias else None
+        if not bias:
+            self.param_names = ("weight",)
         linear_init_(self.weight, self.bias, generator)
         self.dweight = torch.zeros_like(self.weight)
-        self.dbias = torch.zeros_like(self.bias)
+        self.dbias = torch.zeros_like(self.bias) if bias else None
         self.x: Tensor | None = None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -73,6 +79,8 @@ class Linear(Module):
                 f"got {list(x.shape)}; flatten 28x28 images to 784 values first"
             )
         self.x = x  # B,in
+        if self.bias is None:
+            return x @ self.weight.t()  # B,out
         # addmm fuses the product and the bias add in one kernel, as nn.Linear does.
         return torch.addmm(self.bias, x, self.weight.t())  # B,out
 
@@ -82,8 +90,9 @@ class Linear(Module):
         # Written into the persistent buffers (out=) so the optimizer's references stay valid
         # and no new gradient tensors are allocated each step.
         torch.mm(dout.t(), self.x, out=self.dweight)  # out,in
-        torch.sum(dout, dim=0, out=self.dbias)  # out
+        if self.dbias is not None:
+            torch.sum(dout, dim=0, out=self.dbias)  # out
         return dout @ self.weight  # B,in
 
     def __repr__(self) -> str:
-        return f"Linear(in_features={self.in_features}, out_features={self.out_features})"
+        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None})"

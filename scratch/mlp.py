@@ -10,6 +10,11 @@ row), two hidden layers of 16 ReLU neurons, 10 output neurons (one per digit):
 
 Layer k of `layers` has the same index and parameter names as in `torch_impl.mlp.MLP`
 ("layers.0.weight", "layers.0.bias", "layers.2.weight", ...), so state dicts copy across.
+
+With batch_norm=True and dropout=p each hidden layer is
+Linear (without bias: batch norm's own bias replaces it) -> BatchNorm1d -> activation -> Dropout(p):
+
+    >>> model = MLP(hidden_sizes=(256, 128), batch_norm=True, dropout=0.2)
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import torch
 from torch import Tensor
 
 from scratch.activations import ACTIVATIONS
+from scratch.batchnorm import BatchNorm1d
+from scratch.dropout import Dropout
 from scratch.linear import Linear
 from scratch.module import Module, Sequential
 
@@ -37,14 +44,23 @@ class MLP(Module):
         hidden_sizes: Sequence[int] = (16, 16),
         activation: str = "relu",
         num_classes: int = 10,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
         sizes = [input_size, *hidden_sizes]
         layers: list[Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
+            layers.append(Linear(fan_in, fan_out, bias=not batch_norm))
+            if batch_norm:
+                layers.append(BatchNorm1d(fan_out))
+            layers.append(ACTIVATIONS[activation]())
+            if dropout > 0:
+                layers.append(Dropout(dropout))
         layers.append(Linear(sizes[-1], num_classes))
         self.layers = Sequential(*layers)
 

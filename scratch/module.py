@@ -24,9 +24,12 @@ class Module:
     Subclasses list their parameter names in `param_names`; for each name `p` the
     layer holds the tensor `self.p` and its gradient `self.dp`, a buffer of the same
     shape that `backward` overwrites (not accumulates: one backward per step).
+    Buffers (`buffer_names`) are state that is not trained by gradients, such as batch
+    norm's running statistics; they follow the module in `to()`, as torch's buffers do.
     """
 
     param_names: tuple[str, ...] = ()
+    buffer_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.training = True
@@ -56,6 +59,12 @@ class Module:
         for child_name, child in self.children():
             yield from child.named_gradients(f"{prefix}{child_name}.")
 
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        for name in self.buffer_names:
+            yield prefix + name, getattr(self, name)
+        for child_name, child in self.children():
+            yield from child.named_buffers(f"{prefix}{child_name}.")
+
     def parameters(self) -> list[Tensor]:
         return [p for _, p in self.named_parameters()]
 
@@ -83,6 +92,10 @@ class Module:
         for name in self.param_names:
             setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
             setattr(self, "d" + name, getattr(self, "d" + name).to(device=device, dtype=dtype))
+        for name in self.buffer_names:
+            buffer = getattr(self, name)
+            # As torch: a dtype change applies to floating-point buffers only (a step counter stays int64).
+            setattr(self, name, buffer.to(device=device, dtype=dtype if buffer.is_floating_point() else None))
         for _, child in self.children():
             child.to(device=device, dtype=dtype)
         return self

@@ -3,6 +3,6 @@
 from torch_impl.activations import ACTIVATIONS
 from torch_impl.losses import LOSSES, CrossEntropyLoss, MSELoss
 from torch_impl.mlp import MLP
-from torch_impl.optim import SGD
+from torch_impl.optim import SGD, Adam, AdamW
 
-__all__ = ["ACTIVATIONS", "LOSSES", "MLP", "SGD", "CrossEntropyLoss", "MSELoss"]
+__all__ = ["ACTIVATIONS", "LOSSES", "MLP", "SGD", "Adam", "AdamW", "CrossEntropyLoss", "MSELoss"]

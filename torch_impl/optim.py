@@ -1,4 +1,8 @@
-"""Optimizers for the torch twin: plain `torch.optim` (scratch/optim.py writes them by hand)."""
+"""Optimizers for the torch twin: plain `torch.optim` (scratch/optim.py writes them by hand).
+
+Each takes the model and the scratch optimizer's keyword arguments. foreach=False selects
+torch's per-parameter loop, the same arithmetic, in the same order, as the scratch update.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,17 @@ import torch
 from torch import nn
 
 
-def SGD(model: nn.Module, lr: float) -> torch.optim.Optimizer:  # noqa: N802 (mirrors scratch.optim.SGD)
-    # foreach=False: the per-parameter loop, the same arithmetic order as the scratch update.
-    return torch.optim.SGD(model.parameters(), lr=lr, foreach=False)
+def SGD(model: nn.Module, lr: float, momentum: float = 0.0, dampening: float = 0.0,  # noqa: N802 (mirrors scratch.optim.SGD)
+        nesterov: bool = False, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                           weight_decay=weight_decay, foreach=False)
+
+
+def Adam(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,  # noqa: N802
+         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+
+
+def AdamW(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,  # noqa: N802
+          weight_decay: float = 1e-2) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
