@@ -7,6 +7,8 @@ learner calls `loss.backward()` (autograd).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -14,11 +16,45 @@ from torch import Tensor
 
 import scratch
 import torch_impl
+import scratch.lr_scheduler
+import scratch.optim
+import torch_impl.lr_scheduler
+import torch_impl.optim
 from compare.config import Config
+from compare.options import optimizer_spec, schedule_spec
+from scratch import autograd, autograd_mlp
 
 
 class Learner:
     name: str
+    scheduler: object | None = None  # a learning-rate schedule, stepped by end_epoch()
+    # This learner's own copy of a random stream (a CPU generator state) for its dropout masks, or None.
+    # Learners built from one seed start with equal copies, so each step they draw equal masks
+    # however many random numbers the other learner drew in between.
+    random_state: Tensor | None = None
+
+    @contextmanager
+    def own_random_stream(self) -> Iterator[None]:
+        """Run the block with torch's global CPU generator set to this learner's stream, then restore it."""
+        if self.random_state is None:
+            yield
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.random_state)
+            yield
+            self.random_state = torch.get_rng_state()
+
+    def end_epoch(self) -> None:
+        """Called by the training loop after each epoch's steps: advances the learning-rate schedule."""
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def learning_rate(self) -> float:
+        raise NotImplementedError
+
+    def named_buffers(self) -> dict[str, Tensor]:
+        """State that is not a parameter (batch norm's running statistics); empty by default."""
+        return {}
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         """Loss of one batch (a 0-dim tensor); leaves the gradients in the model."""
@@ -52,15 +88,24 @@ class ScratchLearner(Learner):
     loss_fn: object
     optimizer: object
     name: str = "scratch"
+    scheduler: object | None = None
+    random_state: Tensor | None = None
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
-        loss = self.loss_fn.forward(self.model.forward(x), y)
+        with self.own_random_stream():
+            loss = self.loss_fn.forward(self.model.forward(x), y)
         self.model.backward(self.loss_fn.backward())
         return loss
 
     def step(self) -> None:
         self.optimizer.step()
+
+    def learning_rate(self) -> float:
+        return self.optimizer.lr
+
+    def named_buffers(self) -> dict[str, Tensor]:
+        return dict(self.model.named_buffers())
 
     def logits(self, x: Tensor) -> Tensor:
         self.model.eval()
@@ -82,16 +127,25 @@ class TorchLearner(Learner):
     loss_fn: torch.nn.Module
     optimizer: torch.optim.Optimizer
     name: str = "torch"
+    scheduler: object | None = None
+    random_state: Tensor | None = None
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
-        loss = self.loss_fn(self.model(x), y)
+        with self.own_random_stream():
+            loss = self.loss_fn(self.model(x), y)
         loss.backward()
         return loss.detach()
 
     def step(self) -> None:
         self.optimizer.step()
+
+    def learning_rate(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def named_buffers(self) -> dict[str, Tensor]:
+        return {n: b.detach() for n, b in self.model.named_buffers()}
 
     @torch.no_grad()
     def logits(self, x: Tensor) -> Tensor:
@@ -109,26 +163,102 @@ class TorchLearner(Learner):
         return {n: p.grad for n, p in self.model.named_parameters()}
 
 
+@dataclass
+class EngineLearner(Learner):
+    """The scratch autograd engine (scratch/autograd.py): forward written by hand, backward recorded."""
+
+    model: autograd_mlp.MLP
+    loss_fn: object  # scratch.autograd.cross_entropy or mse_loss: (Value, targets) -> Value
+    optimizer: object  # a scratch optimizer, holding each parameter's .data and .grad buffer
+    name: str = "engine"
+
+    def loss_graph(self, x: Tensor, y: Tensor) -> autograd.Value:
+        """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
+        return self.loss_fn(self.model(autograd.Value(x, name="x")), y)
+
+    def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
+        self.model.zero_grad()  # .grad accumulates, as in torch
+        loss = self.loss_graph(x, y)
+        loss.backward()
+        return loss.data
+
+    def step(self) -> None:
+        self.optimizer.step()
+
+    def logits(self, x: Tensor) -> Tensor:
+        with autograd.no_grad():
+            return self.model(autograd.Value(x)).data
+
+    def loss_value(self, logits: Tensor, y: Tensor) -> Tensor:
+        with autograd.no_grad():
+            return self.loss_fn(autograd.Value(logits), y).data
+
+    def named_parameters(self) -> dict[str, Tensor]:
+        return {n: p.data for n, p in self.model.named_parameters()}
+
+    def named_gradients(self) -> dict[str, Tensor]:
+        return {n: p.grad for n, p in self.model.named_parameters()}
+
+
 def model_kwargs(config: Config, input_size: int = 784, num_classes: int = 10) -> dict:
     return dict(input_size=input_size, hidden_sizes=config.hidden, activation=config.activation,
                 num_classes=num_classes)
 
 
+def layer_options(config: Config) -> dict:
+    return dict(dropout=config.dropout, batch_norm=config.batch_norm)
+
+
+def dropout_stream(config: Config) -> Tensor | None:
+    """The starting state of the dropout masks' random stream (seeded from config.seed), or None without dropout."""
+    return torch.Generator().manual_seed(config.seed).get_state() if config.dropout > 0 else None
+
+
 def build_scratch(config: Config, **shape) -> ScratchLearner:
     torch.manual_seed(config.seed)
-    model = scratch.MLP(**model_kwargs(config, **shape)).to(device=config.device, dtype=config.torch_dtype)
-    optimizer = scratch.SGD(model.parameters(), model.gradients(), lr=config.lr)
-    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer)
+    model = scratch.MLP(**model_kwargs(config, **shape), **layer_options(config))
+    model.to(device=config.device, dtype=config.torch_dtype)
+    name, kwargs = optimizer_spec(config)
+    optimizer = getattr(scratch.optim, name)(model.parameters(), model.gradients(), **kwargs)
+    schedule = schedule_spec(config)
+    scheduler = getattr(scratch.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
+    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer, scheduler=scheduler,
+                          random_state=dropout_stream(config))
 
 
 def build_torch(config: Config, **shape) -> TorchLearner:
     torch.manual_seed(config.seed)
-    model = torch_impl.MLP(**model_kwargs(config, **shape)).to(device=config.device, dtype=config.torch_dtype)
-    return TorchLearner(model, torch_impl.LOSSES[config.loss](), torch_impl.SGD(model, lr=config.lr))
+    model = torch_impl.MLP(**model_kwargs(config, **shape), **layer_options(config))
+    model.to(device=config.device, dtype=config.torch_dtype)
+    name, kwargs = optimizer_spec(config)
+    optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
+    schedule = schedule_spec(config)
+    scheduler = getattr(torch_impl.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
+    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer, scheduler=scheduler,
+                        random_state=dropout_stream(config))
+
+
+def build_engine(config: Config, name: str = "engine", **shape) -> EngineLearner:
+    """The MLP on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
+    kwargs = model_kwargs(config, **shape)
+    if kwargs["activation"] not in autograd_mlp.ACTIVATIONS:
+        raise ValueError(f"the autograd engine has no {kwargs['activation']!r} activation; "
+                         f"choose one of {', '.join(autograd_mlp.ACTIVATIONS)}, or --engine hand")
+    torch.manual_seed(config.seed)
+    model = autograd_mlp.MLP(**kwargs).to(device=config.device, dtype=config.torch_dtype)
+    params = model.parameters()
+    optimizer = scratch.SGD([p.data for p in params], [p.grad for p in params], lr=config.lr)
+    return EngineLearner(model, autograd.LOSSES[config.loss], optimizer, name=name)
 
 
 def build_pair(config: Config, **shape) -> tuple[Learner, Learner]:
-    """Both implementations from one seed: parameters bit-identical (checked by `identical_start`)."""
+    """Both implementations from one seed: parameters bit-identical (checked by `identical_start`).
+
+    With `--engine autograd` (config.extra["engine"]) the scratch side is the autograd engine,
+    still called "scratch" in the tables: it lives in scratch/ and only its backward differs.
+    """
+    if config.extra.get("engine", "hand") == "autograd":
+        return build_engine(config, name="scratch", **shape), build_torch(config, **shape)
     return build_scratch(config, **shape), build_torch(config, **shape)
 
 

@@ -1,0 +1,543 @@
+"""A reverse-mode automatic differentiation engine over tensors, written from scratch.
+
+Every hand-written `backward` in scratch/ applies the chain rule to one layer. This
+file makes the chain rule automatic: each operation on a `Value` records its inputs
+(its parents) and a small backward rule, and `Value.backward()` walks that record
+from the loss back to the parameters. It is micrograd's idea (one number per node)
+lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
+no torch.autograd, torch.nn or torch.func.
+
+The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
+
+    >>> import torch
+    >>> from scratch.autograd import Value
+    >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                    # 1,2  an input: no gradient
+    >>> w = Value(torch.tensor([[3.0, 6.0]]), requires_grad=True, name="w")  # 1,2  weights
+    >>> b = Value(torch.tensor([-2.0]), requires_grad=True, name="b")       # 1    bias
+    >>> a = (x @ w.T + b).relu()                                             # 1,1  34
+    >>> a.backward()
+    >>> w.grad, b.grad                                                       # da/dw = x, da/db = 1
+    (tensor([[2., 5.]]), tensor([1.]))
+
+Each op's backward rule sits right under its forward, in the notation of the README:
+`dout` is the gradient of the final result with respect to this op's output, and the
+rule returns the gradient with respect to each input (`da`, `db`, ...). The engine,
+not the rule, undoes broadcasting (`_sum_to_shape`) and adds up the gradients of a
+value that is used more than once. See docs/autograd.md for a walk-through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from numbers import Number
+
+import torch
+from torch import Tensor
+
+# A backward rule: given dout (same shape as the op's output), one gradient per parent.
+BackwardRule = Callable[[Tensor], Sequence[Tensor]]
+
+_recording = True  # switched off inside `no_grad()`
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Inside this block operations record nothing: no parents, no backward rules.
+
+    Use it for evaluation and for optimizer updates, where no gradient is wanted and
+    keeping the graph would only cost memory. Also works as a decorator.
+    """
+    global _recording
+    previous, _recording = _recording, False
+    try:
+        yield
+    finally:
+        _recording = previous
+
+
+def is_recording() -> bool:
+    return _recording
+
+
+class GraphError(RuntimeError):
+    """backward() was asked for something the graph cannot give (freed graph, missing upstream gradient...)."""
+
+
+class Value:
+    """A tensor that remembers how it was computed, so its gradient can be worked out backwards.
+
+    data:           the tensor itself
+    grad:           dL/d(this value), same shape as data. A parameter (a leaf made with
+                    requires_grad=True) has a zero buffer from the start, which backward()
+                    adds into in place, so an optimizer can hold on to it (see zero_grad).
+                    An intermediate result gets its gradient when backward() reaches it.
+    requires_grad:  whether any gradient flows here: true for parameters and for every
+                    result computed from one (outside no_grad)
+    _parents:       the Values this one was computed from (empty for a leaf)
+    _op:            the name of the operation that made it ("matmul", "relu", ...)
+    _backward:      its backward rule; set to None once backward() has used it (the graph is freed)
+    """
+
+    def __init__(
+        self,
+        data: Tensor | Number | Sequence,
+        requires_grad: bool = False,
+        name: str = "",
+        *,
+        _parents: tuple[Value, ...] = (),
+        _op: str = "",
+        _backward: BackwardRule | None = None,
+    ) -> None:
+        if not isinstance(data, Tensor):
+            data = torch.as_tensor(data, dtype=torch.get_default_dtype())
+        self.data = data
+        self.requires_grad = requires_grad
+        self.name = name  # shown in graph printouts ("x", "layers.0.weight", ...)
+        self._parents = _parents
+        self._op = _op
+        self._backward = _backward
+        self.grad: Tensor | None = torch.zeros_like(data) if requires_grad and not _parents else None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    def dim(self) -> int:
+        return self.data.dim()
+
+    def numel(self) -> int:
+        return self.data.numel()
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def is_leaf(self) -> bool:
+        return not self._parents
+
+    def detach(self) -> Value:
+        """The same numbers, cut off from the graph: gradients stop here."""
+        return Value(self.data, name=self.name)
+
+    def zero_grad(self) -> None:
+        """Set the gradient to zero, in place when there is a buffer (an optimizer may hold it)."""
+        if self.grad is None:
+            self.grad = torch.zeros_like(self.data)
+        else:
+            self.grad.zero_()
+
+    def __repr__(self) -> str:
+        what = f"{self.data.item():.6g}" if self.data.numel() == 1 else f"shape {list(self.data.shape)}"
+        how = f", op {self._op!r}" if self._op else (f", {self.name!r}" if self.name else "")
+        return f"Value({what}, {str(self.data.dtype).replace('torch.', '')}{how}" + \
+               (", requires_grad)" if self.requires_grad else ")")
+
+    def _lift(self, other: Value | Tensor | Number) -> Value:
+        """Wrap a number or tensor as a constant Value (no gradient), in this value's dtype and device."""
+        if isinstance(other, Value):
+            return other
+        return Value(torch.as_tensor(other, dtype=self.data.dtype, device=self.data.device))
+
+    # ------------------------------------------------------------------ elementwise arithmetic
+    # Binary ops broadcast like torch. Their rules return gradients of the *output's*
+    # shape; backward() then sums them back down to each input's shape.
+
+    def __add__(self, other: Value | Tensor | Number) -> Value:
+        """out = a + b.   da = dout,  db = dout."""
+        other = self._lift(other)
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout, dout
+
+        return _result(self.data + other.data, (self, other), "add", backward)
+
+    def __sub__(self, other: Value | Tensor | Number) -> Value:
+        """out = a - b.   da = dout,  db = -dout."""
+        other = self._lift(other)
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout, -dout
+
+        return _result(self.data - other.data, (self, other), "sub", backward)
+
+    def __mul__(self, other: Value | Tensor | Number) -> Value:
+        """out = a * b.   da = dout * b,  db = dout * a.   Saves a and b."""
+        other = self._lift(other)
+        a, b = self.data, other.data
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout * b, dout * a
+
+        return _result(a * b, (self, other), "mul", backward)
+
+    def __truediv__(self, other: Value | Tensor | Number) -> Value:
+        """out = a / b.   da = dout / b,  db = -dout * a / b^2.   Saves a and b."""
+        other = self._lift(other)
+        a, b = self.data, other.data
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout / b, -dout * a / (b * b)
+
+        return _result(a / b, (self, other), "div", backward)
+
+    def __neg__(self) -> Value:
+        """out = -a.   da = -dout."""
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (-dout,)
+
+        return _result(-self.data, (self,), "neg", backward)
+
+    def __pow__(self, exponent: Value | Tensor | Number) -> Value:
+        """out = a ** p.
+
+        p a number:  da = dout * p * a^(p-1)                      Saves a.
+        p a Value:   da = dout * p * a^(p-1),  dp = dout * out * log(a)   (needs a > 0 where dp matters)
+        """
+        a = self.data
+        if isinstance(exponent, Number):
+            p = exponent
+
+            def backward_const(dout: Tensor) -> tuple[Tensor]:
+                return (dout * p * a ** (p - 1),)
+
+            return _result(a ** p, (self,), f"pow {p:g}", backward_const)
+        exponent = self._lift(exponent)
+        p, out = exponent.data, a ** exponent.data
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout * p * a ** (p - 1), dout * out * torch.log(a)
+
+        return _result(out, (self, exponent), "pow", backward)
+
+    def __radd__(self, other: Tensor | Number) -> Value:
+        return self._lift(other) + self
+
+    def __rsub__(self, other: Tensor | Number) -> Value:
+        return self._lift(other) - self
+
+    def __rmul__(self, other: Tensor | Number) -> Value:
+        return self._lift(other) * self
+
+    def __rtruediv__(self, other: Tensor | Number) -> Value:
+        return self._lift(other) / self
+
+    def __rpow__(self, other: Tensor | Number) -> Value:
+        return self._lift(other) ** self
+
+    # ------------------------------------------------------------------ matrix product and shapes
+
+    def __matmul__(self, other: Value | Tensor) -> Value:
+        """out = a @ b  (the last two dims are matrices; leading dims broadcast as batches).
+
+        da = dout @ b^T        db = a^T @ dout        (^T swaps the last two dims)   Saves a and b.
+        For a layer, out = x @ W^T: dW^T = x^T @ dout, the sum over the batch of outer products.
+        """
+        other = self._lift(other)
+        a, b = self.data, other.data
+        if a.dim() < 2 or b.dim() < 2:
+            raise ValueError(
+                f"matmul needs operands with at least 2 dims, got shapes {list(a.shape)} and {list(b.shape)}; "
+                "reshape a vector of n entries to [1, n] (a row) or [n, 1] (a column) first"
+            )
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(
+                f"matmul of shapes {list(a.shape)} and {list(b.shape)}: the inner sizes {a.shape[-1]} and "
+                f"{b.shape[-2]} must match (a is [..., n, k], b must be [..., k, m])"
+            )
+
+        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+            return dout @ b.transpose(-2, -1), a.transpose(-2, -1) @ dout
+
+        return _result(a @ b, (self, other), "matmul", backward)
+
+    def __rmatmul__(self, other: Tensor) -> Value:
+        return self._lift(other) @ self
+
+    def transpose(self, dim0: int, dim1: int) -> Value:
+        """out = a with dims dim0 and dim1 swapped.   da = dout with the same two dims swapped back."""
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout.transpose(dim0, dim1),)
+
+        return _result(self.data.transpose(dim0, dim1), (self,), "transpose", backward)
+
+    @property
+    def T(self) -> Value:  # noqa: N802 (torch's name)
+        """The transpose of a matrix (2 dims)."""
+        if self.data.dim() != 2:
+            raise ValueError(f".T is for matrices (2 dims), this Value has shape {list(self.shape)}; "
+                             "use .transpose(dim0, dim1)")
+        return self.transpose(0, 1)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Value:
+        """out = the same entries in a new shape.   da = dout reshaped back to a's shape."""
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        in_shape = self.data.shape
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout.reshape(in_shape),)
+
+        return _result(self.data.reshape(shape), (self,), "reshape", backward)
+
+    # ------------------------------------------------------------------ reductions
+
+    def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Value:
+        """out = sum of a over `dim` (all dims when None).
+
+        da = dout copied back along every summed dim (each summed entry moved the sum by 1).
+        """
+        dims = _dims(dim, self.data.dim())
+        in_shape = self.data.shape
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (_unreduce(dout, in_shape, dims, keepdim),)
+
+        return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), "sum", backward)
+
+    def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Value:
+        """out = sum of a over `dim` / n, with n the number of entries averaged.   da = dout / n, copied back."""
+        dims = _dims(dim, self.data.dim())
+        in_shape = self.data.shape
+        out = self.data.mean(dim=dims, keepdim=keepdim)
+        n = self.data.numel() // max(out.numel(), 1)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (_unreduce(dout / n, in_shape, dims, keepdim),)
+
+        return _result(out, (self,), "mean", backward)
+
+    # ------------------------------------------------------------------ elementwise functions
+
+    def exp(self) -> Value:
+        """out = e^a.   da = dout * out (e^a is its own derivative).   Saves out."""
+        out = torch.exp(self.data)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * out,)
+
+        return _result(out, (self,), "exp", backward)
+
+    def log(self) -> Value:
+        """out = ln a.   da = dout / a.   Saves a."""
+        a = self.data
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout / a,)
+
+        return _result(torch.log(a), (self,), "log", backward)
+
+    def relu(self) -> Value:
+        """out = max(0, a).   da = dout * [out > 0]  (0 at a = 0, as torch).   Saves out."""
+        out = torch.clamp_min(self.data, 0.0)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * (out > 0),)
+
+        return _result(out, (self,), "relu", backward)
+
+    def sigmoid(self) -> Value:
+        """out = 1 / (1 + e^-a).   da = dout * out * (1 - out).   Saves out."""
+        out = torch.sigmoid(self.data)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * out * (1 - out),)
+
+        return _result(out, (self,), "sigmoid", backward)
+
+    def tanh(self) -> Value:
+        """out = tanh a.   da = dout * (1 - out^2).   Saves out."""
+        out = torch.tanh(self.data)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * (1 - out * out),)
+
+        return _result(out, (self,), "tanh", backward)
+
+    def log_softmax(self, dim: int = -1) -> Value:
+        """out = a - log sum_j e^(a_j) along `dim`: log-probabilities that sum (as probabilities) to 1.
+
+        forward:   m = max_j a_j (a constant shift, so e^x never overflows), out = a - m - log sum_j e^(a_j - m)
+        backward:  da = dout - softmax(a) * sum_j dout_j,   with softmax(a) = e^out.   Saves out.
+        It could be built from sub, exp, sum and log; as one op it is one node and one line of backward.
+        """
+        shifted = self.data - self.data.amax(dim=dim, keepdim=True)
+        out = shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout - torch.exp(out) * dout.sum(dim=dim, keepdim=True),)
+
+        return _result(out, (self,), "log_softmax", backward)
+
+    # ------------------------------------------------------------------ backpropagation
+
+    def backward(self, grad: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Fill `.grad` of every Value this one was computed from: d(self)/d(value), by the chain rule.
+
+        1. Order the graph so that every value comes after the values it was computed from.
+        2. Walk that order backwards, from `self` to the leaves. When a value's turn comes, every
+           value computed from it has already passed its share of the gradient down, so its
+           gradient is complete: add it to `.grad`, then hand it to the op's backward rule to get
+           the gradients of its parents.
+        A value used by several ops receives one share from each and the shares add up (the
+        multivariable chain rule). Gradients add into `.grad`, as in torch: call `zero_grad`
+        between steps. Afterwards the backward rules are dropped (the graph is freed) unless
+        retain_graph=True.
+        """
+        if not self.requires_grad:
+            raise GraphError(
+                "backward() was called on a Value that no parameter influences (requires_grad is False): "
+                "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
+            )
+        if grad is None:
+            if self.data.numel() != 1:
+                raise GraphError(
+                    f"backward() on a non-scalar Value of shape {list(self.shape)} needs an upstream gradient: "
+                    "call backward(dout) with a tensor of that shape holding dL/d(this value), or reduce it to "
+                    "one number first (for example .sum() or a loss)"
+                )
+            grad = torch.ones_like(self.data)
+        elif tuple(grad.shape) != tuple(self.shape):
+            raise GraphError(f"backward(dout): dout has shape {list(grad.shape)}, but this Value has shape "
+                             f"{list(self.shape)}; they must match")
+
+        order = self._topological_order()
+        freed = [node for node in order if node._parents and node._backward is None]
+        if freed:
+            raise GraphError(
+                f"backward() through a graph that was already freed: an earlier backward() dropped the backward "
+                f"rule of the {freed[-1]._op!r} node (shape {list(freed[-1].shape)}). Run the forward pass again "
+                "to build a new graph, or pass retain_graph=True to the first backward() to go through it twice"
+            )
+
+        grads: dict[Value, Tensor] = {self: grad.to(dtype=self.dtype, device=self.data.device)}  # this pass only
+        for node in reversed(order):
+            dout = grads.pop(node)  # complete: every consumer of `node` came earlier in this loop
+            node._add_to_grad(dout)
+            if not node._parents:
+                continue
+            for parent, dparent in zip(node._parents, node._backward(dout)):
+                if not parent.requires_grad:
+                    continue  # a constant (input data, a target): nobody asks for its gradient
+                dparent = _sum_to_shape(dparent, parent.shape, node._op)
+                grads[parent] = grads[parent] + dparent if parent in grads else dparent
+            if not retain_graph:
+                node._backward = None  # drops the tensors the rule saved
+
+    def _topological_order(self) -> list[Value]:
+        """Every value `self` depends on (that needs a gradient), each after all of its parents.
+
+        A depth-first search that appends a value once all its parents are appended. It keeps
+        its own stack instead of recursing, so a deep graph cannot hit Python's recursion limit.
+        """
+        order: list[Value] = []
+        seen: set[Value] = set()
+        stack: list[tuple[Value, bool]] = [(self, False)]
+        while stack:
+            node, parents_done = stack.pop()
+            if parents_done:
+                order.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((node, True))  # comes back here after the parents pushed next
+            stack.extend((p, False) for p in node._parents if p.requires_grad and p not in seen)
+        return order
+
+    def _add_to_grad(self, dout: Tensor) -> None:
+        if self.grad is None:
+            self.grad = dout.clone()  # own copy: a rule may pass one tensor on to several values
+        else:
+            self.grad.add_(dout)  # in place, so an optimizer holding this buffer sees the new gradient
+
+
+def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule) -> Value:
+    """The output of an op. It records its parents and backward rule only when it will need them:
+    while recording (outside no_grad) and when some parent needs a gradient."""
+    if _recording and any(p.requires_grad for p in parents):
+        return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
+    return Value(data, _op=op)
+
+
+def _sum_to_shape(grad: Tensor, shape: torch.Size, op: str) -> Tensor:
+    """Undo broadcasting: sum the gradient over every dim along which the input was stretched.
+
+    An input of shape [16] added to [32, 16] was copied into 32 rows; each copy passes on its
+    own gradient and the input receives their sum (a bias gradient sums over the batch).
+    Dims that broadcasting added in front are summed away; dims of size 1 are summed, kept.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.dim() - len(shape)
+    if extra > 0:
+        grad = grad.sum(dim=tuple(range(extra)))
+    stretched = tuple(d for d, n in enumerate(shape) if n == 1 and grad.shape[d] != 1)
+    if stretched:
+        grad = grad.sum(dim=stretched, keepdim=True)
+    if grad.shape != shape:
+        raise RuntimeError(f"internal error: the {op!r} rule gave a gradient of shape {list(grad.shape)} "
+                           f"for an input of shape {list(shape)}")
+    return grad
+
+
+def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    """The reduced dims as non-negative ints, sorted; all dims for None."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if any(not -max(ndim, 1) <= d < max(ndim, 1) for d in dims):
+        raise IndexError(f"dim {dim} is out of range for a Value with {ndim} dims")
+    return tuple(sorted(d % max(ndim, 1) for d in dims))
+
+
+def _unreduce(dout: Tensor, in_shape: torch.Size, dims: tuple[int, ...], keepdim: bool) -> Tensor:
+    """Copy a reduction's gradient back along the reduced dims: [B] -> [B, 1] -> [B, C]."""
+    if not keepdim:
+        for d in dims:  # sorted, so each unsqueeze lands where the dim was
+            dout = dout.unsqueeze(d)
+    return dout.expand(in_shape)
+
+
+# ---------------------------------------------------------------------- losses built from the ops
+
+
+def one_hot(target: Tensor, num_classes: int, like: Value) -> Value:
+    """Integer classes [B] -> a constant [B, C] of 0s with a 1 at each target (no gradient)."""
+    onehot = torch.zeros(len(target), num_classes, dtype=like.dtype, device=like.data.device)
+    onehot[torch.arange(len(target), device=onehot.device), target] = 1
+    return Value(onehot, name="onehot(y)")
+
+
+def cross_entropy(logits: Value, target: Tensor) -> Value:
+    """L = -(1/B) sum_b log softmax(z_b)[y_b], written as ops, so backward() needs no rule of its own:
+
+        L = -mean_b( sum_c onehot[b, c] * log_softmax(z)[b, c] )
+    """
+    _check(logits, target, "cross_entropy")
+    picked = (one_hot(target, logits.shape[1], logits) * logits.log_softmax(dim=1)).sum(dim=1)  # B
+    return -picked.mean()
+
+
+def mse_loss(output: Value, target: Tensor) -> Value:
+    """L = (1/(B*C)) sum_{b,c} (out[b, c] - onehot[b, c])^2, as `scratch.losses.MSELoss`."""
+    _check(output, target, "mse_loss")
+    return ((output - one_hot(target, output.shape[1], output)) ** 2).mean()
+
+
+def _check(output: Value, target: Tensor, name: str) -> None:
+    if output.dim() != 2 or target.dim() != 1 or output.shape[0] != target.shape[0]:
+        raise ValueError(f"{name} expects outputs [batch, classes] and integer targets [batch], "
+                         f"got {list(output.shape)} and {list(target.shape)}")
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} expects int64 class indices as targets, got {target.dtype}")
+
+
+LOSSES: dict[str, Callable[[Value, Tensor], Value]] = {"cross-entropy": cross_entropy, "mse": mse_loss}
