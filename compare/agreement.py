@@ -37,6 +37,9 @@ class Tolerance:
 AUTOGRAD_FLOAT64 = Tolerance("autograd-float64", rtol=1e-10)
 # The same in float32: torch.testing.assert_close's defaults for float32.
 AUTOGRAD_FLOAT32 = Tolerance("autograd-float32", rtol=1.3e-6, atol=1e-5, scale="element")
+# The MLP on the scratch autograd engine vs the hand-derived one, float64: the same formulas
+# reached by different routes (e.g. (x^T dout)^T vs dout^T x); measured ~5e-16, so 1e-12 has room.
+ENGINE_VS_HAND_FLOAT64 = Tolerance("engine-vs-hand-float64", rtol=1e-12)
 # Central finite differences in float64 (step FD_STEP): truncation ~h^2 and rounding ~eps/h.
 FINITE_DIFF_FLOAT64 = Tolerance("finite-difference-float64", rtol=1e-7)
 # Lockstep training in float64: every per-step loss within this relative difference.
