@@ -18,7 +18,7 @@ import torch
 
 from compare.config import Config
 
-ACTIVATION_CHOICES = ["relu", "sigmoid", "tanh"]
+ACTIVATION_CHOICES = ["relu", "sigmoid", "tanh", "leaky-relu", "gelu"]
 LOSS_CHOICES = ["cross-entropy", "mse"]
 DATASET_CHOICES = ["mnist", "fashion-mnist"]
 
@@ -72,10 +72,15 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if hasattr(args, "optimizer"):  # the command took compare/options.py's training options
+        from compare.options import resolve_training_arguments
+
+        resolve_training_arguments(args)
 
 
 def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> Config:
     from compare.data import default_data_root
+    from compare.options import TRAINING_FIELDS
 
     device = args.device
     if device == "auto":
@@ -83,7 +88,8 @@ def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> C
     return Config(dataset=args.dataset, hidden=tuple(args.hidden), activation=args.activation, loss=args.loss,
                   epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype,
                   device=device, data_root=str(args.data_root or default_data_root()), report=args.report,
-                  extra={k: getattr(args, k) for k in extra_keys})
+                  extra={k: getattr(args, k) for k in extra_keys},
+                  **{k: getattr(args, k) for k in TRAINING_FIELDS if hasattr(args, k)})
 
 
 def load_data(config: Config):

@@ -17,6 +17,14 @@ class Config:
     epochs: int = 3  # passes over the 60,000 training images
     batch_size: int = 32  # images per gradient step
     lr: float = 0.05  # learning rate of SGD
+    optimizer: str = "sgd"  # "sgd", "momentum", "nesterov", "adam" or "adamw" (compare/options.py)
+    momentum: float = 0.0  # momentum of "momentum" / "nesterov" (0 for the others)
+    weight_decay: float = 0.0  # L2 weight decay (decoupled for "adamw")
+    dropout: float = 0.0  # dropout probability after each hidden activation; 0: no dropout layers
+    batch_norm: bool = False  # BatchNorm1d between each hidden Linear (then bias-free) and its activation
+    lr_schedule: str = "none"  # learning rate per epoch: "none", "step" or "cosine"
+    lr_step_size: int = 1  # epochs between decays of the "step" schedule
+    lr_gamma: float = 0.1  # factor of each decay of the "step" schedule
     seed: int = 0  # seeds the initial weights and the batch order of both implementations
     dtype: str = "float32"  # "float32" or "float64"
     device: str = "cpu"  # "cpu" or "cuda" ("auto" is resolved before a Config is made)

@@ -15,9 +15,9 @@ import torch
 from torch import Tensor
 
 import scratch
-import torch_impl
 import scratch.lr_scheduler
 import scratch.optim
+import torch_impl
 import torch_impl.lr_scheduler
 import torch_impl.optim
 from compare.config import Config
@@ -49,8 +49,9 @@ class Learner:
         if self.scheduler is not None:
             self.scheduler.step()
 
-    def learning_rate(self) -> float:
-        raise NotImplementedError
+    def learning_rate(self) -> float | None:
+        """The optimizer's current learning rate (None where a learner does not expose it)."""
+        return None
 
     def named_buffers(self) -> dict[str, Tensor]:
         """State that is not a parameter (batch norm's running statistics); empty by default."""

@@ -23,10 +23,11 @@ class EpochStats:
     train_loss: float  # mean of this epoch's per-step (per-batch) losses
     test_loss: float
     test_accuracy: float  # fraction 0..1
+    learning_rate: float | None = None  # the learning rate of this epoch's steps (None if not known)
 
     def to_dict(self) -> dict:
         return dict(epoch=self.epoch, train_loss=self.train_loss, test_loss=self.test_loss,
-                    test_accuracy=self.test_accuracy)
+                    test_accuracy=self.test_accuracy, learning_rate=self.learning_rate)
 
 
 @dataclass
@@ -80,13 +81,16 @@ def train_lockstep(
                 records[learner.name].step_losses.append(loss)
             if step % 50 == 0:
                 bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
+        epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
+        for learner in learners:
+            learner.end_epoch()  # the learning-rate schedule moves on once per epoch, as in torch
         stats = {}
         for learner in learners:
             record = records[learner.name]
             test_loss, predictions = evaluate(learner, x_test, y_test)
             epoch_losses = record.step_losses[start[learner.name]:]
             stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
-                                             (predictions == y_test).double().mean().item())
+                                             (predictions == y_test).double().mean().item(), epoch_lr[learner.name])
             record.history.append(stats[learner.name])
             record.predictions = predictions
         if on_epoch is not None:
