@@ -1,20 +1,31 @@
 """`python -m compare grads`: one batch of real data, gradients three ways.
 
 For each parameter tensor: the scratch (hand-derived) gradient against torch.autograd,
-and against central finite differences in float64. Passes when every comparison is
-within its named tolerance (compare/agreement.py).
+and against central finite differences in float64. Then the state after one update: batch
+norm's running statistics, and the parameters after one step of each optimizer from the
+same (torch's) gradients, and the learning rate after one step of the schedule. Passes when
+every comparison is within its named tolerance (compare/agreement.py).
+
+With --dropout both networks draw the same masks (see scratch/dropout.py), and the finite
+differences replay that mask for every nudged loss, so they differentiate the same function.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import torch
 
 from compare import agreement, gradcheck
 from compare.config import Config
-from compare.learners import ScratchLearner, build_pair, build_scratch, parameter_mismatches
+from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
+from compare.options import add_training_arguments
 from compare.report import table
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_training_arguments(p)
 
 
 def first_batch(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,12 +39,15 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -
     f64 = dataclasses.replace(config, dtype="float64", device="cpu")
     learner: ScratchLearner = build_scratch(f64, input_size=x.shape[1])
     x64, y64 = x.to("cpu", torch.float64), y.cpu()
+    start_of_stream = learner.random_state
     learner.forward_backward(x64, y64)
     analytic = {n: g.clone() for n, g in learner.named_gradients().items()}
     params = learner.named_parameters()
 
     def loss_at() -> float:
-        return learner.loss_value(learner.model.forward(x64), y64).item()
+        learner.random_state = start_of_stream  # the same dropout mask as the analytic gradient's forward
+        with learner.own_random_stream():
+            return learner.loss_value(learner.model.forward(x64), y64).item()
 
     learner.model.train()
     errors = {}
@@ -41,6 +55,28 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -
         numeric = gradcheck.finite_difference(loss_at, params[name], coords)
         errors[name] = (gradcheck.finite_difference_error(numeric, analytic[name], coords), len(coords))
     return errors
+
+
+def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolerance) -> list[agreement.Comparison]:
+    """Running statistics after the forward pass; parameters after one optimizer step that starts, on
+    both sides, from the same parameters and torch's gradients (so the update rules alone are compared);
+    the learning rate after one step of the schedule."""
+    buffers_t = torch_l.named_buffers()
+    results = [agreement.compare(f"{n} (after forward)", b, buffers_t[n], tol)
+               for n, b in scratch_l.named_buffers().items()]
+    grads_t = torch_l.named_gradients()
+    for name, g in scratch_l.named_gradients().items():
+        g.copy_(grads_t[name])
+    scratch_l.step()
+    torch_l.step()
+    params_t = torch_l.named_parameters()
+    results += [agreement.compare(f"{n} (after one step)", p, params_t[n], tol)
+                for n, p in scratch_l.named_parameters().items()]
+    scratch_l.end_epoch()
+    torch_l.end_epoch()
+    lr_s, lr_t = (torch.tensor(learner.learning_rate(), dtype=torch.float64) for learner in (scratch_l, torch_l))
+    results.append(agreement.compare("learning rate (after one schedule step)", lr_s, lr_t, tol))
+    return results
 
 
 def run(config: Config, data) -> dict:
@@ -71,6 +107,14 @@ def run(config: Config, data) -> dict:
                                finite_diff_coordinates=fd_count, passed=ok))
     print(table(["parameter", "shape", "max |diff|", "max rel err", "finite-diff rel err", "coords checked", "pass"],
                 rows))
+    updates = after_one_update(scratch_l, torch_l, tol)
+    passed &= all(u.passed for u in updates)
+    print(f"\nState after one update ({config.optimizer}, lr schedule {config.lr_schedule}), from torch's gradients:")
+    print(table(["state", "max |diff|", "max rel err", "pass"],
+                [[u.name, u.max_abs_diff, u.max_rel_error, u.passed] for u in updates]))
+    for u in updates:
+        if not u.passed:
+            print("  " + u.message)
     worst_auto = max(p["max_rel_error"] for p in parameters)
     worst_fd = max(p["finite_diff_rel_error"] for p in parameters)
     print(f"\nTolerances: scratch vs autograd {tol.describe()}; finite differences ({config.dtype} model, "
@@ -82,4 +126,6 @@ def run(config: Config, data) -> dict:
                        max_rel_error=worst_auto, max_finite_diff_rel_error=worst_fd,
                        autograd_tolerance=tol.rtol, finite_diff_tolerance=fd_tol.rtol, tolerance_rule=tol.describe()),
         parameters=parameters,
+        after_update=[dict(name=u.name, max_abs_diff=u.max_abs_diff, max_rel_error=u.max_rel_error, passed=u.passed)
+                      for u in updates],
     )

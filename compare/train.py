@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import math
 
+import argparse
+
 from compare import agreement
 from compare.config import Config
-from compare.learners import build_pair, max_parameter_difference, parameter_mismatches
+from compare.learners import Learner, build_pair, max_parameter_difference, parameter_mismatches
 from compare.loop import EpochStats, RunRecord, train_lockstep
 from compare.metrics import confusion_matrix, per_class_scores
+from compare.options import add_training_arguments
 from compare.report import table
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_training_arguments(p)
 
 
 def print_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
@@ -22,6 +29,8 @@ def print_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
     rows = [[name, getattr(s, key), getattr(t, key), getattr(s, key) - getattr(t, key)]
             for name, key in [("train loss", "train_loss"), ("test loss", "test_loss"),
                               ("test accuracy", "test_accuracy")]]
+    if s.learning_rate is not None and t.learning_rate is not None:
+        rows.append(["learning rate", s.learning_rate, t.learning_rate, s.learning_rate - t.learning_rate])
     print(f"\nEpoch {epoch}")
     print(table(["", "scratch", "torch", "difference"], rows))
 
@@ -68,6 +77,32 @@ def verdict(config: Config, records: dict[str, RunRecord], y_test, identical_sta
     return figures
 
 
+def max_buffer_difference(a: Learner, b: Learner) -> tuple[str | None, float]:
+    """The largest difference between the two models' buffers (batch norm's running statistics)."""
+    ba, bb = a.named_buffers(), b.named_buffers()
+    diffs = {n: (v.double() - bb[n].double()).abs().max().item() for n, v in ba.items() if n in bb}
+    if not diffs:
+        return None, 0.0
+    worst = max(diffs, key=diffs.get)
+    return worst, diffs[worst]
+
+
+def describe(config: Config) -> str:
+    """The optimizer, schedule and extra layers in one line, for the run's header."""
+    parts = [f"{config.optimizer} (lr {config.lr:g}"
+             + (f", momentum {config.momentum:g}" if config.optimizer in ("momentum", "nesterov") else "")
+             + (f", weight decay {config.weight_decay:g}" if config.weight_decay else "") + ")"]
+    if config.lr_schedule == "step":
+        parts.append(f"lr x {config.lr_gamma:g} every {config.lr_step_size} epochs")
+    elif config.lr_schedule == "cosine":
+        parts.append(f"cosine lr schedule over {config.epochs} epochs")
+    if config.batch_norm:
+        parts.append("batch norm")
+    if config.dropout:
+        parts.append(f"dropout {config.dropout:g}")
+    return ", ".join(parts)
+
+
 def run(config: Config, data) -> dict:
     scratch_l, torch_l = build_pair(config, input_size=data.x_train.shape[1], num_classes=len(data.classes))
     mismatched = parameter_mismatches(scratch_l, torch_l)
@@ -77,7 +112,7 @@ def run(config: Config, data) -> dict:
           f"DIFFERENT in {', '.join(mismatched)}"))
     steps = math.ceil(len(data.x_train) / config.batch_size)
     print(f"Training both on {config.dataset}: {config.epochs} epochs x {steps} steps of batch {config.batch_size}, "
-          f"lr {config.lr}, {config.dtype} on {config.device}")
+          f"{describe(config)}, {config.dtype} on {config.device}")
 
     records = train_lockstep([scratch_l, torch_l], data.x_train, data.y_train, data.x_test, data.y_test,
                              epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
@@ -97,9 +132,14 @@ def run(config: Config, data) -> dict:
     result = verdict(config, records, data.y_test, identical_start=not mismatched)
     worst_name, worst_diff = max_parameter_difference(scratch_l, torch_l)
     result.update(final_max_parameter_diff=worst_diff, final_max_parameter_diff_name=worst_name)
+    buffer_name, buffer_diff = max_buffer_difference(scratch_l, torch_l)
+    if buffer_name is not None:
+        result.update(final_max_buffer_diff=buffer_diff, final_max_buffer_diff_name=buffer_name)
     print(f"\nLargest per-step loss difference: {result['max_step_loss_rel_diff']:.3e} relative "
           f"(first step: {result['first_step_loss_rel_diff']:.3e}) over {result['steps']} steps")
     print(f"Largest final parameter difference: {worst_diff:.3e} (in {worst_name})")
+    if buffer_name is not None:
+        print(f"Largest final running-statistics difference: {buffer_diff:.3e} (in {buffer_name})")
     print(f"Identical test predictions: {result['prediction_agreement']:.2%} of {len(data.y_test)} images")
     if config.dtype == "float32":
         print("(float32: rounding differences of ~1e-7 are amplified step after step, so the runs drift "
