@@ -42,6 +42,10 @@ AUTOGRAD_FLOAT32 = Tolerance("autograd-float32", rtol=1.3e-6, atol=1e-5, scale="
 ENGINE_VS_HAND_FLOAT64 = Tolerance("engine-vs-hand-float64", rtol=1e-12)
 # Central finite differences in float64 (step FD_STEP): truncation ~h^2 and rounding ~eps/h.
 FINITE_DIFF_FLOAT64 = Tolerance("finite-difference-float64", rtol=1e-7)
+# Scratch optimizer vs torch.optim fed the same gradient sequence, parameters at every step
+# (1000 steps): float64 relative to the tensor, float32 at assert_close's defaults.
+TRAJECTORY_FLOAT64 = Tolerance("optimizer-trajectory-float64", rtol=1e-12)
+TRAJECTORY_FLOAT32 = Tolerance("optimizer-trajectory-float32", rtol=1.3e-6, atol=1e-5, scale="element")
 # Lockstep training in float64: every per-step loss within this relative difference.
 LOCKSTEP_LOSS_FLOAT64 = 1e-9
 # Lockstep training in float64: identical test predictions on at least this fraction.
