@@ -102,11 +102,13 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
     """Each command is a module with `run(config, data) -> report dict`, and optionally
     `add_arguments(parser)` for its own options, `CONFIG_KEYS` (those options' names, recorded
     in the report's config) and `NEEDS_DATA = False` (then `data` is None)."""
-    from compare import grads, train
+    from compare import bench, grads, train
 
     return {
         "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
         "train": ("train both networks in lockstep and compare them", train),
+        "bench": ("time a training step and an epoch: scratch vs torch eager, torch.compile, a DataLoader "
+                  "pipeline; fraction of the matmul peak; memory", bench),
     }
 
 
