@@ -101,12 +101,14 @@ def load_data(config: Config):
 def command_table() -> dict[str, tuple[str, ModuleType]]:
     """Each command is a module with `run(config, data) -> report dict`, and optionally
     `add_arguments(parser)` for its own options, `CONFIG_KEYS` (those options' names, recorded
-    in the report's config) and `NEEDS_DATA = False` (then `data` is None)."""
-    from compare import bench, grads, train
+    in the report's config), `NEEDS_DATA = False` (then `data` is None) and `DEFAULTS` (a Config
+    whose values become the common options' defaults)."""
+    from compare import bench, grads, playground, train
 
     return {
         "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
         "train": ("train both networks in lockstep and compare them", train),
+        "playground": ("TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset", playground),
         "bench": ("time a training step and an epoch: scratch vs torch eager, torch.compile, a DataLoader "
                   "pipeline; fraction of the matmul peak; memory", bench),
     }
@@ -117,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, module) in command_table().items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add_common_arguments(p, Config(epochs=3 if name == "train" else 1))
+        # conflict_handler="resolve": a command may replace a common option (playground's --dataset).
+        p = sub.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
+        add_common_arguments(p, getattr(module, "DEFAULTS", None) or Config(epochs=3 if name == "train" else 1))
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
     return parser

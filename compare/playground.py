@@ -1,0 +1,245 @@
+"""`python -m compare playground`: a small TensorFlow Playground, where both networks learn a 2-D toy dataset.
+
+    python -m compare playground                                   # spiral, 16,16 tanh: scratch vs torch
+    python -m compare playground --dataset spiral --hidden 16,16 --activation tanh --plots pictures/
+    python -m compare playground --dataset xor --hidden 4 --noise 0.2 --plots pictures/ --gif
+
+The points (x1, x2) come from compare/toy_data.py, seeded by --seed: a training set of
+--samples points and a test set of as many. Scratch and torch start from bit-identical
+weights and train in lockstep in the one training loop (compare/loop.py), then the same
+verdict as `train` (compare/train.py) says whether they agree. In float64, the default
+here, that means every step's loss agrees to rounding error.
+
+With --plots DIR (needs matplotlib) it draws what Playground draws: boundary.png (each
+network's output over the plane, scratch beside torch, with the data), curves.png (loss
+and accuracy curves, and the per-step difference), neurons.png (what every hidden neuron
+computes on the plane) and, with --gif, boundary.gif (the boundary as it is learned).
+Without --plots it prints the scratch network's decision regions as text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+import scratch
+import torch_impl
+from compare import plots, toy_data
+from compare.cli import UsageError
+from compare.config import Config
+from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
+from compare.loop import EpochStats, evaluate, train_lockstep
+from compare.options import add_training_arguments
+from compare.train import verdict
+
+NEEDS_DATA = False
+CONFIG_KEYS = ("noise", "samples", "plots", "gif")
+# Tuned so that the default run learns the spiral smoothly: full-batch Adam at lr 0.03 passes 95%
+# training accuracy by epoch 100 and ends at 99.2-99.8% for seeds 0-4, float64 losses within 2e-11.
+# (Mini-batch SGD at lr 0.2 learns it too, but so chaotically that float64's last-bit differences
+# grow to O(1) within 4000 steps: try --optimizer sgd --lr 0.2 --batch-size 16 --epochs 200.)
+DEFAULTS = Config(dataset="spiral", hidden=(16, 16), activation="tanh", epochs=300, batch_size=500, lr=0.03,
+                  optimizer="adam", dtype="float64")
+DEFAULT_SAMPLES = 500  # as Playground's 50% of 1000 points
+DEFAULT_NOISE = 0.1
+GRID = 80  # the plane is evaluated on GRID x GRID points for the pictures
+GIF_FRAMES = 40  # about this many frames (plus the untrained start)
+TEXT_COLUMNS, TEXT_ROWS = 60, 24  # the decision regions drawn as characters
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # The subparser resolves conflicts, so these replace the common options of the same name.
+    p.add_argument("--dataset", choices=toy_data.DATASETS, default=DEFAULTS.dataset,
+                   help=f"which 2-D toy dataset (default: {DEFAULTS.dataset})")
+    p.add_argument("--noise", type=float, default=DEFAULT_NOISE,
+                   help=f"Playground's noise, 0 to {toy_data.MAX_NOISE} (its slider / 100) (default: {DEFAULT_NOISE})")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
+                   help=f"training points; the test set has as many again (default: {DEFAULT_SAMPLES})")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help=f"points per gradient step; at least --samples means full-batch gradient descent, "
+                        f"Playground uses 10 (default: {DEFAULTS.batch_size})")
+    p.add_argument("--data-root", default=None, help=argparse.SUPPRESS)  # toy data needs no files
+    add_training_arguments(p, DEFAULTS)
+    plots.add_plot_arguments(p, gif=True)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run on one CPU thread: a 2-16-16-2 network is far too small to share out, and handing its
+    tiny matrix products between threads costs more than the arithmetic (measured here: 2 threads
+    made a step 10-50x slower on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def plane_grid(resolution: int, dtype: torch.dtype, device: str) -> Tensor:
+    """G*G points covering [-DOMAIN, DOMAIN]^2, row by row from the bottom (x2) and left (x1): [G*G, 2]."""
+    ticks = torch.linspace(-toy_data.DOMAIN, toy_data.DOMAIN, resolution, dtype=dtype, device=device)
+    x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")
+    return torch.stack([x1.flatten(), x2.flatten()], dim=1)
+
+
+@torch.no_grad()
+def class1_probability(learner: Learner, points: Tensor, resolution: int) -> Tensor:
+    """softmax(output)[class 1] at every grid point, as a [G, G] map (row 0 at the bottom)."""
+    return learner.logits(points).softmax(dim=1)[:, 1].reshape(resolution, resolution)
+
+
+@torch.no_grad()
+def hidden_activations(learner: Learner, points: Tensor) -> list[Tensor]:
+    """The output of every hidden layer's activation at `points`, in evaluation mode: [N, width] each."""
+    is_activation = tuple(scratch.ACTIVATIONS.values()) + tuple(torch_impl.ACTIVATIONS.values())
+    learner.model.eval()
+    layers = learner.model.layers.layers if isinstance(learner, ScratchLearner) else learner.model.layers
+    h, outputs = points, []
+    for layer in layers:
+        h = layer.forward(h) if isinstance(learner, ScratchLearner) else layer(h)
+        if isinstance(layer, is_activation):
+            outputs.append(h)
+    return outputs
+
+
+def text_regions(learner: Learner, dtype: torch.dtype, device: str) -> str:
+    """The plane as characters: '#' where the network says class 1 (blue), '.' for class 0 (orange)."""
+    d = toy_data.DOMAIN
+    cols = torch.linspace(-d, d, TEXT_COLUMNS, dtype=dtype, device=device)
+    rows = torch.linspace(d, -d, TEXT_ROWS, dtype=dtype, device=device)  # top line is x2 = +6
+    x2, x1 = torch.meshgrid(rows, cols, indexing="ij")
+    with torch.no_grad():
+        says = learner.logits(torch.stack([x1.flatten(), x2.flatten()], dim=1)).argmax(dim=1)
+    grid = says.reshape(TEXT_ROWS, TEXT_COLUMNS).tolist()
+    return "\n".join("  " + "".join("#" if c else "." for c in row) for row in grid)
+
+
+def accuracy(learner: Learner, x: Tensor, y: Tensor) -> float:
+    return (evaluate(learner, x, y)[1] == y).double().mean().item()
+
+
+def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    try:
+        tensors = toy_data.train_test_split(config.dataset, config.extra["samples"], config.extra["noise"],
+                                            config.seed)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    x_train, y_train, x_test, y_test = tensors
+    move = dict(device=config.device)
+    return (x_train.to(dtype=config.torch_dtype, **move), y_train.to(**move),
+            x_test.to(dtype=config.torch_dtype, **move), y_test.to(**move))
+
+
+def run(config: Config, data: None = None) -> dict:
+    folder = config.extra.get("plots")
+    if config.extra.get("gif") and not folder:
+        raise UsageError("--gif writes boundary.gif into the pictures folder: add --plots DIR")
+    if folder:
+        plots.require_matplotlib()
+    x_train, y_train, x_test, y_test = toy_split(config)
+    learners = build_pair(config, input_size=2, num_classes=len(toy_data.CLASSES))
+    scratch_l, torch_l = learners
+    mismatched = parameter_mismatches(scratch_l, torch_l)
+    print(f"Playground: {config.dataset}, {len(x_train)} training and {len(x_test)} test points, "
+          f"noise {config.extra['noise']:g}, seed {config.seed}")
+    print(f"Network 2-{'-'.join(map(str, config.hidden))}-2, {config.activation}; {config.epochs} epochs, "
+          f"batch {config.batch_size}, lr {config.lr:g}, {config.dtype} on {config.device}")
+    print("Initial parameters: " + ("bit-identical" if not mismatched else f"DIFFERENT in {', '.join(mismatched)}"))
+
+    grid = plane_grid(GRID, config.torch_dtype, config.device)
+    train_accuracy: dict[str, list[float]] = {learner.name: [] for learner in learners}
+    every_frame = max(1, config.epochs // GIF_FRAMES)
+    every_line = max(1, config.epochs // 10)
+    frames: list[dict] = []
+
+    def snapshot(epoch: int, stats: dict[str, EpochStats] | None) -> None:
+        frames.append(dict(epoch=epoch, loss={n: s.train_loss for n, s in (stats or {}).items()},
+                           probability={l.name: class1_probability(l, grid, GRID).cpu() for l in learners}))
+
+    def on_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
+        for learner in learners:
+            train_accuracy[learner.name].append(accuracy(learner, x_train, y_train))
+        if epoch % every_line == 0 or epoch == config.epochs:
+            s, t = stats["scratch"], stats["torch"]
+            print(f"{epoch:>7}  {s.train_loss:>13.6f}  {t.train_loss:>11.6f}  "
+                  f"{train_accuracy['scratch'][-1]:>14.1%}  {train_accuracy['torch'][-1]:>12.1%}  "
+                  f"{s.test_accuracy:>13.1%}  {t.test_accuracy:>11.1%}")
+        if config.extra.get("gif") and (epoch % every_frame == 0 or epoch == config.epochs):
+            snapshot(epoch, stats)
+
+    with one_thread():
+        if config.extra.get("gif"):
+            snapshot(0, None)
+        print(f"\n{'epoch':>7}  {'loss scratch':>13}  {'loss torch':>11}  {'train scratch':>14}  {'train torch':>12}  "
+              f"{'test scratch':>13}  {'test torch':>11}")
+        records = train_lockstep(learners, x_train, y_train, x_test, y_test, epochs=config.epochs,
+                                 batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch, progress=False)
+        result = verdict(config, records, y_test, identical_start=not mismatched)
+        maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
+    hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"])), default=0.0)
+    result["hidden_activation_max_diff"] = hidden_diff
+
+    report: dict = {"data": dict(dataset=config.dataset, samples=len(x_train), test_samples=len(x_test),
+                                 noise=config.extra["noise"])}
+    for learner in learners:
+        record = records[learner.name]
+        history = [dict(h.to_dict(), train_accuracy=a) for h, a in zip(record.history, train_accuracy[learner.name])]
+        report[learner.name] = dict(train_accuracy=train_accuracy[learner.name][-1],
+                                    test_accuracy=record.history[-1].test_accuracy,
+                                    history=history, step_losses=record.step_losses)
+
+    print(f"\nScratch network's decision regions ('#' class 1, '.' class 0) on [-6, 6]^2:")
+    print(text_regions(scratch_l, config.torch_dtype, config.device))
+    print(f"\nLargest per-step loss difference: {result['max_step_loss_rel_diff']:.3e} relative over "
+          f"{result['steps']} steps; hidden activations on the plane differ by at most {hidden_diff:.3e}")
+    print(f"Identical test predictions: {result['prediction_agreement']:.2%} of {len(y_test)} points")
+    print("\nAgreement checks:")
+    for name, ok in result["checks"].items():
+        print(f"  [{'pass' if ok else 'FAIL'}] {name}")
+    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'} (training accuracy scratch "
+          f"{report['scratch']['train_accuracy']:.1%}, torch {report['torch']['train_accuracy']:.1%}; test accuracy "
+          f"scratch {report['scratch']['test_accuracy']:.1%}, torch {report['torch']['test_accuracy']:.1%})")
+
+    if folder:
+        paths = draw(folder, config, records, train_accuracy, maps, hidden_diff, frames,
+                     x_train, y_train, learners, grid)
+        print("Pictures written: " + ", ".join(str(p) for p in paths))
+        report["plots"] = [str(p) for p in paths]
+    else:
+        print(f"(Add --plots DIR to draw the decision boundaries and hidden neurons; {plots.INSTALL_HINT})")
+    report["agreement"] = result
+    return report
+
+
+def draw(folder, config: Config, records, train_accuracy, maps, hidden_diff, frames, x_train, y_train,
+         learners, grid) -> list:
+    from compare import agreement
+
+    steps_per_epoch = -(-len(x_train) // config.batch_size)
+    net = f"2-{'-'.join(map(str, config.hidden))}-2 {config.activation}"
+    titles = {l.name: f"{l.name}: training accuracy {train_accuracy[l.name][-1]:.1%}, "
+                      f"test {records[l.name].history[-1].test_accuracy:.1%}" for l in learners}
+    probability = {l.name: class1_probability(l, grid, GRID) for l in learners}
+    paths = [
+        plots.decision_boundaries(folder, probability, x_train, y_train, toy_data.DOMAIN, titles,
+                                  f"{config.dataset} after {config.epochs} epochs, {net}, {config.dtype}: "
+                                  "p(class 1) from orange (0) to blue (1), boundary p = 0.5 in black"),
+        plots.training_curves(
+            folder, {n: r.step_losses for n, r in records.items()},
+            {"training accuracy": train_accuracy,
+             "test accuracy": {n: [h.test_accuracy for h in r.history] for n, r in records.items()}},
+            dtype=config.dtype, steps_per_epoch=steps_per_epoch,
+            loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
+            title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, lr {config.lr:g}, {config.dtype}"),
+        plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy_data.DOMAIN,
+                             f"Hidden neurons of the scratch network on the plane (orange low, blue high); "
+                             f"torch's differ by at most {hidden_diff:.1e}"),
+    ]
+    if config.extra.get("gif"):
+        paths.append(plots.boundary_animation(folder, frames, x_train, y_train, toy_data.DOMAIN))
+    return paths

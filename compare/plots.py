@@ -1,0 +1,418 @@
+"""Pictures of a comparison run, written as PNG files: `--plots DIR` on `train`, `grads` and `playground`.
+
+    python -m compare train --epochs 2 --plots pictures/      # curves, first-layer weights, confusion, mistakes
+    python -m compare grads --plots pictures/                 # gradient errors per parameter, with tolerances
+    python -m compare playground --plots pictures/ --gif      # decision boundaries, neurons, an animation
+
+matplotlib is an optional extra (`pip install -e '.[plots]'`) and is imported only when a
+picture is asked for, so every command works without it. Figures are drawn on
+`matplotlib.figure.Figure` objects with the Agg canvas, never through `pyplot`: no window,
+no display, no global backend switch, so it runs headless on any server. Every figure has
+a fixed size in inches at `DPI` dots per inch, so its PNG has exactly `pixels(name)` pixels.
+
+Colours: scratch is drawn solid red, torch dashed blue on top of it, so where the two lines
+coincide both stay visible. On the plane, class 0 is orange and class 1 blue, as in
+TensorFlow Playground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+INSTALL_HINT = "plots need matplotlib: pip install -e '.[plots]'"
+DPI = 100
+SIZES = {  # figure name -> (width, height) in inches
+    "curves": (12.0, 8.0),
+    "first_layer": (12.0, 6.5),
+    "confusion": (12.0, 5.5),
+    "misclassified": (12.0, 7.0),
+    "grads": (10.0, 5.5),
+    "boundary": (11.0, 5.5),
+    "gif": (8.0, 4.2),  # each animation frame, drawn at GIF_DPI
+}
+GIF_DPI = 60
+SCRATCH_STYLE = dict(color="tab:red", linestyle="-", linewidth=1.6)
+TORCH_STYLE = dict(color="tab:blue", linestyle=(0, (4, 3)), linewidth=1.4)
+ORANGE, BLUE = "#f59322", "#0877bd"  # Playground's class colours
+MAX_NEURON_IMAGES = 32  # first-layer neurons drawn (the first ones, when the layer is wider)
+MAX_MISTAKES = 32  # misclassified test images drawn
+LOG_FLOOR = 1e-18  # a difference of exactly 0 cannot sit on a log axis: drawn here instead
+
+
+def add_plot_arguments(p: argparse.ArgumentParser, gif: bool = False) -> None:
+    """`--plots DIR` (and, for the playground, `--gif`) on a command's parser."""
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help=f"write PNG pictures of the run into DIR (default: none; {INSTALL_HINT})")
+    if gif:
+        p.add_argument("--gif", action="store_true",
+                       help="also write boundary.gif into the --plots DIR: the decision boundary "
+                            "as it changes during training (default: off)")
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any training, with the install hint when matplotlib is missing."""
+    from compare.cli import UsageError
+
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError:
+        raise UsageError(INSTALL_HINT) from None
+
+
+def pixels(name: str, size: tuple[float, float] | None = None) -> tuple[int, int]:
+    """(width, height) in pixels of the PNG that figure `name` is written as."""
+    w, h = size or SIZES[name]
+    return round(w * DPI), round(h * DPI)
+
+
+def _figure(name: str, size: tuple[float, float] | None = None):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size or SIZES[name], dpi=DPI, layout="constrained")
+
+
+def _save(fig, folder: str | Path, filename: str) -> Path:
+    path = Path(folder) / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays what SIZES says
+    return path
+
+
+def _cpu(t: Tensor) -> Tensor:
+    return t.detach().to("cpu", torch.float64)
+
+
+def _relative_differences(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    return [max(abs(x - y) / max(abs(y), 1e-300), LOG_FLOOR) for x, y in zip(a, b)]
+
+
+# --- training curves (train and playground) ----------------------------------------------------
+
+def training_curves(
+    folder: str | Path,
+    step_losses: dict[str, Sequence[float]],
+    accuracies: dict[str, dict[str, Sequence[float]]],
+    *,
+    dtype: str,
+    steps_per_epoch: int,
+    loss_tolerance: float | None = None,
+    title: str = "",
+) -> Path:
+    """curves.png: per-step losses overlaid, accuracy per epoch, and the per-step loss difference (log scale).
+
+    `step_losses` maps "scratch"/"torch" to their per-step training losses; `accuracies` maps a
+    label such as "test accuracy" to {"scratch": [...], "torch": [...]} with one value per epoch.
+    """
+    fig = _figure("curves")
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
+    ax_loss, ax_acc, ax_diff = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
+    styles = {"scratch": SCRATCH_STYLE, "torch": TORCH_STYLE}
+    steps = range(1, len(step_losses["scratch"]) + 1)
+
+    window = max(1, len(steps) // 100) if steps_per_epoch > 1 else 1  # mini-batch losses are noisy
+    for name, losses in step_losses.items():
+        if window > 1:
+            ax_loss.plot(steps, losses, color=styles[name]["color"], linewidth=0.4, alpha=0.2)
+        ax_loss.plot(steps[window - 1:], _moving_average(losses, window),
+                     label=name + (f" (mean of {window} steps)" if window > 1 else ""), **styles[name])
+    ax_loss.set(xlabel="training step", ylabel="loss of the step's batch", yscale="log",
+                title="training loss, step by step")
+    _epoch_ticks(ax_loss, len(steps), steps_per_epoch)
+    ax_loss.legend()
+
+    markers = ["o", "s", "^", "D"]
+    for k, (label, series) in enumerate(accuracies.items()):
+        for name, values in series.items():
+            epochs = range(1, len(values) + 1)
+            ax_acc.plot(epochs, [100 * v for v in values], marker=markers[k % len(markers)] if len(values) <= 25 else None,
+                        label=f"{name}, {label}", **{**styles[name], "alpha": 1.0 if k == 0 else 0.6})
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
+    ax_acc.xaxis.get_major_locator().set_params(integer=True)
+    ax_acc.legend(fontsize="small")
+
+    diffs = _relative_differences(step_losses["scratch"], step_losses["torch"])
+    nonzero = [d if d > LOG_FLOOR else float("nan") for d in diffs]  # gaps where the two are equal
+    ax_diff.plot(steps, nonzero, color="black", linewidth=0.6, label="|scratch - torch| / |torch|, per step")
+    equal = [s for s, d in zip(steps, diffs) if d <= LOG_FLOOR]
+    if equal:
+        ax_diff.plot(equal, [LOG_FLOOR] * len(equal), "|", color="tab:green", markersize=5, alpha=0.5,
+                     label=f"steps with bit-identical losses ({len(equal)})")
+    eps = torch.finfo(torch.float64 if dtype == "float64" else torch.float32).eps
+    ax_diff.axhline(eps, color="gray", linestyle=":", label=f"{dtype} machine epsilon {eps:.1e}")
+    if loss_tolerance is not None:
+        ax_diff.axhline(loss_tolerance, color="tab:red", linestyle="--", label=f"agreement tolerance {loss_tolerance:g}")
+    ax_diff.set(xlabel="training step", ylabel="relative loss difference", yscale="log",
+                title=_difference_story(dtype, diffs, loss_tolerance))
+    ax_diff.set_ylim(bottom=LOG_FLOOR / 10, top=max(10.0, max(diffs) * 10))
+    _epoch_ticks(ax_diff, len(steps), steps_per_epoch)
+    ax_diff.legend(loc="upper left", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, folder, "curves.png")
+
+
+def _moving_average(values: Sequence[float], window: int) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.unfold(0, window, 1).mean(dim=1).tolist() if window > 1 else t.tolist()
+
+
+def _difference_story(dtype: str, diffs: list[float], tolerance: float | None) -> str:
+    """The title of the difference panel: what this run's differences did, in words."""
+    worst = max(diffs)
+    if dtype == "float64" and tolerance is not None and worst <= tolerance:
+        return f"per-step loss difference: in float64 it stays at rounding level (largest {worst:.1e})"
+    if dtype == "float64":
+        return (f"per-step loss difference: rounding differences grew to {worst:.1e}: this training is chaotic, "
+                "and amplifies even float64's last bits")
+    return ("per-step loss difference: in float32 each step's rounding (~1e-7) changes the next step's weights, "
+            f"so the runs drift apart (largest {worst:.1e})")
+
+
+def _epoch_ticks(ax, n_steps: int, steps_per_epoch: int) -> None:
+    """Thin vertical lines at epoch boundaries, when there are few enough to see."""
+    epochs = n_steps // max(steps_per_epoch, 1)
+    if 1 <= epochs <= 20:
+        for e in range(1, epochs):
+            ax.axvline(e * steps_per_epoch, color="gray", linewidth=0.5, alpha=0.5)
+
+
+# --- train: weights, confusion matrices, mistakes ---------------------------------------------
+
+def first_layer_weights(folder: str | Path, weights: dict[str, Tensor], image_shape: tuple[int, int] = (28, 28)) -> Path:
+    """first_layer.png: each first-layer neuron's 784 weights as a 28x28 image, scratch beside torch.
+
+    Red is negative, blue positive, white zero; a neuron's two images share one colour scale,
+    so the same picture on both sides means the same weights.
+    """
+    ws, wt = _cpu(weights["scratch"]), _cpu(weights["torch"])  # H,784
+    n = min(len(ws), MAX_NEURON_IMAGES)
+    cols = min(n, 4 if n <= 16 else 8)
+    rows = math.ceil(n / cols)
+    fig = _figure("first_layer")
+    biggest = (ws - wt).abs().max().item()
+    shown = f"first {n} of {len(ws)} neurons" if n < len(ws) else f"all {n} neurons"
+    fig.suptitle(f"First hidden layer: each neuron's weights on the 28x28 pixels ({shown}; red < 0 < blue). "
+                 f"Largest scratch-torch difference: {biggest:.2e}")
+    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt)):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i >= n:
+                continue
+            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
+            ax.imshow(w[i].reshape(image_shape), cmap="RdBu", vmin=-scale, vmax=scale)
+            ax.set_title(f"neuron {i}", fontsize=7, pad=2)
+    return _save(fig, folder, "first_layer.png")
+
+
+def confusion_matrices(folder: str | Path, confusions: dict[str, Tensor], classes: Sequence[str]) -> Path:
+    """confusion.png: both confusion matrices, counts written in the cells, colour on a log scale."""
+    from matplotlib.colors import LogNorm
+
+    fig = _figure("confusion")
+    mats = {name: torch.as_tensor(c).cpu() for name, c in confusions.items()}
+    top = max(int(m.max()) for m in mats.values())
+    short = [c if len(c) <= 8 else c[:7] + "." for c in classes]
+    for ax, (name, m) in zip(fig.subplots(1, len(mats)), mats.items()):
+        masked = m.double().masked_fill(m == 0, float("nan"))  # empty cells stay white
+        image = ax.imshow(masked, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(top, 2)))
+        for (i, j), v in ((ij, int(m[ij])) for ij in ((i, j) for i in range(len(m)) for j in range(len(m)))):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=6.5,
+                        color="white" if v > top ** 0.6 else "black")
+        ax.set(xticks=range(len(classes)), yticks=range(len(classes)), xlabel="predicted class",
+               ylabel="true class", title=f"{name}: {int(m.diag().sum())} of {int(m.sum())} right")
+        ax.set_xticklabels(short, rotation=45 if max(map(len, short)) > 2 else 0, fontsize=8)
+        ax.set_yticklabels(short, fontsize=8)
+    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="images (log scale)")
+    return _save(fig, folder, "confusion.png")
+
+
+def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, predictions: dict[str, Tensor],
+                  classes: Sequence[str]) -> Path:
+    """misclassified.png: test images that scratch or torch got wrong, with the true and predicted labels.
+
+    `images` are [N, 28, 28] pixel values in 0..1 (un-normalized). A red title marks an image on
+    which scratch and torch disagree.
+    """
+    ps, pt, y = predictions["scratch"].cpu(), predictions["torch"].cpu(), y_true.cpu()
+    wrong = ((ps != y) | (pt != y)).nonzero().flatten()
+    shown = wrong[:MAX_MISTAKES]
+    fig = _figure("misclassified")
+    fig.suptitle(f"Test images that either network misclassified: first {len(shown)} of {len(wrong)} "
+                 f"(scratch wrong on {int((ps != y).sum())}, torch on {int((pt != y).sum())}; "
+                 "red: the two disagree)")
+    axes = fig.subplots(4, 8, squeeze=False)
+    for ax, k in zip(axes.flat, [*shown.tolist(), *[None] * (axes.size - len(shown))]):
+        ax.set_axis_off()
+        if k is None:
+            continue
+        ax.imshow(_cpu(images[k]), cmap="gray_r", vmin=0, vmax=1)
+        same = int(ps[k]) == int(pt[k])
+        guess = f"both say {classes[int(ps[k])]}" if same else f"scratch {classes[int(ps[k])]}, torch {classes[int(pt[k])]}"
+        ax.set_title(f"true {classes[int(y[k])]}\n{guess}", fontsize=7, pad=2, color="black" if same else "tab:red")
+    return _save(fig, folder, "misclassified.png")
+
+
+def train_figures(folder: str | Path, config, records: dict, learners: Sequence, data, confusions: dict[str, Tensor]) -> list[Path]:
+    """Every picture of `python -m compare train --plots DIR`."""
+    from compare import agreement
+
+    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    paths = [training_curves(
+        folder, {n: r.step_losses for n, r in records.items()},
+        {"test accuracy": {n: [h.test_accuracy for h in r.history] for n, r in records.items()}},
+        dtype=config.dtype, steps_per_epoch=steps_per_epoch,
+        loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
+        title=f"{config.dataset}, hidden {','.join(map(str, config.hidden))}, {config.activation}, "
+              f"batch {config.batch_size}, lr {config.lr:g}, {config.dtype}: scratch and torch in lockstep")]
+    weights = {learner.name: learner.named_parameters()["layers.0.weight"] for learner in learners}
+    if next(iter(weights.values())).shape[1] == 28 * 28:
+        paths.append(first_layer_weights(folder, weights))
+    paths.append(confusion_matrices(folder, confusions, data.classes))
+    images = (data.x_test.detach().cpu().double() * data.std + data.mean).clamp(0, 1).reshape(-1, 28, 28)
+    paths.append(misclassified(folder, images, data.y_test, {n: r.predictions for n, r in records.items()},
+                               data.classes))
+    return paths
+
+
+# --- grads ----------------------------------------------------------------------------------------
+
+def gradient_errors(folder: str | Path, parameters: Sequence[dict], autograd_tolerance, finite_diff_tolerance,
+                    dtype: str) -> Path:
+    """grads.png: per parameter, the scratch gradient's relative error against autograd and against
+    finite differences (log scale), each with its tolerance drawn as a line."""
+    import numpy as np
+
+    fig = _figure("grads")
+    ax = fig.add_subplot()
+    names = [p["name"] for p in parameters]
+    x = np.arange(len(names))
+    series = [("max_rel_error", f"scratch vs torch.autograd ({dtype})", "tab:blue", autograd_tolerance),
+              ("finite_diff_rel_error", "scratch vs finite differences (float64)", "tab:orange", finite_diff_tolerance)]
+    width = 0.38
+    for k, (key, label, colour, tol) in enumerate(series):
+        values = [max(p[key], LOG_FLOOR) for p in parameters]
+        ax.bar(x + (k - 0.5) * width, values, width, color=colour, label=label)
+        for xi, p in zip(x, parameters):
+            if p[key] == 0:
+                ax.text(xi + (k - 0.5) * width, LOG_FLOOR * 2, "0", ha="center", fontsize=8)
+        rule = tol.describe() if tol.scale == "tensor" else f"{tol.name}: per element {tol.atol:g} + {tol.rtol:g}|e|"
+        ax.axhline(tol.rtol, color=colour, linestyle="--", linewidth=1.2, label=f"tolerance, {rule}")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=20 if len(names) > 6 else 0)
+    ax.set(yscale="log", ylabel="max |difference| / max |expected|",
+           title="Gradient of each parameter: how far the hand-derived backward is from two references")
+    ax.set_ylim(bottom=LOG_FLOOR / 2, top=1)
+    ax.legend(fontsize="small", loc="upper left")
+    return _save(fig, folder, "grads.png")
+
+
+# --- playground ---------------------------------------------------------------------------------
+
+def _playground_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("playground", [ORANGE, "#ffffff", BLUE])
+
+
+def _draw_plane(ax, probability: Tensor, x: Tensor, y: Tensor, domain: float, title: str, point_size: float = 14) -> None:
+    """One panel: p(class 1) on the plane as colour, the 0.5 contour, and the points."""
+    extent = (-domain, domain, -domain, domain)
+    ax.imshow(_cpu(probability), origin="lower", extent=extent, cmap=_playground_cmap(), vmin=0, vmax=1,
+              alpha=0.75, interpolation="bilinear")
+    ticks = torch.linspace(-domain, domain, probability.shape[0])
+    ax.contour(ticks.numpy(), ticks.numpy(), _cpu(probability).numpy(), levels=[0.5], colors="black", linewidths=1)
+    x, y = _cpu(x), y.cpu()
+    for label, colour in ((0, ORANGE), (1, BLUE)):
+        pts = x[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=point_size, color=colour, edgecolors="white", linewidths=0.6)
+    ax.set(xlim=(-domain, domain), ylim=(-domain, domain), aspect="equal", title=title, xlabel="x1", ylabel="x2")
+    ax.tick_params(labelsize=7)
+
+
+def decision_boundaries(folder: str | Path, probabilities: dict[str, Tensor], x: Tensor, y: Tensor, domain: float,
+                        titles: dict[str, str], suptitle: str) -> Path:
+    """boundary.png: each network's p(class 1) over the plane, scratch beside torch, with the training points."""
+    fig = _figure("boundary")
+    for ax, (name, p) in zip(fig.subplots(1, len(probabilities)), probabilities.items()):
+        _draw_plane(ax, p, x, y, domain, titles[name])
+    fig.suptitle(suptitle)
+    return _save(fig, folder, "boundary.png")
+
+
+def neurons_size(layers: Sequence[Tensor]) -> tuple[float, float]:
+    """About 0.75 inch per neuron map, one row per hidden layer, plus room for the title."""
+    cols = max(m.shape[-1] for m in layers)
+    cell = 0.75 if cols >= 8 else 6.0 / cols  # narrow layers get bigger maps, not a tiny figure
+    return cols * cell + 0.6, len(layers) * (cell + 0.15) + 0.7
+
+
+def hidden_neurons(folder: str | Path, layers: Sequence[Tensor], domain: float, suptitle: str) -> Path:
+    """neurons.png: what each hidden neuron computes on the plane, one row per hidden layer.
+
+    `layers[k]` is [G, G, width_k]: layer k's activations at every point of a G x G grid. As in
+    Playground, orange is negative, white zero and blue positive, on one scale per layer
+    (so a ReLU layer shows no orange, and a weak neuron looks pale).
+    """
+    size = neurons_size(layers)
+    fig = _figure("neurons", size)
+    cols = max(m.shape[-1] for m in layers)
+    axes = fig.subplots(len(layers), cols, squeeze=False)
+    extent = (-domain, domain, -domain, domain)
+    for k, maps in enumerate(layers):
+        scale = max(_cpu(maps).abs().max().item(), 1e-12)
+        for j, ax in enumerate(axes[k]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= maps.shape[-1]:
+                ax.set_axis_off()
+                continue
+            m = _cpu(maps[..., j])
+            ax.imshow(m, origin="lower", extent=extent, cmap=_playground_cmap(), vmin=-scale, vmax=scale,
+                      interpolation="bilinear")
+            if j == 0:
+                ax.set_ylabel(f"layer {k + 1}", fontsize=8)
+            ax.set_title(f"{j}", fontsize=7, pad=1)
+    fig.suptitle(suptitle, fontsize=10)
+    return _save(fig, folder, "neurons.png")
+
+
+def boundary_animation(folder: str | Path, frames: Sequence[dict], x: Tensor, y: Tensor, domain: float,
+                       ms_per_frame: int = 120) -> Path:
+    """boundary.gif: scratch's and torch's decision boundaries, frame by frame during training.
+
+    Each frame is {"epoch": int, "loss": {"scratch": float, "torch": float},
+    "probability": {"scratch": [G,G], "torch": [G,G]}}. Frames are drawn with the Agg
+    canvas and joined by Pillow (which matplotlib already depends on).
+    """
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    images = []
+    for frame in frames:
+        fig = Figure(figsize=SIZES["gif"], dpi=GIF_DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        for ax, (name, p) in zip(fig.subplots(1, 2), frame["probability"].items()):
+            loss = frame["loss"].get(name)
+            _draw_plane(ax, p, x, y, domain, f"{name}" + (f", loss {loss:.3f}" if loss is not None else ""),
+                        point_size=6)
+        fig.suptitle(f"epoch {frame['epoch']}")
+        fig.canvas.draw()
+        rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        images.append(Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+    path = Path(folder) / "boundary.gif"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durations = [ms_per_frame] * (len(images) - 1) + [2000]  # rest on the final boundary
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True)
+    return path
