@@ -1,0 +1,448 @@
+"""Tests for the scratch autograd engine (scratch/autograd.py) and the MLP built on it.
+
+Every op is checked two independent ways, in float64: against torch.autograd, and against
+central finite differences, always with a random upstream gradient (not `.sum()`). Then
+hypothesis builds random expressions over random, broadcasting shapes. Run:
+
+    .venv/bin/python -m pytest tests/test_autograd_engine.py -q
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import scratch
+from compare import gradcheck
+from compare.agreement import (
+    AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT64, ENGINE_VS_HAND_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree,
+)
+from compare.config import Config
+from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from scratch.autograd import GraphError, Value, cross_entropy, mse_loss, no_grad
+from scratch.autograd_mlp import MLP as EngineMLP
+
+F64 = torch.float64
+
+
+# ---------------------------------------------------------------------- one table of ops
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    fn: Callable  # works on Values and on torch tensors alike: the same expression, twice
+    shapes: tuple[tuple[int, ...], ...]  # one shape per input; different shapes broadcast
+    positive: bool = False  # inputs drawn from [0.5, 2) (log, fractional powers, division)
+
+
+OPS = [
+    Op("add", lambda a, b: a + b, ((3, 4), (4,))),
+    Op("add-number", lambda a: 2.5 + a, ((3, 4),)),
+    Op("sub", lambda a, b: a - b, ((3, 1), (1, 4))),
+    Op("sub-from-number", lambda a: 1 - a, ((3, 4),)),
+    Op("mul", lambda a, b: a * b, ((2, 3, 4), (3, 1))),
+    Op("mul-number", lambda a: a * -3.0, ((3, 4),)),
+    Op("div", lambda a, b: a / b, ((3, 4), (4,)), positive=True),
+    Op("number-div", lambda a: 2.0 / a, ((3, 4),), positive=True),
+    Op("neg", lambda a: -a, ((3, 4),)),
+    Op("pow-integer", lambda a: a ** 3, ((3, 4),)),
+    Op("pow-fraction", lambda a: a ** 0.5, ((3, 4),), positive=True),
+    Op("pow-value", lambda a, b: a ** b, ((3, 4), (1, 4)), positive=True),
+    Op("number-pow", lambda a: 2.0 ** a, ((3, 4),)),
+    Op("matmul", lambda a, b: a @ b, ((3, 5), (5, 2))),
+    Op("matmul-batched", lambda a, b: a @ b, ((2, 3, 5), (5, 4))),
+    Op("matmul-batch-broadcast", lambda a, b: a @ b, ((2, 1, 3, 5), (4, 5, 2))),
+    Op("sum-all", lambda a: a.sum(), ((3, 4),)),
+    Op("sum-dim", lambda a: a.sum(dim=1), ((2, 3, 4),)),
+    Op("sum-dims-keepdim", lambda a: a.sum(dim=(0, 2), keepdim=True), ((2, 3, 4),)),
+    Op("mean-all", lambda a: a.mean(), ((3, 4),)),
+    Op("mean-dim", lambda a: a.mean(dim=-1), ((2, 3, 4),)),
+    Op("mean-dim-keepdim", lambda a: a.mean(dim=0, keepdim=True), ((3, 4),)),
+    Op("reshape", lambda a: a.reshape(4, 6), ((2, 3, 4),)),
+    Op("transpose", lambda a: a.transpose(0, 2), ((2, 3, 4),)),
+    Op("T", lambda a: a.T, ((3, 4),)),
+    Op("exp", lambda a: a.exp(), ((3, 4),)),
+    Op("log", lambda a: a.log(), ((3, 4),), positive=True),
+    Op("relu", lambda a: a.relu(), ((3, 4),)),
+    Op("sigmoid", lambda a: a.sigmoid(), ((3, 4),)),
+    Op("tanh", lambda a: a.tanh(), ((3, 4),)),
+    Op("log_softmax", lambda a: a.log_softmax(dim=1), ((3, 5),)),
+    Op("log_softmax-dim0", lambda a: a.log_softmax(dim=0), ((3, 5),)),
+]
+
+
+def make_inputs(op: Op, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    if op.positive:
+        return [0.5 + 1.5 * torch.rand(s, generator=g, dtype=F64) for s in op.shapes]
+    return [torch.randn(s, generator=g, dtype=F64) for s in op.shapes]
+
+
+def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1):
+    """fn on engine Values and on torch leaves; backward from the same random dout on both."""
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    out_e, out_t = fn(*values), fn(*leaves)
+    dout = torch.randn(out_t.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    out_e.backward(dout)
+    out_t.backward(dout)
+    return out_e, out_t, values, leaves, dout
+
+
+def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
+                         tol: Tolerance = AUTOGRAD_FLOAT64) -> None:
+    out_e, out_t, values, leaves, _ = run_both(fn, inputs)
+    assert_agree(f"{name} forward", out_e.data, out_t.detach(), tol)
+    for i, (v, leaf) in enumerate(zip(values, leaves)):
+        if leaf.grad is None:  # torch: this input does not reach the output; the engine: a zero buffer
+            assert torch.count_nonzero(v.grad) == 0, f"{name}: input {i} is unused, but its gradient is not zero"
+        else:
+            assert_agree(f"{name} d(input {i})", v.grad, leaf.grad, tol)
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_op_matches_torch_autograd(op: Op) -> None:
+    assert_matches_torch(op.name, op.fn, make_inputs(op))
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_op_matches_finite_differences(op: Op) -> None:
+    inputs = make_inputs(op)
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
+    out = op.fn(*values)
+    dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
+    out.backward(dout)
+
+    def loss_at() -> float:  # the scalar whose gradient backward(dout) computes: sum(out * dout)
+        with no_grad():
+            return (op.fn(*values).data * dout).sum().item()
+
+    for i, v in enumerate(values):
+        numeric = gradcheck.finite_difference(loss_at, v.data, torch.arange(v.numel()))
+        assert_agree(f"{op.name} d(input {i}) vs finite differences", v.grad.reshape(-1), numeric,
+                     FINITE_DIFF_FLOAT64)
+
+
+def test_cross_entropy_and_mse_match_torch() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, generator=g, dtype=F64)
+    y = torch.randint(0, 5, (6,), generator=g)
+    # the references are torch's own losses (tests may use torch.nn.functional; scratch/ may not)
+    assert_matches_torch("cross_entropy", lambda z: cross_entropy(z, y) if isinstance(z, Value)
+                         else torch.nn.functional.cross_entropy(z, y), [logits])
+    onehot = torch.nn.functional.one_hot(y, 5).to(F64)
+    assert_matches_torch("mse_loss", lambda z: mse_loss(z, y) if isinstance(z, Value)
+                         else torch.nn.functional.mse_loss(z, onehot), [logits])
+
+
+@pytest.mark.parametrize("loss", [cross_entropy, mse_loss])
+def test_losses_match_finite_differences(loss) -> None:
+    g = torch.Generator().manual_seed(0)
+    z = Value(torch.randn(4, 3, generator=g, dtype=F64), requires_grad=True)
+    y = torch.tensor([0, 2, 1, 2])
+    loss(z, y).backward()
+
+    def loss_at() -> float:
+        with no_grad():
+            return loss(z, y).item()
+
+    numeric = gradcheck.finite_difference(loss_at, z.data, torch.arange(z.numel()))
+    assert_agree(f"{loss.__name__} vs finite differences", z.grad.reshape(-1), numeric, FINITE_DIFF_FLOAT64)
+
+
+def test_loss_inputs_are_checked() -> None:
+    z = Value(torch.zeros(4, 3, dtype=F64), requires_grad=True)
+    with pytest.raises(ValueError, match="integer targets"):
+        cross_entropy(z, torch.zeros(5, dtype=torch.int64))
+    with pytest.raises(TypeError, match="int64"):
+        mse_loss(z, torch.zeros(4))
+
+
+# ---------------------------------------------------------------------- random expressions (hypothesis)
+
+# Ops that keep a shape broadcastable against the others; k picks a dim. exp, log, pow and div
+# get inputs that keep them finite however they are chained.
+UNARY = {
+    "neg": lambda a, k: -a,
+    "exp": lambda a, k: a.tanh().exp(),
+    "log": lambda a, k: (a * a + 1).log(),
+    "relu": lambda a, k: a.relu(),
+    "sigmoid": lambda a, k: a.sigmoid(),
+    "tanh": lambda a, k: a.tanh(),
+    "square": lambda a, k: a ** 2,
+    "sqrt": lambda a, k: (a * a + 1) ** 0.5,
+    "sum-keepdim": lambda a, k: a.sum(dim=-1 - k % a.dim(), keepdim=True),
+    "mean-keepdim": lambda a, k: a.mean(dim=-1 - k % a.dim(), keepdim=True),
+    "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % a.dim()),
+    "reshape": lambda a, k: a.reshape(-1).reshape(a.shape),
+    "transpose": lambda a, k: (a.transpose(0, -1) * 1.5).transpose(0, -1),
+}
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / (b * b + 1),
+    "pow": lambda a, b: (a * a + 1) ** b.tanh(),
+}
+FINAL = {
+    "none": lambda a, k: a,
+    "sum": lambda a, k: a.sum(),
+    "mean": lambda a, k: a.mean(),
+    "sum-dim": lambda a, k: a.sum(dim=k % a.dim()),
+    "mean-dim": lambda a, k: a.mean(dim=k % a.dim()),
+}
+
+
+@st.composite
+def expressions(draw):
+    """Leaves whose shapes broadcast against one base shape, and a random program over them."""
+    base = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
+    shapes = []
+    for _ in range(draw(st.integers(1, 3))):
+        dropped = draw(st.integers(0, len(base) - 1))  # broadcasting may add leading dims ...
+        shape = [1 if draw(st.booleans()) else n for n in base[dropped:]]  # ... and stretch size-1 dims
+        shapes.append(tuple(shape))
+    steps = draw(st.lists(
+        st.one_of(
+            st.tuples(st.just("unary"), st.sampled_from(sorted(UNARY)), st.integers(0, 10), st.integers(0, 3)),
+            st.tuples(st.just("binary"), st.sampled_from(sorted(BINARY)), st.integers(0, 10), st.integers(0, 10)),
+        ), min_size=1, max_size=7))
+    final = draw(st.tuples(st.sampled_from(sorted(FINAL)), st.integers(0, 3)))
+    return shapes, steps, final, draw(st.integers(0, 2**31 - 1))
+
+
+def evaluate(shapes, steps, final, leaves):
+    """Run the program: each step appends one result; operands are picked among all results so far,
+    so a value is often used more than once (and then must accumulate its gradients)."""
+    values = list(leaves)
+    for kind, name, i, j in steps:
+        a = values[i % len(values)]
+        values.append(UNARY[name](a, j) if kind == "unary" else BINARY[name](a, values[j % len(values)]))
+    name, k = final
+    return FINAL[name](values[-1], k)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expressions())
+def test_random_expressions_match_torch(expression) -> None:
+    shapes, steps, final, seed = expression
+    g = torch.Generator().manual_seed(seed)
+    inputs = [torch.randn(s, generator=g, dtype=F64) for s in shapes]
+    assert_matches_torch(f"{steps} then {final}", lambda *xs: evaluate(shapes, steps, final, xs), inputs,
+                         AUTOGRAD_EXPRESSIONS_FLOAT64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), n=st.integers(1, 4), k=st.integers(1, 4),
+       m=st.integers(1, 4), drop=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_random_matmul_shapes_match_torch(batch, n, k, m, drop, seed) -> None:
+    """Matrix products with batch dims that broadcast (b may have fewer or size-1 batch dims)."""
+    g = torch.Generator().manual_seed(seed)
+    b_batch = [] if drop else [1] * len(batch)
+    a = torch.randn(*batch, n, k, generator=g, dtype=F64)
+    b = torch.randn(*b_batch, k, m, generator=g, dtype=F64)
+    assert_matches_torch("matmul", lambda x, w: (x @ w).tanh(), [a, b])
+
+
+# ---------------------------------------------------------------------- the graph machinery
+
+
+def test_reused_node_accumulates_every_path() -> None:
+    x = Value(torch.tensor([1.5, -2.0], dtype=F64), requires_grad=True)
+    y = x * x + x  # x reaches y three times: dy/dx = 2x + 1
+    y.backward(torch.ones(2, dtype=F64))
+    assert torch.equal(x.grad, 2 * x.data + 1)
+
+    h = x.tanh()  # an intermediate result used by two ops
+    z = (h * 3.0 + h.exp()).sum()
+    x.zero_grad()
+    z.backward()
+    expected = (3.0 + torch.exp(torch.tanh(x.data))) * (1 - torch.tanh(x.data) ** 2)
+    assert_agree("diamond", x.grad, expected, AUTOGRAD_FLOAT64)
+    assert_agree("h.grad", h.grad, 3.0 + torch.exp(h.data), AUTOGRAD_FLOAT64)
+
+
+def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
+    w = Value(torch.tensor([2.0], dtype=F64), requires_grad=True)
+    buffer = w.grad  # an optimizer holds this very tensor
+    (w * 3.0).sum().backward()
+    (w * 4.0).sum().backward()
+    assert w.grad is buffer and w.grad.item() == 7.0
+    w.zero_grad()
+    assert w.grad is buffer and w.grad.item() == 0.0
+
+
+def test_no_grad_records_nothing() -> None:
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
+    with no_grad():
+        y = (w * 2.0).exp().sum()
+        assert not y.requires_grad and y._parents == () and y._backward is None
+    with pytest.raises(GraphError, match="no parameter influences"):
+        y.backward()
+    assert torch.count_nonzero(w.grad) == 0
+    # recording resumes afterwards, also after an exception inside the block
+    with pytest.raises(ZeroDivisionError), no_grad():
+        1 / 0
+    z = (w * 2.0).sum()
+    assert z.requires_grad and len(z._parents) == 1
+
+    @no_grad()
+    def evaluate_once(v: Value) -> Value:
+        return v * v
+
+    assert evaluate_once(w)._parents == ()
+
+
+def test_constants_get_no_gradient() -> None:
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
+    x = Value(torch.randn(4, 3, dtype=F64))  # data: no gradient wanted
+    out = (x @ w.T).sum()
+    out.backward()
+    assert x.grad is None and w.grad is not None
+
+
+def test_second_backward_on_a_freed_graph_is_a_clear_error() -> None:
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward()
+    with pytest.raises(GraphError, match="already freed.*retain_graph=True"):
+        loss.backward()
+    # with retain_graph the graph can be walked twice, and the gradients add up
+    w.zero_grad()
+    loss = (w * w).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert_agree("twice", w.grad, 4 * w.data, AUTOGRAD_FLOAT64)
+
+
+def test_non_scalar_backward_needs_an_upstream_gradient() -> None:
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
+    out = w.tanh()
+    with pytest.raises(GraphError, match=r"non-scalar Value of shape \[2, 3\] needs an upstream gradient"):
+        out.backward()
+    with pytest.raises(GraphError, match=r"dout has shape \[3\]"):
+        out.backward(torch.ones(3, dtype=F64))
+    out.backward(torch.ones(2, 3, dtype=F64))  # a correctly shaped upstream gradient works
+
+
+def test_shape_errors_say_what_to_do() -> None:
+    with pytest.raises(ValueError, match=r"reshape a vector"):
+        Value(torch.ones(3)) @ Value(torch.ones(3))
+    with pytest.raises(ValueError, match="inner sizes 3 and 4"):
+        Value(torch.ones(2, 3)) @ Value(torch.ones(4, 2))
+    with pytest.raises(ValueError, match="use .transpose"):
+        Value(torch.ones(2, 3, 4)).T
+
+
+def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
+    x = Value(torch.tensor(0.5, dtype=F64), requires_grad=True)
+    y = x
+    for _ in range(sys.getrecursionlimit() + 500):
+        y = y * 1.0 + 0.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_neuron_of_the_lesson() -> None:
+    """2*3 + 5*6 - 2 = 34, then a ReLU, then the squared error to a target 40 (docs/autograd.md)."""
+    x = Value(torch.tensor([[2.0, 5.0]], dtype=F64))
+    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), requires_grad=True)
+    b = Value(torch.tensor([-2.0], dtype=F64), requires_grad=True)
+    z = x @ w.T + b
+    a = z.relu()
+    loss = 0.5 * (a - 40.0) ** 2
+    assert z.item() == 34.0 and a.item() == 34.0 and loss.item() == 18.0
+    loss.backward()
+    assert a.grad.item() == -6.0 and z.grad.item() == -6.0
+    assert w.grad.tolist() == [[-12.0, -30.0]] and b.grad.tolist() == [-6.0]
+
+
+# ---------------------------------------------------------------------- the MLP on the engine
+
+
+@pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("sigmoid", "mse"), ("tanh", "cross-entropy")])
+def test_engine_mlp_matches_hand_derived_backprop(activation: str, loss: str) -> None:
+    config = Config(dtype="float64", activation=activation, loss=loss, hidden=(16, 16))
+    hand, engine = build_scratch(config), build_engine(config)
+    assert parameter_mismatches(hand, engine) == [], "both should start bit-identical from one seed"
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(32, 784, generator=g, dtype=F64)
+    y = torch.randint(0, 10, (32,), generator=g)
+    loss_h, loss_e = hand.forward_backward(x, y), engine.forward_backward(x, y)
+    assert_agree("loss", loss_e, loss_h, ENGINE_VS_HAND_FLOAT64)
+    grads_h = hand.named_gradients()
+    for name, grad in engine.named_gradients().items():
+        assert_agree(name, grad, grads_h[name], ENGINE_VS_HAND_FLOAT64)
+
+
+@pytest.mark.skipif(not os.environ.get("MNIST_DATA_ROOT"), reason="set MNIST_DATA_ROOT to run on real MNIST")
+def test_engine_mlp_matches_hand_derived_backprop_on_mnist() -> None:
+    from compare.data import load_dataset
+
+    data = load_dataset("mnist", os.environ["MNIST_DATA_ROOT"], dtype=F64)
+    config = Config(dtype="float64")
+    hand, engine = build_scratch(config), build_engine(config)
+    x, y = data.x_train[:64], data.y_train[:64]
+    hand.forward_backward(x, y)
+    engine.forward_backward(x, y)
+    grads_h = hand.named_gradients()
+    for name, grad in engine.named_gradients().items():
+        assert_agree(name, grad, grads_h[name], ENGINE_VS_HAND_FLOAT64)
+
+
+def test_engine_learner_trains_in_lockstep_with_torch() -> None:
+    """Ten SGD steps from the same start: parameters stay equal to float64 rounding."""
+    config = Config(dtype="float64", hidden=(8,), lr=0.1)
+    engine, reference = build_engine(config, input_size=20, num_classes=4), build_torch(config, input_size=20,
+                                                                                       num_classes=4)
+    assert parameter_mismatches(engine, reference) == []
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        x, y = torch.randn(16, 20, generator=g, dtype=F64), torch.randint(0, 4, (16,), generator=g)
+        loss_e, loss_t = engine.train_step(x, y), reference.train_step(x, y)
+        assert abs(loss_e - loss_t) <= 1e-12 * abs(loss_t)
+    params_t = reference.named_parameters()
+    for name, p in engine.named_parameters().items():
+        assert_agree(name, p, params_t[name], ENGINE_VS_HAND_FLOAT64)
+
+
+def test_engine_learner_evaluation_records_nothing() -> None:
+    engine = build_engine(Config(dtype="float64", hidden=(8,)), input_size=20, num_classes=4)
+    logits = engine.logits(torch.randn(5, 20, dtype=F64))
+    assert isinstance(logits, torch.Tensor) and logits.shape == (5, 4)
+    assert all(torch.count_nonzero(g) == 0 for g in engine.named_gradients().values())
+
+
+def test_engine_mlp_checks_its_spec() -> None:
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        EngineMLP(activation="gelu")
+    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 784\]"):
+        EngineMLP()(Value(torch.zeros(2, 28, 28)))
+
+
+def test_engine_does_not_lean_on_torch_autograd() -> None:
+    """The engine is scratch/'s own autograd: no torch.autograd/nn/func/optim, no torch-side gradients."""
+    banned = {"autograd", "nn", "func", "optim"}
+    for path in ("autograd.py", "autograd_mlp.py"):
+        tree = ast.parse((Path(scratch.__file__).parent / path).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "torch":
+                assert node.attr not in banned, f"scratch/{path} line {node.lineno} uses torch.{node.attr}"
+            if isinstance(node, ast.Attribute):
+                assert node.attr not in ("requires_grad_", "retain_grad"), f"scratch/{path} line {node.lineno}"
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any(n.split(".")[:2] in (["torch", b] for b in banned) for n in names), \
+                    f"scratch/{path} line {node.lineno} imports {names}"
