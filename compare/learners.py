@@ -172,6 +172,7 @@ class EngineLearner(Learner):
     loss_fn: object  # scratch.autograd.cross_entropy or mse_loss: (Value, targets) -> Value
     optimizer: object  # a scratch optimizer, holding each parameter's .data and .grad buffer
     name: str = "engine"
+    scheduler: object | None = None
 
     def loss_graph(self, x: Tensor, y: Tensor) -> autograd.Value:
         """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
@@ -185,6 +186,9 @@ class EngineLearner(Learner):
 
     def step(self) -> None:
         self.optimizer.step()
+
+    def learning_rate(self) -> float:
+        return self.optimizer.lr
 
     def logits(self, x: Tensor) -> Tensor:
         with autograd.no_grad():
@@ -245,11 +249,19 @@ def build_engine(config: Config, name: str = "engine", **shape) -> EngineLearner
     if kwargs["activation"] not in autograd_mlp.ACTIVATIONS:
         raise ValueError(f"the autograd engine has no {kwargs['activation']!r} activation; "
                          f"choose one of {', '.join(autograd_mlp.ACTIVATIONS)}, or --engine hand")
+    if config.dropout > 0 or config.batch_norm:
+        raise ValueError("the autograd engine's MLP has no dropout or batch norm layers; "
+                         "leave out --dropout/--batch-norm, or use --engine hand")
     torch.manual_seed(config.seed)
     model = autograd_mlp.MLP(**kwargs).to(device=config.device, dtype=config.torch_dtype)
     params = model.parameters()
-    optimizer = scratch.SGD([p.data for p in params], [p.grad for p in params], lr=config.lr)
-    return EngineLearner(model, autograd.LOSSES[config.loss], optimizer, name=name)
+    # The scratch optimizers take parameter and gradient tensors: hand over each Value's
+    # .data and its persistent .grad buffer, which backward() fills in place.
+    opt_name, opt_kwargs = optimizer_spec(config)
+    optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
+    schedule = schedule_spec(config)
+    scheduler = getattr(scratch.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
+    return EngineLearner(model, autograd.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler)
 
 
 def build_pair(config: Config, **shape) -> tuple[Learner, Learner]:
