@@ -52,7 +52,7 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -
     learner.model.train()
     errors = {}
     for name, coords in gradcheck.choose_coordinates(params, seed=config.seed).items():
-        numeric = gradcheck.finite_difference(loss_at, params[name], coords)
+        numeric = gradcheck.finite_difference(loss_at, params[name], coords, h=gradcheck.step_for(config.activation))
         errors[name] = (gradcheck.finite_difference_error(numeric, analytic[name], coords), len(coords))
     return errors
 
@@ -118,7 +118,7 @@ def run(config: Config, data) -> dict:
     worst_auto = max(p["max_rel_error"] for p in parameters)
     worst_fd = max(p["finite_diff_rel_error"] for p in parameters)
     print(f"\nTolerances: scratch vs autograd {tol.describe()}; finite differences ({config.dtype} model, "
-          f"checked in float64, h={gradcheck.FD_STEP:g}) {fd_tol.describe()}")
+          f"checked in float64, h={gradcheck.step_for(config.activation):g}) {fd_tol.describe()}")
     print(f"Verdict: {'PASSED' if passed else 'FAILED'} (worst autograd rel error {worst_auto:.2e}, "
           f"worst finite-difference rel error {worst_fd:.2e})")
     return dict(
