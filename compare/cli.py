@@ -103,7 +103,7 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
     `add_arguments(parser)` for its own options, `CONFIG_KEYS` (those options' names, recorded
     in the report's config), `NEEDS_DATA = False` (then `data` is None) and `DEFAULTS` (a Config
     whose values become the common options' defaults)."""
-    from compare import bench, grads, playground, train
+    from compare import autograd, bench, grads, playground, train
 
     return {
         "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
@@ -111,6 +111,8 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
         "playground": ("TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset", playground),
         "bench": ("time a training step and an epoch: scratch vs torch eager, torch.compile, a DataLoader "
                   "pipeline; fraction of the matmul peak; memory", bench),
+        "autograd": ("one batch: hand-derived backprop vs the scratch autograd engine vs torch.autograd; "
+                     "the engine's computation graph", autograd),
     }
 
 

@@ -20,8 +20,15 @@ from compare.options import add_training_arguments
 from compare.report import table
 
 
+CONFIG_KEYS = ("engine",)
+ENGINE_CHOICES = ["hand", "autograd"]
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="hand",
+                   help="how the scratch network gets its gradients: hand (the backward formulas of scratch/mlp.py) "
+                        "or autograd (scratch/autograd.py derives them from the forward pass) (default: hand)")
 
 
 def print_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
@@ -104,6 +111,11 @@ def describe(config: Config) -> str:
 
 
 def run(config: Config, data) -> dict:
+    if config.extra.get("engine") == "autograd":
+        from compare.autograd import check_engine_config
+
+        check_engine_config(config)
+        print("Scratch side: the MLP on the scratch autograd engine (scratch/autograd_mlp.py)")
     scratch_l, torch_l = build_pair(config, input_size=data.x_train.shape[1], num_classes=len(data.classes))
     mismatched = parameter_mismatches(scratch_l, torch_l)
     n_values = sum(p.numel() for p in scratch_l.named_parameters().values())

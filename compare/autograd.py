@@ -1,0 +1,119 @@
+"""`python -m compare autograd`: one batch of real data, gradients three ways.
+
+    python -m compare autograd --dtype float64                      # the lesson's 784-16-16-10 network
+    python -m compare autograd --dtype float64 --graph out/loss.dot --report out/autograd.json
+
+The same network from the same seed, three times:
+
+- hand:    scratch/mlp.py, whose backward formulas are written out layer by layer
+- engine:  scratch/autograd_mlp.py, only a forward pass; scratch/autograd.py derives the backward
+- torch:   torch_impl/mlp.py, differentiated by torch.autograd
+
+For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,
+engine vs torch), judged with the named tolerance of the dtype (compare/agreement.py).
+Then the engine's computation graph of the loss, as text and, with --graph, as Graphviz DOT.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from compare import agreement
+from compare.config import Config
+from compare.graph import graph_nodes, graph_text, write_graph
+from compare.grads import first_batch
+from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from compare.report import table
+from scratch import autograd_mlp
+
+CONFIG_KEYS = ("graph",)
+PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--graph", default=None, metavar="PATH.dot",
+                   help="write the engine's computation graph of the loss here as Graphviz DOT, and render "
+                        "PATH.svg next to it when Graphviz's `dot` is installed (default: none)")
+
+
+def check_engine_config(config: Config) -> None:
+    """Refuse, as a usage error, what the engine's MLP does not have (it keeps to the lesson's network)."""
+    from compare.cli import UsageError
+
+    if config.activation not in autograd_mlp.ACTIVATIONS:
+        raise UsageError(f"the autograd engine has no {config.activation!r} activation; "
+                         f"choose --activation {' or '.join(autograd_mlp.ACTIVATIONS)}")
+    if getattr(config, "dropout", 0) > 0 or getattr(config, "batch_norm", False):
+        raise UsageError("the autograd engine's MLP has no dropout or batch norm layers; "
+                         "leave out --dropout and --batch-norm")
+
+
+def pair_name(a: str, b: str) -> str:
+    return f"{a}_vs_{b}"
+
+
+def run(config: Config, data) -> dict:
+    check_engine_config(config)
+    x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
+    shape = dict(input_size=x.shape[1], num_classes=len(data.classes))
+    hand, engine, reference = build_scratch(config, **shape), build_engine(config, **shape), build_torch(config, **shape)
+    mismatched = sorted(set(parameter_mismatches(hand, reference)) | set(parameter_mismatches(engine, reference)))
+    print(f"Initial parameters of hand, engine and torch: "
+          f"{'bit-identical' if not mismatched else 'DIFFERENT in ' + ', '.join(mismatched)}")
+
+    losses = {"hand": hand.forward_backward(x, y), "torch": reference.forward_backward(x, y)}
+    engine.model.zero_grad()
+    loss_graph = engine.loss_graph(x, y)  # kept, with its gradients, to print the graph below
+    loss_graph.backward()
+    losses["engine"] = loss_graph.data
+    print(f"Loss on one batch of {len(x)} {config.dataset} images: "
+          + ", ".join(f"{k} {v.item():.15g}" for k, v in losses.items()))
+
+    tol = agreement.gradient_tolerance(config.torch_dtype)
+    grads = {"hand": hand.named_gradients(), "engine": engine.named_gradients(), "torch": reference.named_gradients()}
+    checks = [("loss", {k: v.detach() for k, v in losses.items()})]
+    checks += [(name, {k: grads[k][name] for k in grads}) for name in grads["hand"]]
+    rows, parameters, failures = [], [], []
+    worst = {pair_name(a, b): 0.0 for a, b in PAIRS}
+    passed_pairs = {pair_name(a, b): True for a, b in PAIRS}
+    for name, tensors in checks:
+        results = {pair_name(a, b): agreement.compare(f"{name} ({a} vs {b})", tensors[a], tensors[b], tol)
+                   for a, b in PAIRS}
+        for key, result in results.items():
+            worst[key] = max(worst[key], result.max_rel_error)
+            passed_pairs[key] &= result.passed
+            if not result.passed:
+                failures.append(result.message)
+        ok = all(r.passed for r in results.values())
+        shape_text = "x".join(map(str, tensors["hand"].shape)) or "scalar"
+        rows.append([name, shape_text, *(r.max_rel_error for r in results.values()), ok])
+        parameters.append(dict(name=name, shape=list(tensors["hand"].shape), passed=ok,
+                               max_rel_error={k: r.max_rel_error for k, r in results.items()}))
+    print("\nLargest relative error max|a - e| / max|e| of each pair (a vs e):")
+    print(table(["", "shape", "hand vs engine", "hand vs torch", "engine vs torch", "pass"], rows))
+    for message in failures:
+        print("  " + message)
+    print(f"Tolerance: {tol.describe()}")
+
+    nodes = graph_nodes(loss_graph)
+    print(f"\nThe engine's computation graph of this loss ({len(nodes)} nodes, each after its inputs; "
+          "|grad| is the norm of d loss / d node):")
+    print(graph_text(loss_graph))
+    graph_report = dict(nodes=len(nodes), dot=None, svg=None)
+    if config.extra.get("graph"):
+        dot_path, svg_path, message = write_graph(loss_graph, config.extra["graph"])
+        print(f"Graph written to {dot_path}. {message}")
+        graph_report.update(dot=str(dot_path), svg=str(svg_path) if svg_path else None)
+
+    passed = not mismatched and all(passed_pairs.values())
+    print(f"\nVerdict: {'PASSED' if passed else 'FAILED'} ("
+          + ", ".join(f"{k.replace('_', ' ')} {v:.2e}" for k, v in worst.items()) + ")")
+    return dict(
+        agreement=dict(passed=passed, identical_start=not mismatched, max_rel_error=worst,
+                       pairs_passed=passed_pairs, tolerance=tol.rtol, tolerance_rule=tol.describe(),
+                       loss={k: v.item() for k, v in losses.items()}),
+        parameters=parameters,
+        graph=graph_report,
+    )

@@ -1,0 +1,159 @@
+"""Tests for `python -m compare autograd`, `train --engine autograd` and the graph printout (compare/graph.py).
+
+    .venv/bin/python -m pytest tests/test_autograd_cli.py -q
+    MNIST_DATA_ROOT=/work/shared/data .venv/bin/python -m pytest tests/test_autograd_cli.py -q -m slow   # real MNIST
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from compare import graph
+from compare.cli import main
+from scratch.autograd import Value, cross_entropy
+
+PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_autograd_command_passes_and_writes_report_and_graph(tiny_data_root: Path, tmp_path: Path, capsys,
+                                                             monkeypatch) -> None:
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)  # as on a machine without Graphviz
+    report_path, dot_path = tmp_path / "autograd.json", tmp_path / "graphs" / "loss.dot"
+    code, out, _ = run_cli(["autograd", "--dtype", "float64", "--data-root", str(tiny_data_root),
+                            "--report", str(report_path), "--graph", str(dot_path)], capsys)
+    assert code == 0, out
+    assert "Verdict: PASSED" in out and "hand vs engine" in out
+    assert "apt-get install graphviz" in out and "brew install graphviz" in out
+
+    report = json.loads(report_path.read_text())
+    assert report["command"] == "autograd" and report["config"]["graph"] == str(dot_path)
+    assert report["config"]["dtype"] == "float64"
+    agreement = report["agreement"]
+    assert agreement["passed"] is True and agreement["identical_start"] is True
+    assert set(agreement["max_rel_error"]) == PAIRS
+    assert all(v <= 1e-10 for v in agreement["max_rel_error"].values())
+    names = [p["name"] for p in report["parameters"]]
+    assert names == ["loss", "layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias",
+                     "layers.4.weight", "layers.4.bias"]
+    assert report["graph"]["dot"] == str(dot_path) and report["graph"]["svg"] is None
+
+    dot = dot_path.read_text()
+    assert dot.startswith('digraph "loss" {') and dot.rstrip().endswith("}")
+    assert "layers.0.weight (parameter)\\n16x784\\n|grad|" in dot and "log_softmax" in dot
+
+
+def test_autograd_command_in_float32(tiny_data_root: Path, capsys) -> None:
+    code, out, _ = run_cli(["autograd", "--data-root", str(tiny_data_root), "--hidden", "8"], capsys)
+    assert code == 0, out
+    assert "autograd-float32" in out
+
+
+def test_autograd_command_refuses_what_the_engine_lacks(tiny_data_root: Path, capsys) -> None:
+    code, _, err = run_cli(["autograd", "--data-root", str(tiny_data_root), "--activation", "gelu"], capsys)
+    assert code == 2 and "error: the autograd engine has no 'gelu' activation" in err
+    code, _, err = run_cli(["train", "--engine", "autograd", "--data-root", str(tiny_data_root),
+                            "--dropout", "0.2"], capsys)
+    assert code == 2 and "no dropout or batch norm" in err
+
+
+def test_train_on_the_engine_agrees_with_torch(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "train.json"
+    code, out, _ = run_cli(["train", "--engine", "autograd", "--epochs", "2", "--dtype", "float64",
+                            "--batch-size", "20", "--data-root", str(tiny_data_root), "--report", str(report_path)],
+                           capsys)
+    assert code == 0, out
+    assert "scratch autograd engine" in out
+    report = json.loads(report_path.read_text())
+    assert report["config"]["engine"] == "autograd"
+    assert report["agreement"]["passed"] is True
+    assert report["agreement"]["max_step_loss_rel_diff"] <= 1e-12
+
+
+def test_train_records_the_default_engine(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "train.json"
+    code, out, _ = run_cli(["train", "--epochs", "1", "--data-root", str(tiny_data_root),
+                            "--report", str(report_path)], capsys)
+    assert code == 0, out
+    assert json.loads(report_path.read_text())["config"]["engine"] == "hand"
+
+
+# ---------------------------------------------------------------------- compare/graph.py
+
+
+def small_loss() -> tuple[Value, Value]:
+    w = Value(torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=torch.float64), requires_grad=True, name="w")
+    x = Value(torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float64), name="x")
+    h = (x @ w).tanh()
+    return cross_entropy(h + h, torch.tensor([0, 2])), w  # h is used twice
+
+
+def test_graph_lists_each_node_once_after_its_inputs() -> None:
+    loss, w = small_loss()
+    nodes = graph.graph_nodes(loss)
+    assert nodes[-1] is loss and len(nodes) == len(set(nodes))
+    position = {node: i for i, node in enumerate(nodes)}
+    assert all(position[p] < position[node] for node in nodes for p in node._parents)
+    text = graph.graph_text(loss)
+    assert "w (parameter)" in text and "x (constant)" in text
+    assert text.count("#") == len(nodes) + sum(len(n._parents) for n in nodes)  # ids in column 1 and in "inputs"
+    assert text.splitlines()[-1].split()[-1] == "-"  # no gradients before backward
+    loss.backward()
+    assert re.search(r"w \(parameter\)\s+2x3\s+-\s+\d\.\d{4}e[+-]\d\d", graph.graph_text(loss))
+
+
+def test_dot_has_one_edge_per_input_and_the_gradient_norms() -> None:
+    loss, w = small_loss()
+    loss.backward()
+    dot = graph.graph_dot(loss)
+    nodes = graph.graph_nodes(loss)
+    assert dot.count("->") == sum(len(n._parents) for n in nodes)
+    assert f"|grad| {w.grad.norm().item():.3e}" in dot
+    assert dot.count("[label=") == len(nodes)
+
+
+def test_svg_is_rendered_when_dot_is_installed(tmp_path: Path, monkeypatch) -> None:
+    """A stand-in `dot` that writes its -o file: checks the command line this module runs."""
+    fake = tmp_path / "dot"
+    fake.write_text('#!/bin/sh\n# called as: dot -Tsvg IN -o OUT\n[ "$1" = "-Tsvg" ] && echo "<svg/>" > "$4"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(graph.shutil, "which", lambda name: str(fake) if name == "dot" else None)
+    loss, _ = small_loss()
+    dot_path, svg_path, message = graph.write_graph(loss, tmp_path / "g.dot")
+    assert dot_path.read_text().startswith("digraph") and svg_path == tmp_path / "g.svg"
+    assert svg_path.read_text().strip() == "<svg/>" and "rendered" in message
+
+
+@pytest.mark.skipif(graph.shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_real_graphviz_renders_the_graph(tmp_path: Path) -> None:
+    loss, _ = small_loss()
+    loss.backward()
+    _, svg_path, message = graph.write_graph(loss, tmp_path / "g.dot")
+    assert svg_path is not None, message
+    assert "<svg" in svg_path.read_text()
+
+
+# ---------------------------------------------------------------------- the must-show figure, on real data
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MNIST_DATA_ROOT"), reason="set MNIST_DATA_ROOT to run on real MNIST")
+def test_three_way_agreement_on_real_mnist(tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "autograd.json"
+    code, out, _ = run_cli(["autograd", "--dtype", "float64", "--data-root", os.environ["MNIST_DATA_ROOT"],
+                            "--report", str(report_path)], capsys)
+    assert code == 0, out
+    worst = json.loads(report_path.read_text())["agreement"]["max_rel_error"]
+    assert set(worst) == PAIRS and max(worst.values()) <= 1e-10
