@@ -44,7 +44,7 @@ def describe(node: Value) -> str:
     """What a node is: its op, or for a leaf its name and whether it is a parameter or data."""
     if node._op:
         return node._op
-    kind = "parameter" if node.requires_grad else "constant"
+    kind = "parameter" if node.needs_grad else "constant"
     return f"{node.name} ({kind})" if node.name else kind
 
 
@@ -85,7 +85,7 @@ def graph_dot(root: Value, title: str = "loss") -> str:
         if node is root:
             color = "#ffd8a8"  # the loss
         elif not node._parents:
-            color = "#cfe2ff" if node.requires_grad else "#e9ecef"  # parameter / data
+            color = "#cfe2ff" if node.needs_grad else "#e9ecef"  # parameter / data
         else:
             color = "#ffffff"
         label = label.replace('"', '\\"')

