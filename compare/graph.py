@@ -45,7 +45,9 @@ def describe(node: Value) -> str:
     if node._op:
         return node._op
     kind = "parameter" if node.needs_grad else "constant"
-    return f"{node.name} ({kind})" if node.name else kind
+    if node.name:
+        return f"{node.name} ({kind})"
+    return f"{kind} {node.item():g}" if node.numel() == 1 else kind  # a number from the formula, like 0.5
 
 
 def shape_text(node: Value) -> str:

@@ -9,9 +9,11 @@ hypothesis builds random expressions over random, broadcasting shapes. Run:
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -423,3 +425,14 @@ def test_engine_mlp_checks_its_spec() -> None:
         EngineMLP(activation="gelu")
     with pytest.raises(ValueError, match=r"expects input of shape \[batch, 784\]"):
         EngineMLP()(Value(torch.zeros(2, 28, 28)))
+
+
+def test_docs_point_at_the_right_lines() -> None:
+    """docs/autograd.md links code lines as [`fragment`](../path.py#Ln): each line must hold its fragment."""
+    root = Path(__file__).resolve().parent.parent
+    links = re.findall(r"\[`([^`]+)`\]\(\.\./([\w/]+\.py)#L(\d+)\)", (root / "docs" / "autograd.md").read_text())
+    assert len(links) >= 10
+    for text, path, line in links:
+        source_line = (root / path).read_text().splitlines()[int(line) - 1]
+        fragment = text if ("(" in text or " " in text) else text.rsplit(".", 1)[-1]  # Value.exp -> exp
+        assert fragment in source_line, f"docs/autograd.md: {path} line {line} is {source_line.strip()!r}, not {text!r}"
