@@ -40,14 +40,15 @@ def run_cli(argv: list[str], tmp_path, capsys) -> tuple[int, dict | None, str]:
     return code, json.loads(report.read_text()) if report.exists() else None, err
 
 
-@pytest.mark.parametrize("optimizer,schedule", [("sgd", "step"), ("momentum", "none"), ("nesterov", "cosine"),
-                                                ("adam", "cosine"), ("adamw", "step")])
-def test_train_float64_agrees_step_by_step(optimizer, schedule, tiny_data_root, tmp_path, capsys):
+@pytest.mark.parametrize("optimizer,schedule,activation", [
+    ("sgd", "step", "leaky-relu"), ("momentum", "none", "gelu"), ("nesterov", "cosine", "relu"),
+    ("adam", "cosine", "gelu"), ("adamw", "step", "leaky-relu")])
+def test_train_float64_agrees_step_by_step(optimizer, schedule, activation, tiny_data_root, tmp_path, capsys):
     lr = "0.001" if optimizer.startswith("adam") else "0.05"
     code, report, err = run_cli(["train", "--data-root", str(tiny_data_root), "--dtype", "float64", "--epochs", "3",
                                  "--hidden", "16,8", "--optimizer", optimizer, "--lr", lr, "--weight-decay", "0.01",
                                  "--batch-norm", "--dropout", "0.3", "--lr-schedule", schedule,
-                                 "--lr-step-size", "1", "--activation", "gelu"], tmp_path, capsys)
+                                 "--lr-step-size", "1", "--activation", activation], tmp_path, capsys)
     assert code == 0, err
     result = report["agreement"]
     assert result["passed"] and result["steps"] == 3 * 7  # 200 images in batches of 32
