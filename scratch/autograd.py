@@ -120,7 +120,9 @@ class Value:
     def item(self) -> float:
         return self.data.item()
 
+    @property
     def is_leaf(self) -> bool:
+        """Made directly (data or a parameter), not computed by an op."""
         return not self._parents
 
     def detach(self) -> Value:
