@@ -201,7 +201,7 @@ class Value:
     def __pow__(self, exponent: Value | Tensor | Number) -> Value:
         """out = a ** p.
 
-        p a number:  da = dout * p * a^(p-1)                      Saves a.
+        p a number:  da = dout * p * a^(p-1)   (0 for p = 0, also at a = 0, as torch)   Saves a.
         p a Value:   da = dout * p * a^(p-1),  dp = dout * out * log(a)   (needs a > 0 where dp matters)
         """
         a = self.data
@@ -209,6 +209,8 @@ class Value:
             p = exponent
 
             def backward_const(dout: Tensor) -> tuple[Tensor]:
+                if p == 0:  # a^0 = 1 is flat; p * a^(p-1) would be 0 * inf = nan at a = 0
+                    return (torch.zeros_like(dout),)
                 return (dout * p * a ** (p - 1),)
 
             return _result(a ** p, (self,), f"pow {p:g}", backward_const)

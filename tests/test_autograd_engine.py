@@ -55,6 +55,7 @@ OPS = [
     Op("neg", lambda a: -a, ((3, 4),)),
     Op("pow-integer", lambda a: a ** 3, ((3, 4),)),
     Op("pow-fraction", lambda a: a ** 0.5, ((3, 4),), positive=True),
+    Op("pow-zero", lambda a: (a * 0.0) ** 0, ((3, 4),)),  # 0^0: torch's gradient is 0, not nan
     Op("pow-value", lambda a, b: a ** b, ((3, 4), (1, 4)), positive=True),
     Op("number-pow", lambda a: 2.0 ** a, ((3, 4),)),
     Op("matmul", lambda a, b: a @ b, ((3, 5), (5, 2))),
