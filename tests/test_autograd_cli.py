@@ -17,6 +17,7 @@ import torch
 
 from compare import graph
 from compare.cli import main
+from compare.learners import EngineLearner
 from scratch.autograd import Value, cross_entropy
 
 PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}
@@ -53,6 +54,25 @@ def test_autograd_command_passes_and_writes_report_and_graph(tiny_data_root: Pat
     dot = dot_path.read_text()
     assert dot.startswith('digraph "loss" {') and dot.rstrip().endswith("}")
     assert "layers.0.weight (parameter)\\n16x784\\n|grad|" in dot and "log_softmax" in dot
+
+
+def test_autograd_command_fails_on_a_wrong_gradient(tiny_data_root: Path, tmp_path: Path, capsys,
+                                                    monkeypatch) -> None:
+    """A negative control: an engine whose bias gradients are 0.1% off must fail, with exit status 1."""
+    real = EngineLearner.named_gradients
+
+    def slightly_wrong(self):
+        return {n: g * 1.001 if n.endswith("bias") else g for n, g in real(self).items()}
+
+    monkeypatch.setattr(EngineLearner, "named_gradients", slightly_wrong)
+    report_path = tmp_path / "autograd.json"
+    code, out, _ = run_cli(["autograd", "--dtype", "float64", "--data-root", str(tiny_data_root),
+                            "--report", str(report_path)], capsys)
+    assert code == 1 and "Verdict: FAILED" in out
+    assert "layers.0.bias (hand vs engine): mismatch at index" in out
+    agreement = json.loads(report_path.read_text())["agreement"]
+    assert agreement["passed"] is False and agreement["pairs_passed"]["hand_vs_torch"] is True
+    assert 9e-4 < agreement["max_rel_error"]["engine_vs_torch"] < 1.1e-3
 
 
 def test_autograd_command_in_float32(tiny_data_root: Path, capsys) -> None:
