@@ -447,3 +447,17 @@ def link_target_matches(text: str, line: str) -> bool:
     if "." in text:
         return line.startswith(f"    def {text.rsplit('.', 1)[-1]}(")
     return line.startswith(f"def {text}(") or line.startswith(f"class {text}")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_engine_mlp_on_cuda_matches_cpu() -> None:
+    cpu, gpu = build_engine(Config(dtype="float64")), build_engine(Config(dtype="float64", device="cuda"))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 784, generator=g, dtype=F64), torch.randint(0, 10, (32,), generator=g)
+    cpu.forward_backward(x, y)
+    gpu.forward_backward(x.cuda(), y.cuda())
+    grads_cpu = cpu.named_gradients()
+    for name, grad in gpu.named_gradients().items():
+        assert grad.is_cuda
+        assert_agree(name, grad.cpu(), grads_cpu[name], AUTOGRAD_FLOAT64)
