@@ -148,7 +148,7 @@ def scratch_step(learner) -> Callable[[Tensor, Tensor], Tensor]:
 
     def step(x: Tensor, y: Tensor) -> Tensor:
         loss = loss_fn.forward(model.forward(x), y)
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # as autograd: no gradient for the images
         optimizer.step()
         return loss
 
@@ -421,8 +421,10 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     running = [c for c in contenders if c.unavailable is None]
     probe, probe_flops = matmul_probe(config.torch_dtype, device)
     probe()
-    # The same number of steps per block for every contender keeps scratch and torch in lockstep.
-    steps = max(1, round(options["block_seconds"] / per_step["torch"]))
+    # scratch, torch and compile run the same number of steps per block, which keeps scratch and torch
+    # in lockstep; "typical" (mostly data loading) gets its own, or its blocks would dwarf the others.
+    steps = {c.name: max(1, round(options["block_seconds"] / per_step["typical" if c.name == "typical" else "torch"]))
+             for c in running}
     seconds: dict[str, list[float]] = {name: [] for name in [*(c.name for c in running), "matmul"]}
     entries: list[Contender | None] = [*running, None]  # None stands for the matrix-product probe
     for r in range(options["repeats"]):
@@ -430,7 +432,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
             if entry is None:
                 seconds["matmul"].append(timed(device, probe))
             else:
-                seconds[entry.name].append(timed(device, lambda: entry.run(steps)) / steps)
+                seconds[entry.name].append(timed(device, lambda: entry.run(steps[entry.name])) / steps[entry.name])
     epoch_s = {c.name: timed(device, c.run_epoch) for c in running}
 
     flops = step_flops(sizes, b)
@@ -439,7 +441,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     ratios = [s / t for s, t in zip(seconds["scratch"], seconds["torch"])]
     ratio, ratio_spread = median_and_spread(ratios)
     result = dict(model="-".join(map(str, sizes)), hidden=list(config.hidden), batch_size=b, dtype=config.dtype,
-                  device=config.device, threads=torch.get_num_threads(), steps_per_block=steps,
+                  device=config.device, threads=torch.get_num_threads(), steps_per_block=steps["torch"],
                   flops_per_step=flops, elementwise_share=elementwise_share(sizes, b),
                   matmul_gflops=peak_gflops, ratio=ratio, ratio_spread=ratio_spread)
     details = {}
@@ -472,7 +474,7 @@ def load_images(config: Config, options: dict) -> tuple[Tensor, Tensor, float | 
     try:
         data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device,
                             download=False)
-        return data.x_train[:n], data.y_train[:n], data.mean, data.std, None
+        return data.x_train[:n], data.y_train[:n], data.mean, data.std, None  # fewer if the files hold fewer
     except DataError as error:
         if not options["quick"]:
             raise DataError(f"{error} (bench --quick runs on random images when the files are missing)") from None
@@ -569,7 +571,7 @@ def run(config: Config, data) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-torchvision-") as workdir:
         typical, typical_reason = None, data_note or "skipped (--no-typical)"
         if options["typical"] and data_note is None:
-            typical = TypicalPipeline(config, Path(workdir), mean, std, options["epoch_images"])
+            typical = TypicalPipeline(config, Path(workdir), mean, std, len(x))
         for hidden in options["models"]:
             for batch_size in options["batch_sizes"]:
                 point = dataclasses.replace(config, hidden=hidden, batch_size=batch_size)

@@ -96,7 +96,7 @@ class ScratchLearner(Learner):
         self.model.train()
         with self.own_random_stream():
             loss = self.loss_fn.forward(self.model.forward(x), y)
-        self.model.backward(self.loss_fn.backward())
+        self.model.backward(self.loss_fn.backward(), input_grad=False)  # as autograd: no gradient for images
         return loss
 
     def step(self) -> None:

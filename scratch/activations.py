@@ -27,7 +27,8 @@ class ReLU(Module):
         return self.out
 
     def backward(self, dout: Tensor) -> Tensor:
-        return dout * (self.out > 0)  # B,H
+        # where(), not dout * (out > 0): multiplying by the bool mask first copies it into a float tensor.
+        return torch.where(self.out > 0, dout, 0.0)  # B,H
 
 
 class Sigmoid(Module):

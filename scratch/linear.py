@@ -52,6 +52,8 @@ class Linear(Module):
                db  = sum_b dout[b, :]                   [out]
     cache: x, the only thing the weight gradient needs (dx needs W, which the layer holds).
     With bias=False there is no b (used before BatchNorm1d, whose own bias makes b redundant).
+    backward(dout, input_grad=False) skips dx and returns None: for the first layer, whose input
+    is the data, nobody reads dx (autograd skips it too, as images do not require grad).
     """
 
     param_names: tuple[str, ...] = ("weight", "bias")
@@ -84,7 +86,7 @@ class Linear(Module):
         # addmm fuses the product and the bias add in one kernel, as nn.Linear does.
         return torch.addmm(self.bias, x, self.weight.t())  # B,out
 
-    def backward(self, dout: Tensor) -> Tensor:
+    def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
         if self.x is None:
             raise RuntimeError("Linear.backward called before forward; run forward on a batch first")
         # Written into the persistent buffers (out=) so the optimizer's references stay valid
@@ -92,6 +94,8 @@ class Linear(Module):
         torch.mm(dout.t(), self.x, out=self.dweight)  # out,in
         if self.dbias is not None:
             torch.sum(dout, dim=0, out=self.dbias)  # out
+        if not input_grad:
+            return None  # saves a third of the layer's backward work: 2*B*in*out FLOPs, a B x in tensor
         return dout @ self.weight  # B,in
 
     def __repr__(self) -> str:

@@ -30,8 +30,9 @@ class CrossEntropyLoss:
     def backward(self, dloss: float | Tensor = 1.0) -> Tensor:
         batch = self.probs.shape[0]
         dlogits = self.probs.clone()  # B,C
-        dlogits[torch.arange(batch, device=dlogits.device), self.target] -= 1
-        return dlogits * (dloss / batch)
+        # p[b, y_b] - 1 in every row; scatter_ needs no row-index tensor, unlike dlogits[arange(B), y] -= 1.
+        dlogits.scatter_(1, self.target.unsqueeze(1), -1.0, reduce="add")
+        return dlogits.mul_(dloss / batch)  # in place: dlogits is this call's own copy
 
     __call__ = forward
 

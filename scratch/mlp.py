@@ -7,6 +7,7 @@ row), two hidden layers of 16 ReLU neurons, 10 output neurons (one per digit):
     >>> model = MLP()                       # 784-16-16-10, ReLU
     >>> logits = model(x)                   # x: [B, 784]  ->  [B, 10]
     >>> dx = model.backward(dlogits)        # fills model.layers[k].dweight / .dbias
+    >>> model.backward(dlogits, input_grad=False)   # the same without dx (training: faster)
 
 Layer k of `layers` has the same index and parameter names as in `torch_impl.mlp.MLP`
 ("layers.0.weight", "layers.0.bias", "layers.2.weight", ...), so state dicts copy across.
@@ -70,8 +71,16 @@ class MLP(Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.layers.forward(x)  # B,784 -> B,10
 
-    def backward(self, dlogits: Tensor) -> Tensor:
-        return self.layers.backward(dlogits)  # B,10 -> B,784
+    def backward(self, dlogits: Tensor, input_grad: bool = True) -> Tensor | None:
+        """dL/dx (B,784), after filling every layer's gradient buffers; input_grad=False skips dL/dx
+        and returns None: training never reads the gradient of the images, the largest one to compute."""
+        if input_grad:
+            return self.layers.backward(dlogits)  # B,10 -> B,784
+        first, *rest = self.layers.layers  # the first layer is always a Linear
+        dout = dlogits  # B,10
+        for layer in reversed(rest):
+            dout = layer.backward(dout)
+        return first.backward(dout, input_grad=False)
 
     def __repr__(self) -> str:
         inner = ", ".join(type(layer).__name__ for layer in self.layers.layers)
