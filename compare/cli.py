@@ -28,6 +28,13 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit status 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line naming the problem, not the usage text."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def hidden_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip() != "")
@@ -118,7 +125,7 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m compare", description=__doc__.split("\n\n")[0],
+    parser = Parser(prog="python -m compare", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, module) in command_table().items():

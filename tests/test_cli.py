@@ -1,0 +1,94 @@
+"""The command line: its report contract, its exit status, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from compare.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "compare", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args,problem", [
+    (["train", "--dataset", "cifar"], "--dataset: invalid choice: 'cifar'"),
+    (["train", "--hidden", "16,0"], "--hidden sizes must be positive"),
+    (["grads", "--hidden", "sixteen"], "comma-separated integers"),
+    (["train", "--lr", "-0.1"], "--lr must be a positive learning rate"),
+    (["train", "--epochs", "0"], "--epochs must be at least 1"),
+    (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "--activation", "swish"], "--activation: invalid choice"),
+])
+def test_bad_input_is_one_line_naming_the_problem(args, problem, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        rc = main(args)
+        raise SystemExit(rc)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert problem in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_is_one_line(capsys):
+    assert main(["grads", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no CUDA GPU is available" in err and len(err.splitlines()) == 1
+
+
+def test_missing_data_names_files_and_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("torchvision.datasets.MNIST", _no_network)
+    assert main(["grads", "--data-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "train-images-idx3-ubyte" in err and str(tmp_path) in err and "--data-root" in err
+    assert len(err.splitlines()) == 1
+
+
+def _no_network(*args, **kwargs):
+    raise RuntimeError("no network in tests")
+
+
+def test_grads_report_contract(tiny_data_root, tmp_path):
+    report_path = tmp_path / "grads.json"
+    result = run_cli("grads", "--data-root", str(tiny_data_root), "--dtype", "float64", "--hidden", "8",
+                     "--batch-size", "16", "--report", str(report_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["config"]["hidden"] == [8] and report["config"]["dtype"] == "float64"
+    assert report["agreement"]["passed"] is True
+    names = [p["name"] for p in report["parameters"]]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"]
+    for p in report["parameters"]:
+        assert set(p) >= {"name", "shape", "max_abs_diff", "max_rel_error", "finite_diff_rel_error"}
+        assert p["max_rel_error"] <= 1e-10 and p["finite_diff_rel_error"] <= 1e-7
+    assert "PASSED" in result.stdout and "bit-identical" in result.stdout
+
+
+def test_train_report_contract(tiny_data_root, tmp_path):
+    report_path = tmp_path / "train.json"
+    result = run_cli("train", "--data-root", str(tiny_data_root), "--dtype", "float64", "--epochs", "2",
+                     "--batch-size", "20", "--report", str(report_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["config"]["epochs"] == 2 and report["agreement"]["passed"] is True
+    assert report["agreement"]["max_step_loss_rel_diff"] <= 1e-9
+    for side in ("scratch", "torch"):
+        assert 0.0 <= report[side]["test_accuracy"] <= 1.0
+        assert [h["epoch"] for h in report[side]["history"]] == [1, 2]
+        assert len(report[side]["confusion_matrix"]) == 10
+    assert "Epoch 2" in result.stdout and "confusion matrix" in result.stdout
+
+
+def test_failed_agreement_gives_exit_status_1(tiny_data_root, monkeypatch, capsys):
+    """Break the scratch ReLU's backward: the grads verdict must fail and the exit status say so."""
+    import scratch.activations
+
+    monkeypatch.setattr(scratch.activations.ReLU, "backward", lambda self, dout: dout)
+    assert main(["grads", "--data-root", str(tiny_data_root), "--dtype", "float64", "--hidden", "8"]) == 1
+    assert "FAILED" in capsys.readouterr().out
