@@ -1,0 +1,49 @@
+"""The same checks on a CUDA GPU: device and dtype follow the parameters. Skipped without a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compare import agreement
+from compare.config import Config
+from compare.learners import build_pair, parameter_mismatches
+from compare.loop import train_lockstep
+from conftest import requires_cuda
+
+pytestmark = [requires_cuda, pytest.mark.cuda]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("sigmoid", "mse"), ("tanh", "cross-entropy")])
+def test_gradients_match_autograd_on_cuda(dtype, activation, loss):
+    config = Config(dtype=dtype, activation=activation, loss=loss, device="cuda")
+    s, t = build_pair(config)
+    assert parameter_mismatches(s, t) == []
+    assert all(p.is_cuda for p in s.named_parameters().values())
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 784, generator=g).to("cuda", config.torch_dtype)
+    y = torch.randint(0, 10, (64,), generator=g).to("cuda")
+    tol = agreement.gradient_tolerance(config.torch_dtype)
+    agreement.assert_agree("loss", s.forward_backward(x, y), t.forward_backward(x, y), tol)
+    grads_t = t.named_gradients()
+    for name, grad in s.named_gradients().items():
+        assert grad.is_cuda
+        agreement.assert_agree(name, grad, grads_t[name], tol)
+
+
+def test_cuda_starts_from_the_same_parameters_as_cpu():
+    cpu_s, _ = build_pair(Config(dtype="float64"))
+    cuda_s, _ = build_pair(Config(dtype="float64", device="cuda"))
+    for name, p in cpu_s.named_parameters().items():
+        assert torch.equal(p, cuda_s.named_parameters()[name].cpu())
+
+
+def test_float64_lockstep_on_cuda(mnist64):
+    data = mnist64.to(device="cuda")
+    s, t = build_pair(Config(dtype="float64", device="cuda", lr=0.05, seed=1))
+    records = train_lockstep([s, t], data.x_train[:640], data.y_train[:640], data.x_test[:1000], data.y_test[:1000],
+                             epochs=5, batch_size=32, seed=1, progress=False)
+    ls, lt = records["scratch"].step_losses, records["torch"].step_losses
+    worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt))
+    assert worst <= agreement.LOCKSTEP_LOSS_FLOAT64, f"largest per-step relative loss difference {worst:.3e}"
