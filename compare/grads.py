@@ -17,15 +17,19 @@ import dataclasses
 
 import torch
 
-from compare import agreement, gradcheck
+from compare import agreement, gradcheck, plots
 from compare.config import Config
 from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
 from compare.options import add_training_arguments
 from compare.report import table
 
 
+CONFIG_KEYS = ("plots",)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
+    plots.add_plot_arguments(p)
 
 
 def first_batch(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +84,8 @@ def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolera
 
 
 def run(config: Config, data) -> dict:
+    if config.extra.get("plots"):
+        plots.require_matplotlib()
     x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
     scratch_l, torch_l = build_pair(config, input_size=x.shape[1], num_classes=len(data.classes))
     mismatched = parameter_mismatches(scratch_l, torch_l)
@@ -121,6 +127,9 @@ def run(config: Config, data) -> dict:
           f"checked in float64, h={gradcheck.step_for(config.activation):g}) {fd_tol.describe()}")
     print(f"Verdict: {'PASSED' if passed else 'FAILED'} (worst autograd rel error {worst_auto:.2e}, "
           f"worst finite-difference rel error {worst_fd:.2e})")
+    if config.extra.get("plots"):
+        path = plots.gradient_errors(config.extra["plots"], parameters, tol, fd_tol, config.dtype)
+        print(f"Picture written: {path}")
     return dict(
         agreement=dict(passed=passed, identical_start=not mismatched, loss_scratch=loss_s, loss_torch=loss_t,
                        max_rel_error=worst_auto, max_finite_diff_rel_error=worst_fd,

@@ -237,7 +237,7 @@ def draw(folder, config: Config, records, train_accuracy, maps, hidden_diff, fra
             loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
             title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, lr {config.lr:g}, {config.dtype}"),
         plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy_data.DOMAIN,
-                             f"Hidden neurons of the scratch network on the plane (orange low, blue high); "
+                             f"Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per layer); "
                              f"torch's differ by at most {hidden_diff:.1e}"),
     ]
     if config.extra.get("gif"):
