@@ -2,6 +2,12 @@
 
 `train_lockstep` feeds the same batches, in the same order, to each learner in turn,
 so the only difference between the runs is the implementation itself.
+
+Vocabulary: a batch is `batch_size` images whose mean loss gives one gradient step; an
+epoch is one pass over all training images, cut into batches in a fresh random order.
+Training has reached convergence when further epochs no longer lower the loss: watch
+the per-epoch train and test losses that `compare train` prints (the test loss turning
+upwards while the train loss keeps falling is overfitting, which regularization fights).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Optimizers written by hand: they move each weight and bias against its gradient.
 
+Optimization is the search for weights that make the loss function small; an optimizer
+is one rule for the next step of that search, scaled by the learning rate.
+
     >>> opt = Adam(model.parameters(), model.gradients(), lr=1e-3)
     >>> model.backward(loss.backward()); opt.step()
 
