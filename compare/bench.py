@@ -94,13 +94,12 @@ def resolve_options(config: Config) -> dict:
 
     o = dict(config.extra)
     quick = o["quick"]
-    o["models"] = [tuple(m) for m in (o["models"] or (QUICK_MODELS if quick else GRID_MODELS))]
-    o["batch_sizes"] = list(o["batch_sizes"] or (QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES))
-    o["repeats"] = o["repeats"] or (3 if quick else 7)
-    o["threads"] = o["threads"] or torch.get_num_threads()
-    o["compile"] = (not quick) if o["compile"] is None else o["compile"]
-    o["epoch_images"] = o["epoch_images"] or (6000 if quick else TRAIN_IMAGES)
-    o["block_seconds"] = o["block_seconds"] or (0.05 if quick else 0.2)
+    defaults = dict(models=QUICK_MODELS if quick else GRID_MODELS,
+                    batch_sizes=QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES, repeats=3 if quick else 7,
+                    threads=torch.get_num_threads(), compile=not quick, epoch_images=6000 if quick else TRAIN_IMAGES,
+                    block_seconds=0.05 if quick else 0.2)
+    o.update({key: value for key, value in defaults.items() if o[key] is None})
+    o["models"], o["batch_sizes"] = [tuple(m) for m in o["models"]], list(o["batch_sizes"])
     if any(b < 1 for b in o["batch_sizes"]):
         raise UsageError(f"--batch-sizes must be positive, got {o['batch_sizes']}")
     if o["repeats"] < 1 or o["threads"] < 1 or o["block_seconds"] <= 0:

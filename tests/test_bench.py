@@ -1,0 +1,201 @@
+"""`python -m compare bench`: the report contract, the FLOP count, the memory measure, and the
+speed changes in scratch/ (which must not change a single gradient).
+
+No test here asserts a time: timings on shared machines drift. Run:
+
+    pytest tests/test_bench.py -q                    # under a minute; real MNIST via $MNIST_DATA_ROOT
+    pytest tests/test_bench.py -q -m slow            # adds torch.compile (tens of seconds to compile)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import scratch
+from compare import agreement, bench
+from compare.cli import main
+from compare.config import Config
+from compare.flops import elementwise_share, step_flops
+from compare.learners import build_pair, build_scratch
+
+REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
+                 "scratch_peak_fraction"}
+# A small, fast grid: tiny data root of 200 images, two rounds of short blocks.
+FAST = ["--models", "16,16", "8", "--batch-sizes", "32", "64", "--repeats", "2", "--block-seconds", "0.005",
+        "--threads", "1"]
+
+
+def run_bench(args: list[str], tmp_path: Path) -> tuple[int, dict]:
+    report = tmp_path / "bench.json"
+    code = main(["bench", *args, "--report", str(report)])
+    return code, json.loads(report.read_text())
+
+
+def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    code, report = run_bench(["--quick", "--data-root", str(tiny_data_root), *FAST], tmp_path)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert report["command"] == "bench" and report["config"]["quick"] is True
+    assert report["agreement"]["passed"] is True
+    assert len(report["results"]) == 4  # 2 models x 2 batch sizes
+    for r in report["results"]:
+        assert REQUIRED_KEYS <= set(r), sorted(REQUIRED_KEYS - set(r))
+        assert r["dtype"] == "float32" and r["device"] == "cpu" and r["threads"] == 1
+        assert r["model"] in ("784-16-16-10", "784-8-10")
+        assert r["scratch_step_s"] > 0 and r["torch_step_s"] > 0
+        # ratio is the median of per-round paired ratios, so it lies within them
+        rounds = [s / t for s, t in zip(r["contenders"]["scratch"]["step_s_rounds"],
+                                        r["contenders"]["torch"]["step_s_rounds"])]
+        assert min(rounds) <= r["ratio"] <= max(rounds)
+        assert 0 < r["scratch_peak_fraction"] < 2  # a fraction of a measured peak (noise may pass 1 a little)
+        assert r["flops_per_step"] == step_flops([int(n) for n in r["model"].split("-")], r["batch_size"])
+        typical = r["contenders"]["typical"]
+        assert typical["status"] == "ok" and typical["epoch_images"] == 200  # the tiny root holds 200 images
+        assert r["contenders"]["compile"]["status"].startswith("skipped")
+        assert r["contenders"]["scratch"]["peak_memory_bytes"] > 0
+    assert "Step time" in out and "ratio" in out and "n/a = compile: skipped" in out
+
+
+def test_float64_losses_agree_on_every_benchmarked_step(tiny_data_root: Path, tmp_path: Path) -> None:
+    code, report = run_bench(["--quick", "--dtype", "float64", "--no-typical", "--data-root", str(tiny_data_root),
+                              *FAST], tmp_path)
+    assert code == 0
+    for point in report["agreement"]["points"]:
+        assert point["passed"] and point["max_step_rel_diff"] <= agreement.LOCKSTEP_LOSS_FLOAT64
+        assert point["steps"] > 10  # warm-up, timed blocks and an epoch, all compared
+
+
+def test_quick_without_files_uses_random_images(tmp_path: Path, capsys) -> None:
+    code, report = run_bench(["--quick", "--data-root", str(tmp_path / "none"), *FAST[:2], "--batch-sizes", "32",
+                              "--repeats", "1", "--block-seconds", "0.005", "--epoch-images", "256"], tmp_path)
+    assert code == 0
+    assert report["data"].startswith("random images")
+    assert report["results"][0]["contenders"]["typical"]["status"].startswith("random images")
+
+
+def test_full_run_without_files_is_a_usage_error(tmp_path: Path, capsys) -> None:
+    assert main(["bench", "--data-root", str(tmp_path)]) == 2
+    assert "--quick runs on random images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--batch-sizes", "0"], "--batch-sizes"), (["--repeats", "0"], "--repeats"), (["--threads", "0"], "--threads"),
+    (["--epoch-images", "70000"], "--epoch-images"), (["--batch-sizes", "256"], "larger than the 200 images"),
+])
+def test_bad_options_are_usage_errors(args: list[str], problem: str, tiny_data_root: Path, capsys) -> None:
+    assert main(["bench", "--quick", "--no-typical", "--data-root", str(tiny_data_root), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and problem in err, err
+
+
+def test_step_flops_by_hand_and_against_torch_flop_counter() -> None:
+    # 4-3-2 at batch 5: layer 0 forward + weight grad 2 * (2*5*4*3); layer 1 also its input grad, 3 * (2*5*3*2)
+    assert step_flops([4, 3, 2], 5) == 2 * 120 + 3 * 60
+    # torch's own counter, on the torch twin's training step (autograd skips the images' gradient too)
+    config = Config(hidden=(16, 16), batch_size=32)
+    _, t = build_pair(config)
+    x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        t.loss_fn(t.model(x), y).backward()
+    assert counter.get_total_flops() == step_flops([784, 16, 16, 10], 32)
+    assert elementwise_share([784, 16, 16, 10], 32) < 0.03
+    with pytest.raises(ValueError, match="positive"):
+        step_flops([784], 32)
+
+
+def test_peak_memory_sees_a_temporary_tensor() -> None:
+    mib = 2**20
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.ones(mib // 4).sum()  # a 1 MiB float32 temporary, freed at once
+
+    held = torch.zeros(mib // 4)
+    contender = bench.Contender("probe", step, lambda: (torch.zeros(1), torch.zeros(1)), None,
+                                lambda: held.numel() * held.element_size())
+    measured = bench.peak_memory(contender, torch.device("cpu"))
+    assert 2 * mib <= measured < 2 * mib + 4096  # held 1 MiB + the temporary 1 MiB (+ a scalar)
+
+
+def test_a_failing_contender_is_reported_not_raised() -> None:
+    def broken(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("no C++ compiler found\nmore detail")
+
+    contender = bench.Contender("compile", broken, lambda: (torch.zeros(1), torch.zeros(1)), None, None)
+    assert math.isnan(bench.warm_up(contender, torch.device("cpu"), None))
+    assert contender.unavailable == "unavailable: RuntimeError: no C++ compiler found"
+
+
+def test_goals_are_judged_on_the_named_grid_points() -> None:
+    results = [dict(model="784-16-16-10", batch_size=32, ratio=0.4, scratch_peak_fraction=0.05),
+               dict(model="784-512-512-10", batch_size=512, ratio=1.1, scratch_peak_fraction=0.8)]
+    g = bench.goals(results)
+    assert [v["met"] for v in g.values()] == [False, True, True]
+    assert "1.10 at 784-512-512-10 batch 512" in list(g.values())[0]["figure"]
+    assert list(bench.goals(results[:1]).values())[2] is None  # not in the grid: not judged
+
+
+def test_torchvision_layout_holds_the_same_images(tiny_data_root: Path, tmp_path: Path) -> None:
+    from compare.data import load_dataset
+
+    data = load_dataset("mnist", tiny_data_root, download=False)
+    config = Config(data_root=str(tiny_data_root))
+    typical = bench.TypicalPipeline(config, tmp_path, data.mean, data.std, len(data.x_train))
+    image, label = typical.dataset[3]
+    assert int(label) == int(data.y_train[3])
+    torch.testing.assert_close(image.flatten(), data.x_train[3])  # ToTensor + Normalize == our loader
+
+
+@pytest.mark.parametrize("hidden", [(16, 16), (8,)])
+def test_training_without_the_input_gradient_changes_no_parameter_gradient(hidden: tuple[int, ...]) -> None:
+    model = scratch.MLP(hidden_sizes=hidden).to(dtype=torch.float64)
+    x, y = torch.randn(16, 784, dtype=torch.float64), torch.randint(0, 10, (16,))
+    loss = scratch.CrossEntropyLoss()
+    loss.forward(model.forward(x), y)
+    dx = model.backward(loss.backward())
+    with_dx = {n: g.clone() for n, g in model.named_gradients()}
+    loss.forward(model.forward(x), y)
+    assert model.backward(loss.backward(), input_grad=False) is None
+    assert dx.shape == x.shape
+    for name, g in model.named_gradients():
+        assert torch.equal(g, with_dx[name]), name
+
+
+def test_scratch_learner_still_matches_autograd_in_float64() -> None:
+    s, t = build_pair(Config(hidden=(16, 16), dtype="float64"))
+    x, y = torch.randn(32, 784, dtype=torch.float64), torch.randint(0, 10, (32,))
+    s.forward_backward(x, y), t.forward_backward(x, y)
+    for name, g in s.named_gradients().items():
+        agreement.assert_agree(name, g, t.named_gradients()[name], agreement.AUTOGRAD_FLOAT64)
+
+
+@pytest.mark.skipif(not os.environ.get("MNIST_DATA_ROOT"), reason="set MNIST_DATA_ROOT to bench real MNIST")
+def test_quick_on_real_mnist(tmp_path: Path) -> None:
+    code, report = run_bench(["--quick", "--batch-sizes", "32", "--repeats", "2", "--epoch-images", "2000"], tmp_path)
+    assert code == 0 and report["data"] == "mnist training images"
+    assert report["results"][0]["contenders"]["typical"]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_or_says_why(tiny_data_root: Path, tmp_path: Path) -> None:
+    code, report = run_bench(["--quick", "--compile", "--no-typical", "--data-root", str(tiny_data_root),
+                              "--models", "8", "--batch-sizes", "32", "--repeats", "1"], tmp_path)
+    assert code == 0
+    status = report["results"][0]["contenders"]["compile"]["status"]
+    assert status == "ok" or status.startswith("unavailable: "), status
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_quick_on_cuda(tiny_data_root: Path, tmp_path: Path) -> None:
+    code, report = run_bench(["--quick", "--device", "cuda", "--data-root", str(tiny_data_root), *FAST], tmp_path)
+    assert code == 0 and report["agreement"]["passed"]
+    r = report["results"][0]
+    assert r["device"] == "cuda" and r["contenders"]["scratch"]["peak_memory_bytes"] > 0
+    assert "gpu" in report["machine"]
