@@ -23,7 +23,7 @@ from compare.config import Config
 from compare.learners import build_pair, dropout_stream
 from compare.loop import train_lockstep
 from compare.options import resolve_training_arguments
-from conftest import requires_data
+from conftest import requires_cuda, requires_data
 
 
 @pytest.fixture
@@ -150,3 +150,18 @@ def test_grads_on_real_mnist_with_batch_norm_and_dropout(tmp_path, capsys):
     assert code == 0, err
     assert report["agreement"]["max_finite_diff_rel_error"] <= 1e-7
     assert report["agreement"]["max_rel_error"] <= 1e-10
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_batch_norm_and_adam_agree_on_cuda(tiny_data):
+    """On a GPU (dropout is refused there, see above): batch norm and AdamW still agree step by step."""
+    x, y = (t.cuda() for t in tiny_data)
+    config = Config(dtype="float64", hidden=(16, 8), batch_norm=True, optimizer="adamw", lr=1e-3, weight_decay=0.01,
+                    lr_schedule="cosine", epochs=2, device="cuda")
+    s, t = build_pair(config)
+    records = train_lockstep([s, t], x, y, x, y, epochs=2, batch_size=20, seed=0, progress=False)
+    worst = max(abs(a - b) / abs(b) for a, b in zip(records["scratch"].step_losses, records["torch"].step_losses))
+    assert worst <= agreement.LOCKSTEP_LOSS_FLOAT64
+    for name, b in s.named_buffers().items():
+        assert b.device.type == "cuda", f"{name} stayed on {b.device}"
