@@ -112,7 +112,8 @@ class Module:
 
 
 class Sequential(Module):
-    """Layers applied in order; backward visits them in reverse (the chain rule).
+    """Layers applied in order (forward propagation); backward visits them in reverse
+    (backpropagation: the chain rule, from the loss back to the input).
 
     forward:  h_0 = x,  h_k = layer_k(h_{k-1})
     backward: dh_{k-1} = layer_k.backward(dh_k), from the last layer to the first
