@@ -3,6 +3,7 @@
     python -m compare bench                                   # the grid, float32, CPU (several minutes)
     python -m compare bench --quick                           # a smoke test, well under a minute
     python -m compare bench --device cuda --report bench-cuda.json
+    python -m compare.bench bench-cuda.json                   # the tables of a saved report
 
 For each model and batch size of the grid it times one training step (forward, backward,
 update) and one epoch of four contenders:
@@ -48,7 +49,6 @@ from compare import agreement
 from compare.config import Config
 from compare.flops import elementwise_share, matmul_probe, step_flops, synchronize
 from compare.learners import build_scratch, build_torch
-from compare.report import table
 
 GRID_MODELS: tuple[tuple[int, ...], ...] = ((16, 16), (128,), (512, 512))  # hidden sizes; the lesson's first
 GRID_BATCH_SIZES: tuple[int, ...] = (32, 128, 512)
@@ -133,9 +133,14 @@ class Contender:
         for _ in range(steps):
             self.losses.append(self.train_step(*self.next_batch()))
 
-    def run_epoch(self) -> None:
-        for x, y in self.epoch_batches():
-            self.losses.append(self.train_step(x, y))
+    def run_from(self, batches: Iterator[Batch], steps: int) -> bool:
+        """Up to `steps` steps on batches from `batches`; False once it is exhausted."""
+        for _ in range(steps):
+            batch = next(batches, None)
+            if batch is None:
+                return False
+            self.losses.append(self.train_step(*batch))
+        return True
 
 
 def skipped(name: str, reason: str) -> Contender:
@@ -407,6 +412,24 @@ def loss_agreement(scratch_losses: list[Tensor], torch_losses: list[Tensor], dty
                 max_step_rel_diff=rel.max().item(), first_loss_scratch=s[0].item(), first_loss_torch=t[0].item())
 
 
+def interleaved_epochs(contenders: list[Contender], steps: dict[str, int], device: torch.device) -> dict[str, float]:
+    """Seconds for one epoch of each contender, the epochs cut into blocks and interleaved like the
+    step timings, so that a burst of load from elsewhere does not land on one contender's epoch."""
+    epochs = {c.name: c.epoch_batches() for c in contenders}
+    seconds = dict.fromkeys(epochs, 0.0)
+    left = list(contenders)
+    while left:
+        for c in list(left):
+            synchronize(device)
+            start = time.perf_counter()
+            more = c.run_from(epochs[c.name], steps[c.name])
+            synchronize(device)
+            seconds[c.name] += time.perf_counter() - start
+            if not more:
+                left.remove(c)
+    return seconds
+
+
 def measure_point(config: Config, options: dict, batches: Batches, typical: TypicalPipeline | None,
                   typical_reason: str) -> dict:
     """Warm up, time interleaved blocks, time an epoch, measure memory: one grid point's result."""
@@ -432,7 +455,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
                 seconds["matmul"].append(timed(device, probe))
             else:
                 seconds[entry.name].append(timed(device, lambda: entry.run(steps[entry.name])) / steps[entry.name])
-    epoch_s = {c.name: timed(device, c.run_epoch) for c in running}
+    epoch_s = interleaved_epochs(running, steps, device)
 
     flops = step_flops(sizes, b)
     probe_s, _ = median_and_spread(seconds["matmul"])
@@ -517,6 +540,14 @@ def goals(results: list[dict]) -> dict:
     }
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub-flavoured markdown table, columns padded so it also reads well on a terminal."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = [list(headers), ["-" * w for w in widths], *cells]
+    return "\n".join("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |" for line in lines)
+
+
 def fmt_time(seconds: float | None, spread: float | None = None) -> str:
     if seconds is None:
         return "-"
@@ -539,7 +570,7 @@ def print_tables(results: list[dict], device: str) -> None:
 
     print(f"\nStep time, ms (median ±half the interquartile range), ratio scratch/torch, fraction of the "
           f"matmul peak ({device}):")
-    print(table(["model", "batch", "scratch", "torch", "ratio", "compile", "typical", "peak GFLOP/s",
+    print(markdown_table(["model", "batch", "scratch", "torch", "ratio", "compile", "typical", "peak GFLOP/s",
                  "scratch %peak", "torch %peak", "compile %peak"],
                 [[r["model"], r["batch_size"], cell(r, "scratch", "step"), cell(r, "torch", "step"),
                   f"{r['ratio']:.2f} ±{r['ratio_spread']:.0%}", cell(r, "compile", "step"), cell(r, "typical", "step"),
@@ -547,7 +578,7 @@ def print_tables(results: list[dict], device: str) -> None:
                   cell(r, "compile", "peak")] for r in results]))
     images = results[0]["contenders"]["scratch"]["epoch_images"]
     print(f"\nOne epoch ({images} images), seconds; peak tensor memory of a training step, MiB:")
-    print(table(["model", "batch", *[f"{n} epoch" for n in CONTENDERS], *[f"{n} MiB" for n in CONTENDERS]],
+    print(markdown_table(["model", "batch", *[f"{n} epoch" for n in CONTENDERS], *[f"{n} MiB" for n in CONTENDERS]],
                 [[r["model"], r["batch_size"], *[cell(r, n, "epoch") for n in CONTENDERS],
                   *[cell(r, n, "memory") for n in CONTENDERS]] for r in results]))
     notes = {f"{n}: {c['status']}" for r in results for n, c in r["contenders"].items() if c["status"] != "ok"}
@@ -557,6 +588,7 @@ def print_tables(results: list[dict], device: str) -> None:
 
 def run(config: Config, data) -> dict:
     options = resolve_options(config)
+    config.extra.update(options)  # the report's config then shows the grid actually run
     torch.set_num_threads(options["threads"])
     device = torch.device(config.device)
     x, y, mean, std, data_note = load_images(config, options)
@@ -598,3 +630,15 @@ def run(config: Config, data) -> dict:
                 agreement=dict(passed=passed, check=results[0]["agreement"]["check"],
                                points=[dict(model=r["model"], batch_size=r["batch_size"], **r["agreement"])
                                        for r in results]))
+
+
+if __name__ == "__main__":
+    # python -m compare.bench REPORT.json: the tables of a saved report (one from a GPU machine, say).
+    import json
+    import sys
+
+    saved = json.loads(Path(sys.argv[1]).read_text())
+    machine = saved["machine"]
+    print(f"{machine.get('gpu', machine['cpu'])}, {machine['threads']} torch thread(s), torch {machine['torch']}, "
+          f"{saved['config']['dtype']}")
+    print_tables(saved["results"], saved["config"]["device"])

@@ -42,6 +42,7 @@ def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> 
     out = capsys.readouterr().out
     assert code == 0, out
     assert report["command"] == "bench" and report["config"]["quick"] is True
+    assert report["config"]["models"] == [[16, 16], [8]] and report["config"]["batch_sizes"] == [32, 64]
     assert report["agreement"]["passed"] is True
     assert len(report["results"]) == 4  # 2 models x 2 batch sizes
     for r in report["results"]:
