@@ -21,11 +21,13 @@ class CrossEntropyLoss:
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         _check(logits, target, "CrossEntropyLoss")
-        shifted = logits - logits.max(dim=1, keepdim=True).values  # B,C; largest entry is 0
-        log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))  # B,C
-        self.probs = torch.exp(log_probs)  # B,C
+        shifted = logits - logits.amax(dim=1, keepdim=True)  # B,C: z - m; largest entry is 0
+        exp = torch.exp(shifted)  # B,C
+        sum_exp = exp.sum(dim=1, keepdim=True)  # B,1
+        self.probs = exp / sum_exp  # B,C; reuses exp rather than exponentiating log p again (fewer kernels)
         self.target = target  # B
-        return -log_probs.gather(1, target.unsqueeze(1)).mean()  # scalar
+        # -log p[b, y_b] = log sum_c exp(z_c - m) - (z_y - m), for the target entries only
+        return (torch.log(sum_exp) - shifted.gather(1, target.unsqueeze(1))).mean()  # scalar
 
     def backward(self, dloss: float | Tensor = 1.0) -> Tensor:
         batch = self.probs.shape[0]
