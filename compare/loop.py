@@ -73,7 +73,8 @@ def train_lockstep(
         epoch_batches = batches(len(x_train), batch_size, order)
         start = {name: len(r.step_losses) for name, r in records.items()}
         bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                   disable=not progress, dynamic_ncols=True)
+                   disable=None if progress else True,  # None: shown on a terminal, not in logs
+                   dynamic_ncols=True)
         for step, index in enumerate(bar):
             index = index.to(x_train.device)
             xb, yb = x_train[index], y_train[index]
