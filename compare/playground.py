@@ -124,11 +124,12 @@ def accuracy(learner: Learner, x: Tensor, y: Tensor) -> float:
 
 
 def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    try:
-        tensors = toy_data.train_test_split(config.dataset, config.extra["samples"], config.extra["noise"],
-                                            config.seed)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    samples, noise = config.extra["samples"], config.extra["noise"]
+    if samples < 2:
+        raise UsageError(f"--samples must be at least 2 (a point of each class), got {samples}")
+    if not 0 <= noise <= toy_data.MAX_NOISE:
+        raise UsageError(f"--noise must be between 0 and {toy_data.MAX_NOISE} (Playground's 0-50%), got {noise}")
+    tensors = toy_data.train_test_split(config.dataset, samples, noise, config.seed)
     x_train, y_train, x_test, y_test = tensors
     move = dict(device=config.device)
     return (x_train.to(dtype=config.torch_dtype, **move), y_train.to(**move),

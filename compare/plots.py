@@ -95,6 +95,7 @@ def _save(fig, folder: str | Path, filename: str) -> Path:
 
 
 def _cpu(t: Tensor) -> Tensor:
+    """A float64 CPU copy; matplotlib gets `.numpy()` of it (a tensor would go through a deprecated path)."""
     return t.detach().to("cpu", torch.float64)
 
 
@@ -180,8 +181,8 @@ def _difference_story(dtype: str, diffs: list[float], tolerance: float | None) -
     if dtype == "float64":
         return (f"per-step loss difference: rounding differences grew to {worst:.1e}: this training is chaotic, "
                 "and amplifies even float64's last bits")
-    return ("per-step loss difference: in float32 each step's rounding (~1e-7) changes the next step's weights, "
-            f"so the runs drift apart (largest {worst:.1e})")
+    return (f"per-step loss difference: float32 rounding (~1e-7) feeds into every later step, so the runs "
+            f"drift apart (largest {worst:.1e})")
 
 
 def _epoch_ticks(ax, n_steps: int, steps_per_epoch: int) -> None:
@@ -217,7 +218,7 @@ def first_layer_weights(folder: str | Path, weights: dict[str, Tensor], image_sh
             if i >= n:
                 continue
             scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
-            ax.imshow(w[i].reshape(image_shape), cmap="RdBu", vmin=-scale, vmax=scale)
+            ax.imshow(w[i].reshape(image_shape).numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
             ax.set_title(f"neuron {i}", fontsize=7, pad=2)
     return _save(fig, folder, "first_layer.png")
 
@@ -227,12 +228,13 @@ def confusion_matrices(folder: str | Path, confusions: dict[str, Tensor], classe
     from matplotlib.colors import LogNorm
 
     fig = _figure("confusion")
+    fig.suptitle("Confusion matrices on the test set: row = true class, column = predicted class")
     mats = {name: torch.as_tensor(c).cpu() for name, c in confusions.items()}
     top = max(int(m.max()) for m in mats.values())
     short = [c if len(c) <= 8 else c[:7] + "." for c in classes]
     for ax, (name, m) in zip(fig.subplots(1, len(mats)), mats.items()):
         masked = m.double().masked_fill(m == 0, float("nan"))  # empty cells stay white
-        image = ax.imshow(masked, cmap="Blues", norm=LogNorm(vmin=1, vmax=max(top, 2)))
+        image = ax.imshow(masked.numpy(), cmap="Blues", norm=LogNorm(vmin=1, vmax=max(top, 2)))
         for (i, j), v in ((ij, int(m[ij])) for ij in ((i, j) for i in range(len(m)) for j in range(len(m)))):
             if v:
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=6.5,
@@ -264,7 +266,7 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
         ax.set_axis_off()
         if k is None:
             continue
-        ax.imshow(_cpu(images[k]), cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(_cpu(images[k]).numpy(), cmap="gray_r", vmin=0, vmax=1)
         same = int(ps[k]) == int(pt[k])
         guess = f"both say {classes[int(ps[k])]}" if same else f"scratch {classes[int(ps[k])]}, torch {classes[int(pt[k])]}"
         ax.set_title(f"true {classes[int(y[k])]}\n{guess}", fontsize=7, pad=2, color="black" if same else "tab:red")
@@ -348,14 +350,14 @@ def _playground_cmap():
 def _draw_plane(ax, probability: Tensor, x: Tensor, y: Tensor, domain: float, title: str, point_size: float = 14) -> None:
     """One panel: p(class 1) on the plane as colour, the 0.5 contour, and the points."""
     extent = (-domain, domain, -domain, domain)
-    ax.imshow(_cpu(probability), origin="lower", extent=extent, cmap=_playground_cmap(), vmin=0, vmax=1,
+    ax.imshow(_cpu(probability).numpy(), origin="lower", extent=extent, cmap=_playground_cmap(), vmin=0, vmax=1,
               alpha=0.75, interpolation="bilinear")
     ticks = torch.linspace(-domain, domain, probability.shape[0]).numpy()
     _boundary_line(ax, ticks, _cpu(probability).numpy())
     x, y = _cpu(x), y.cpu()
     for label, colour in ((0, ORANGE), (1, BLUE)):
         pts = x[y == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=point_size, color=colour, edgecolors="white", linewidths=0.6)
+        ax.scatter(pts[:, 0].numpy(), pts[:, 1].numpy(), s=point_size, color=colour, edgecolors="white", linewidths=0.6)
     ax.set(xlim=(-domain, domain), ylim=(-domain, domain), aspect="equal", title=title, xlabel="x1", ylabel="x2")
     ax.tick_params(labelsize=7)
 
@@ -406,7 +408,7 @@ def hidden_neurons(folder: str | Path, layers: Sequence[Tensor], domain: float, 
             if j >= maps.shape[-1]:
                 ax.set_axis_off()
                 continue
-            m = _cpu(maps[..., j])
+            m = _cpu(maps[..., j]).numpy()
             ax.imshow(m, origin="lower", extent=extent, cmap=_playground_cmap(), vmin=-scale, vmax=scale,
                       interpolation="bilinear")
             if j == 0:

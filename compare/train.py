@@ -11,7 +11,7 @@ import math
 
 import argparse
 
-from compare import agreement
+from compare import agreement, plots
 from compare.config import Config
 from compare.learners import Learner, build_pair, max_parameter_difference, parameter_mismatches
 from compare.loop import EpochStats, RunRecord, train_lockstep
@@ -20,7 +20,7 @@ from compare.options import add_training_arguments
 from compare.report import table
 
 
-CONFIG_KEYS = ("engine",)
+CONFIG_KEYS = ("engine", "plots")
 ENGINE_CHOICES = ["hand", "autograd"]
 
 
@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="hand",
                    help="how the scratch network gets its gradients: hand (the backward formulas of scratch/mlp.py) "
                         "or autograd (scratch/autograd.py derives them from the forward pass) (default: hand)")
+    plots.add_plot_arguments(p)
 
 
 def print_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
@@ -111,6 +112,8 @@ def describe(config: Config) -> str:
 
 
 def run(config: Config, data) -> dict:
+    if config.extra.get("plots"):
+        plots.require_matplotlib()  # before training, not after it
     if config.extra.get("engine") == "autograd":
         from compare.autograd import check_engine_config
 
@@ -131,9 +134,10 @@ def run(config: Config, data) -> dict:
                              on_epoch=print_epoch)
 
     report: dict = {}
+    confusions = {}
     for learner in (scratch_l, torch_l):
         record = records[learner.name]
-        confusion = confusion_matrix(record.predictions, data.y_test, len(data.classes))
+        confusion = confusions[learner.name] = confusion_matrix(record.predictions, data.y_test, len(data.classes))
         scores = per_class_scores(confusion)
         print_class_report(learner.name, scores, confusion, data.classes)
         report[learner.name] = dict(test_accuracy=record.history[-1].test_accuracy,
@@ -161,5 +165,9 @@ def run(config: Config, data) -> dict:
         print(f"  [{'pass' if ok else 'FAIL'}] {name}")
     print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'} "
           f"(test accuracy scratch {report['scratch']['test_accuracy']:.2%}, torch {report['torch']['test_accuracy']:.2%})")
+    if config.extra.get("plots"):
+        paths = plots.train_figures(config.extra["plots"], config, records, (scratch_l, torch_l), data, confusions)
+        print("Pictures written: " + ", ".join(str(p) for p in paths))
+        report["plots"] = [str(p) for p in paths]
     report["agreement"] = result
     return report
