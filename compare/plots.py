@@ -456,7 +456,7 @@ def boundary_animation(folder: str | Path, frames: Sequence[dict], x: Tensor, y:
         heading.set_text(f"epoch {frame['epoch']}")
         fig.canvas.draw()
         rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-        images.append(Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+        images.append(Image.fromarray(rgb).quantize(colors=32, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
     path = Path(folder) / "boundary.gif"
     path.parent.mkdir(parents=True, exist_ok=True)
     durations = [ms_per_frame] * (len(images) - 1) + [2000]  # rest on the final boundary
