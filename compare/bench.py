@@ -177,18 +177,26 @@ class Batches:
 
     x: Tensor  # N,784: the images an epoch covers, on the benchmark's device and in its dtype
     y: Tensor  # N
+    shuffled: tuple[Tensor, Tensor]  # x and y in one random order, gathered once (see `cycle`)
     batch_size: int
     seed: int
-    fixed: list[Batch]  # the batches timed blocks cycle through (gathered up front)
 
     def cycle(self) -> Callable[[], Batch]:
-        """The fixed batches in the same order for every contender that calls this."""
+        """Consecutive batches of `shuffled`, round and round, the same sequence for every caller.
+
+        Slicing a pre-shuffled copy hands out ready batches (no gathering inside a timed step), and
+        walking through all the data, rather than a few batches over and over, keeps the training
+        (and so the numbers the kernels see) like that of a real run.
+        """
+        xs, ys = self.shuffled
+        count, b = len(xs) // self.batch_size, self.batch_size
         position = 0
 
         def next_batch() -> Batch:
             nonlocal position
+            start = position % count * b
             position += 1
-            return self.fixed[(position - 1) % len(self.fixed)]
+            return xs[start:start + b], ys[start:start + b]
 
         return next_batch
 
@@ -200,14 +208,12 @@ class Batches:
             yield self.x[index], self.y[index]
 
 
-def make_batches(x: Tensor, y: Tensor, batch_size: int, seed: int, count: int = 8) -> Batches:
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(x.device)
-    fixed = [(x[i], y[i]) for i in order[:count * batch_size].split(batch_size) if len(i) == batch_size]
-    if not fixed:
+def make_batches(x: Tensor, y: Tensor, shuffled: tuple[Tensor, Tensor], batch_size: int, seed: int) -> Batches:
+    if batch_size > len(x):
         from compare.cli import UsageError
 
         raise UsageError(f"batch size {batch_size} is larger than the {len(x)} images of --epoch-images")
-    return Batches(x, y, batch_size, seed, fixed)
+    return Batches(x, y, shuffled, batch_size, seed)
 
 
 def tensor_bytes(tensors: Iterator[Tensor | None]) -> int:
@@ -438,7 +444,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     sizes = [batches.x.shape[1], *config.hidden, 10]
     contenders = make_contenders(config, options, batches, typical, typical_reason)
     remainder = len(batches.x) % b
-    odd_batch = (batches.fixed[0][0][:remainder], batches.fixed[0][1][:remainder]) if remainder else None
+    odd_batch = (batches.shuffled[0][:remainder], batches.shuffled[1][:remainder]) if remainder else None
     per_step = {c.name: warm_up(c, device, odd_batch) for c in contenders if c.unavailable is None}
     running = [c for c in contenders if c.unavailable is None]
     probe, probe_flops = matmul_probe(config.torch_dtype, device)
@@ -592,6 +598,8 @@ def run(config: Config, data) -> dict:
     torch.set_num_threads(options["threads"])
     device = torch.device(config.device)
     x, y, mean, std, data_note = load_images(config, options)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed)).to(x.device)
+    shuffled = (x[order], y[order])
     machine = machine_description(device)
     print(f"Benchmark on {machine.get('gpu', machine['cpu'])} ({config.device}), {machine['threads']} torch "
           f"thread(s) of {machine['cpu_count']} CPUs, torch {machine['torch']}, {config.dtype}; "
@@ -606,7 +614,7 @@ def run(config: Config, data) -> dict:
         for hidden in options["models"]:
             for batch_size in options["batch_sizes"]:
                 point = dataclasses.replace(config, hidden=hidden, batch_size=batch_size)
-                result = measure_point(point, options, make_batches(x, y, batch_size, config.seed), typical,
+                result = measure_point(point, options, make_batches(x, y, shuffled, batch_size, config.seed), typical,
                                        typical_reason)
                 results.append(result)
                 scratch_c, torch_c = result["contenders"]["scratch"], result["contenders"]["torch"]

@@ -47,7 +47,8 @@ def elementwise_share(sizes: Sequence[int], batch_size: int) -> float:
     return elementwise / (elementwise + step_flops(sizes, batch_size))
 
 
-def matmul_probe(dtype: torch.dtype, device: str | torch.device, size: int | None = None) -> tuple[Callable[[], None], int]:
+def matmul_probe(dtype: torch.dtype, device: str | torch.device,
+                 size: int | None = None) -> tuple[Callable[[], None], int]:
     """A function computing one square matrix product of side `size`, and its FLOP count (2 size^3).
 
     The product of two large square matrices is the fastest thing a BLAS library does, so its
