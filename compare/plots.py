@@ -276,6 +276,7 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
 def train_figures(folder: str | Path, config, records: dict, learners: Sequence, data, confusions: dict[str, Tensor]) -> list[Path]:
     """Every picture of `python -m compare train --plots DIR`."""
     from compare import agreement
+    from compare.train import describe  # imported here: compare.train imports this module
 
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
     paths = [training_curves(
@@ -284,7 +285,7 @@ def train_figures(folder: str | Path, config, records: dict, learners: Sequence,
         dtype=config.dtype, steps_per_epoch=steps_per_epoch,
         loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
         title=f"{config.dataset}, hidden {','.join(map(str, config.hidden))}, {config.activation}, "
-              f"batch {config.batch_size}, lr {config.lr:g}, {config.dtype}: scratch and torch in lockstep")]
+              f"batch {config.batch_size}, {describe(config)}, {config.dtype}: scratch and torch in lockstep")]
     weights = {learner.name: learner.named_parameters()["layers.0.weight"] for learner in learners}
     if next(iter(weights.values())).shape[1] == 28 * 28:
         paths.append(first_layer_weights(folder, weights))
