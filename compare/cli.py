@@ -3,6 +3,7 @@
     python -m compare grads --dtype float64          # gradients: scratch vs autograd vs finite differences
     python -m compare train --epochs 10              # both networks learn MNIST in lockstep
     python -m compare autograd --dtype float64       # hand-derived vs the scratch autograd engine vs torch
+    python -m compare playground --plots pictures/   # both learn a 2-D spiral; decision boundaries drawn
 
 Every command prints tables, writes `--report PATH` (JSON with `config` and
 `agreement.passed`), and exits 0 exactly when the agreement check passed, 1 when it
