@@ -120,6 +120,8 @@ def training_curves(
     `step_losses` maps "scratch"/"torch" to their per-step training losses; `accuracies` maps a
     label such as "test accuracy" to {"scratch": [...], "torch": [...]} with one value per epoch.
     """
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
     fig = _figure("curves")
     grid = fig.add_gridspec(2, 2, height_ratios=[1, 1])
     ax_loss, ax_acc, ax_diff = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, :])
@@ -134,6 +136,7 @@ def training_curves(
                      label=name + (f" (mean of {window} steps)" if window > 1 else ""), **styles[name])
     ax_loss.set(xlabel="training step", ylabel="loss of the step's batch", yscale="log",
                 title="training loss, step by step")
+    ax_loss.yaxis.set_minor_formatter(NullFormatter())  # labels on 2e-1, 3e-1, ... only crowd the axis
     _epoch_ticks(ax_loss, len(steps), steps_per_epoch)
     ax_loss.legend()
 
@@ -144,7 +147,12 @@ def training_curves(
             ax_acc.plot(epochs, [100 * v for v in values], marker=markers[k % len(markers)] if len(values) <= 25 else None,
                         label=f"{name}, {label}", **{**styles[name], "alpha": 1.0 if k == 0 else 0.6})
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
-    ax_acc.xaxis.get_major_locator().set_params(integer=True)
+    n_epochs = max(len(v) for series in accuracies.values() for v in series.values())
+    ax_acc.set_xlim(0.5, n_epochs + 0.5)
+    if n_epochs <= 20:
+        ax_acc.set_xticks(range(1, n_epochs + 1))
+    else:
+        ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.legend(fontsize="small")
 
     diffs = _relative_differences(step_losses["scratch"], step_losses["torch"])
