@@ -65,9 +65,15 @@ def test_without_matplotlib_plots_fail_with_the_install_hint_and_nothing_else(ma
     assert main(["grads", *common, "--plots", str(tmp_path / "pics")]) == 2
     assert capsys.readouterr().err == f"error: {plots.INSTALL_HINT}\n"
 
+    toy = ["--epochs", "2", "--samples", "20"]
+    assert main(["playground", *toy, "--plots", str(tmp_path / "pics"), "--gif"]) == 2
+    assert capsys.readouterr().err == f"error: {plots.INSTALL_HINT}\n"
+
     # Without --plots the same commands work as ever.
     assert main(["train", *common]) == 0
     assert main(["grads", *common]) == 0
+    assert main(["playground", *toy]) == 0
+    assert "Add --plots DIR" in capsys.readouterr().out
 
 
 def test_without_matplotlib_the_plots_module_still_imports(matplotlib_missing):
