@@ -16,6 +16,7 @@ tests/test_optim.py feeds both the same 1000 gradients and compares the trajecto
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -61,6 +62,11 @@ class SGD(Optimizer):
         self.momentum_buffers: list[Tensor | None] = [None] * len(params)
 
     def step(self) -> None:
+        if self.momentum == 0 and self.weight_decay == 0:
+            # Plain SGD, p <- p - lr * dp, for all parameters in one call: the same arithmetic as the
+            # loop below, minus a Python round trip per tensor (a tenth of a small network's step).
+            torch._foreach_add_(self.params, self.grads, alpha=-self.lr)
+            return
         for i, (p, dp) in enumerate(zip(self.params, self.grads)):
             g = dp
             if self.weight_decay != 0:
