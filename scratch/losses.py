@@ -25,15 +25,15 @@ class CrossEntropyLoss:
         exp = torch.exp(shifted)  # B,C
         sum_exp = exp.sum(dim=1, keepdim=True)  # B,1
         self.probs = exp / sum_exp  # B,C; reuses exp rather than exponentiating log p again (fewer kernels)
-        self.target = target  # B
+        self.target = target.unsqueeze(1)  # B,1: the class indices as a column, as gather and scatter_ take them
         # -log p[b, y_b] = log sum_c exp(z_c - m) - (z_y - m), for the target entries only
-        return (torch.log(sum_exp) - shifted.gather(1, target.unsqueeze(1))).mean()  # scalar
+        return (torch.log(sum_exp) - shifted.gather(1, self.target)).mean()  # scalar
 
     def backward(self, dloss: float | Tensor = 1.0) -> Tensor:
         batch = self.probs.shape[0]
         dlogits = self.probs.clone()  # B,C
         # p[b, y_b] - 1 in every row; scatter_ needs no row-index tensor, unlike dlogits[arange(B), y] -= 1.
-        dlogits.scatter_(1, self.target.unsqueeze(1), -1.0, reduce="add")
+        dlogits.scatter_(1, self.target, -1.0, reduce="add")
         return dlogits.mul_(dloss / batch)  # in place: dlogits is this call's own copy
 
     __call__ = forward
