@@ -276,7 +276,7 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
             continue
         ax.imshow(_cpu(images[k]).numpy(), cmap="gray_r", vmin=0, vmax=1)
         same = int(ps[k]) == int(pt[k])
-        guess = f"both say {classes[int(ps[k])]}" if same else f"scratch {classes[int(ps[k])]}, torch {classes[int(pt[k])]}"
+        guess = f"both say {classes[int(ps[k])]}" if same else f"scratch {classes[int(ps[k])]}\ntorch {classes[int(pt[k])]}"
         ax.set_title(f"true {classes[int(y[k])]}\n{guess}", fontsize=7, pad=2, color="black" if same else "tab:red")
     return _save(fig, folder, "misclassified.png")
 
