@@ -30,12 +30,14 @@ the first step within FIRST_STEP_LOSS_FLOAT32, after which rounding differences 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gzip
 import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -367,10 +369,25 @@ def peak_memory(contender: Contender, device: torch.device) -> int:
         return held + torch.cuda.max_memory_allocated(device) - before
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for _ in range(2):
             contender.train_step(*batch)
     return held + peak_of_allocations(prof)
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2: the profiler's C++ library logs "profiler_start/stop" lines there
+    on every use, whatever its log level, which would bury the tables."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def peak_of_allocations(prof) -> int:
@@ -643,7 +660,6 @@ def run(config: Config, data) -> dict:
 if __name__ == "__main__":
     # python -m compare.bench REPORT.json: the tables of a saved report (one from a GPU machine, say).
     import json
-    import sys
 
     saved = json.loads(Path(sys.argv[1]).read_text())
     machine = saved["machine"]
