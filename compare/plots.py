@@ -259,16 +259,17 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
                   classes: Sequence[str]) -> Path:
     """misclassified.png: test images that scratch or torch got wrong, with the true and predicted labels.
 
-    `images` are [N, 28, 28] pixel values in 0..1 (un-normalized). A red title marks an image on
-    which scratch and torch disagree.
+    `images` are [N, 28, 28] pixel values in 0..1 (un-normalized). Images on which scratch and
+    torch disagree come first, with a red title.
     """
     ps, pt, y = predictions["scratch"].cpu(), predictions["torch"].cpu(), y_true.cpu()
     wrong = ((ps != y) | (pt != y)).nonzero().flatten()
-    shown = wrong[:MAX_MISTAKES]
+    disagree = ps[wrong] != pt[wrong]
+    shown = torch.cat([wrong[disagree], wrong[~disagree]])[:MAX_MISTAKES]  # the rare disagreements first
     fig = _figure("misclassified")
-    fig.suptitle(f"Test images that either network misclassified: first {len(shown)} of {len(wrong)} "
+    fig.suptitle(f"Test images that either network misclassified: {len(shown)} of {len(wrong)} "
                  f"(scratch wrong on {int((ps != y).sum())}, torch on {int((pt != y).sum())}; "
-                 "red: the two disagree)")
+                 f"red, first: the {int(disagree.sum())} on which the two disagree)")
     axes = fig.subplots(4, 8, squeeze=False)
     for ax, k in zip(axes.flat, [*shown.tolist(), *[None] * (axes.size - len(shown))]):
         ax.set_axis_off()
