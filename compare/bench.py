@@ -341,6 +341,8 @@ def warm_up(contender: Contender, device: torch.device, odd_batch: Batch | None)
             contender.train_step(*odd_batch)
         return timed(device, lambda: contender.run(WARMUP_STEPS)) / WARMUP_STEPS
     except Exception as error:  # noqa: BLE001 - an optional contender's failure is reported, not raised
+        if contender.name in ("scratch", "torch"):
+            raise  # the two being compared must run; their failure is a bug to see, not a table cell
         reason = (str(error).strip().splitlines() or [""])[0][:160]
         contender.unavailable = f"unavailable: {type(error).__name__}: {reason}"
         return math.nan

@@ -132,6 +132,9 @@ def test_a_failing_contender_is_reported_not_raised() -> None:
     contender = bench.Contender("compile", broken, lambda: (torch.zeros(1), torch.zeros(1)), None, None)
     assert math.isnan(bench.warm_up(contender, torch.device("cpu"), None))
     assert contender.unavailable == "unavailable: RuntimeError: no C++ compiler found"
+    contender.name = "scratch"  # but the two being compared must not fail quietly
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        bench.warm_up(contender, torch.device("cpu"), None)
 
 
 def test_goals_are_judged_on_the_named_grid_points() -> None:
