@@ -267,9 +267,8 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
     disagree = ps[wrong] != pt[wrong]
     shown = torch.cat([wrong[disagree], wrong[~disagree]])[:MAX_MISTAKES]  # the rare disagreements first
     fig = _figure("misclassified")
-    fig.suptitle(f"Test images that either network misclassified: {len(shown)} of {len(wrong)} "
-                 f"(scratch wrong on {int((ps != y).sum())}, torch on {int((pt != y).sum())}; "
-                 f"red, first: the {int(disagree.sum())} on which the two disagree)")
+    fig.suptitle(f"Misclassified test images, {len(shown)} of {len(wrong)} (scratch wrong on {int((ps != y).sum())}, "
+                 f"torch on {int((pt != y).sum())}); first, in red, the {int(disagree.sum())} where they disagree")
     axes = fig.subplots(4, 8, squeeze=False)
     for ax, k in zip(axes.flat, [*shown.tolist(), *[None] * (axes.size - len(shown))]):
         ax.set_axis_off()
