@@ -78,7 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=None,
                    help="timed rounds per grid point; medians are over these (default: 7; with --quick: 3)")
     p.add_argument("--threads", type=int, default=None,
-                   help=f"CPU threads torch may use (default: torch's choice here, {torch.get_num_threads()})")
+                   help="CPU threads torch may use (default: 1 with --device cpu, because with several, timings "
+                        "jump by orders of magnitude whenever another process takes a core; torch's own default, "
+                        f"{torch.get_num_threads()} here, with --device cuda)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="time torch.compile too; compiling takes tens of seconds per grid point on a CPU "
                         "(default: on; with --quick: off)")
@@ -98,8 +100,8 @@ def resolve_options(config: Config) -> dict:
     quick = o["quick"]
     defaults = dict(models=QUICK_MODELS if quick else GRID_MODELS,
                     batch_sizes=QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES, repeats=3 if quick else 7,
-                    threads=torch.get_num_threads(), compile=not quick, epoch_images=6000 if quick else TRAIN_IMAGES,
-                    block_seconds=0.05 if quick else 0.2)
+                    threads=1 if config.device == "cpu" else torch.get_num_threads(), compile=not quick,
+                    epoch_images=6000 if quick else TRAIN_IMAGES, block_seconds=0.05 if quick else 0.2)
     o.update({key: value for key, value in defaults.items() if o[key] is None})
     o["models"], o["batch_sizes"] = [tuple(m) for m in o["models"]], list(o["batch_sizes"])
     if any(b < 1 for b in o["batch_sizes"]):
