@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -218,11 +219,13 @@ def run(config: Config, data: None = None) -> dict:
     return report
 
 
-def draw(folder, config: Config, records, train_accuracy, maps, hidden_diff, frames, x_train, y_train,
-         learners, grid) -> list:
+def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, list[float]],
+         maps: dict[str, list[Tensor]], hidden_diff: float, frames: list[dict], x_train: Tensor, y_train: Tensor,
+         learners: tuple[Learner, Learner], grid: Tensor) -> list:
+    """The playground's pictures (compare/plots.py): boundaries, curves, hidden neurons and the GIF."""
     from compare import agreement
 
-    steps_per_epoch = -(-len(x_train) // config.batch_size)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     net = f"2-{'-'.join(map(str, config.hidden))}-2 {config.activation}"
     titles = {l.name: f"{l.name}: training accuracy {train_accuracy[l.name][-1]:.1%}, "
                       f"test {records[l.name].history[-1].test_accuracy:.1%}" for l in learners}
