@@ -558,10 +558,10 @@ def goals(results: list[dict]) -> dict:
     lesson, big = find("784-16-16-10", 32), find("784-512-512-10", 512)
     return {
         "scratch step at most torch eager's at every grid point (ratio <= 1.0)": dict(
-            met=worst["ratio"] <= 1.0, figure=f"worst ratio {worst['ratio']:.2f} at {worst['model']} batch "
+            met=worst["ratio"] <= 1.0, figure=f"worst ratio {worst['ratio']:.3f} at {worst['model']} batch "
                                               f"{worst['batch_size']}"),
         "784-16-16-10 batch 32: ratio <= 0.5": None if lesson is None else dict(
-            met=lesson["ratio"] <= 0.5, figure=f"ratio {lesson['ratio']:.2f}"),
+            met=lesson["ratio"] <= 0.5, figure=f"ratio {lesson['ratio']:.3f}"),
         "784-512-512-10 batch 512: scratch >= 75% of the matmul peak": None if big is None else dict(
             met=big["scratch_peak_fraction"] >= 0.75, figure=f"{big['scratch_peak_fraction']:.0%} of peak"),
     }

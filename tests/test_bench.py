@@ -142,7 +142,7 @@ def test_goals_are_judged_on_the_named_grid_points() -> None:
                dict(model="784-512-512-10", batch_size=512, ratio=1.1, scratch_peak_fraction=0.8)]
     g = bench.goals(results)
     assert [v["met"] for v in g.values()] == [False, True, True]
-    assert "1.10 at 784-512-512-10 batch 512" in list(g.values())[0]["figure"]
+    assert "1.100 at 784-512-512-10 batch 512" in list(g.values())[0]["figure"]
     assert list(bench.goals(results[:1]).values())[2] is None  # not in the grid: not judged
 
 
