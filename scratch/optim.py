@@ -10,7 +10,8 @@ Unlike `torch.optim`, which reads `param.grad`, a scratch optimizer is handed th
 gradient buffers (`dweight`, `dbias`) that each layer's backward overwrites in place.
 Each `step` performs the tensor operations of `torch.optim`'s single-tensor
 (`foreach=False`) code path, in the same order, so that both give the same numbers
-to the last bit; the formula each one implements is in its docstring.
+to the last bit (plain SGD does its one operation for all tensors in a single
+`_foreach_add_` call: the same arithmetic, for speed); the formula each one implements is in its docstring.
 tests/test_optim.py feeds both the same 1000 gradients and compares the trajectories.
 """
 
