@@ -5,7 +5,7 @@ file makes the chain rule automatic: each operation on a `Value` records its inp
 (its parents) and a small backward rule, and `Value.backward()` walks that record
 from the loss back to the parameters. It is micrograd's idea (one number per node)
 lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
-no torch.autograd, torch.nn or torch.func.
+no torch.autograd, torch.nn or torch.func (`requires_grad=` below is this engine's own keyword).
 
 The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
 
