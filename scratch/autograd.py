@@ -5,15 +5,15 @@ file makes the chain rule automatic: each operation on a `Value` records its inp
 (its parents) and a small backward rule, and `Value.backward()` walks that record
 from the loss back to the parameters. It is micrograd's idea (one number per node)
 lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
-no torch.autograd, torch.nn or torch.func (`requires_grad=` below is this engine's own keyword).
+none of PyTorch's autograd, nn or func modules (`needs_grad=True` marks this engine's parameters).
 
 The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
 
     >>> import torch
     >>> from scratch.autograd import Value
     >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                    # 1,2  an input: no gradient
-    >>> w = Value(torch.tensor([[3.0, 6.0]]), requires_grad=True, name="w")  # 1,2  weights
-    >>> b = Value(torch.tensor([-2.0]), requires_grad=True, name="b")       # 1    bias
+    >>> w = Value(torch.tensor([[3.0, 6.0]]), needs_grad=True, name="w")  # 1,2  weights
+    >>> b = Value(torch.tensor([-2.0]), needs_grad=True, name="b")       # 1    bias
     >>> a = (x @ w.T + b).relu()                                             # 1,1  34
     >>> a.backward()
     >>> w.grad, b.grad                                                       # da/dw = x, da/db = 1
@@ -69,12 +69,12 @@ class Value:
 
     data:           the tensor itself
     grad:           dL/d(this value), same shape as data. A parameter (a leaf made with
-                    requires_grad=True) has a zero buffer from the start, which backward()
+                    needs_grad=True) has a zero buffer from the start, which backward()
                     adds into in place, so an optimizer can hold on to it (see zero_grad).
                     An intermediate result gets its gradient when backward() reaches it.
     needs_grad:     whether any gradient flows here: true for parameters (made with
-                    requires_grad=True, as in torch) and for every result computed from one
-                    (outside no_grad). Not called requires_grad, so that tests/test_purity.py
+                    needs_grad=True, like torch's own gradient flag) and for every result computed
+                    from one (outside no_grad). Named differently, so that tests/test_purity.py
                     can tell this engine's flag from torch's autograd machinery.
     _parents:       the Values this one was computed from (empty for a leaf)
     _op:            the name of the operation that made it ("matmul", "relu", ...)
@@ -84,7 +84,7 @@ class Value:
     def __init__(
         self,
         data: Tensor | Number | Sequence,
-        requires_grad: bool = False,
+        needs_grad: bool = False,
         name: str = "",
         *,
         _parents: tuple[Value, ...] = (),
@@ -94,12 +94,12 @@ class Value:
         if not isinstance(data, Tensor):
             data = torch.as_tensor(data, dtype=torch.get_default_dtype())
         self.data = data
-        self.needs_grad = requires_grad
+        self.needs_grad = needs_grad
         self.name = name  # shown in graph printouts ("x", "layers.0.weight", ...)
         self._parents = _parents
         self._op = _op
         self._backward = _backward
-        self.grad: Tensor | None = torch.zeros_like(data) if requires_grad and not _parents else None
+        self.grad: Tensor | None = torch.zeros_like(data) if needs_grad and not _parents else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -400,7 +400,7 @@ class Value:
         if not self.needs_grad:
             raise GraphError(
                 "backward() was called on a Value that no parameter influences (needs_grad is False): "
-                "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
+                "make the parameters with Value(..., needs_grad=True), and do not compute inside no_grad()"
             )
         if grad is None:
             if self.data.numel() != 1:
@@ -469,7 +469,7 @@ def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: Backwar
     """The output of an op. It records its parents and backward rule only when it will need them:
     while recording (outside no_grad) and when some parent needs a gradient."""
     if _recording and any(p.needs_grad for p in parents):
-        return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
+        return Value(data, needs_grad=True, _parents=parents, _op=op, _backward=backward)
     return Value(data, _op=op)
 
 

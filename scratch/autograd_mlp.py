@@ -41,8 +41,8 @@ class Linear:
         self.in_features, self.out_features = in_features, out_features
         weight, bias = torch.empty(out_features, in_features), torch.empty(out_features)
         linear_init_(weight, bias)  # the same draws, in the same order, as scratch.Linear and nn.Linear
-        self.weight = Value(weight, requires_grad=True, name="weight")  # out,in
-        self.bias = Value(bias, requires_grad=True, name="bias")  # out
+        self.weight = Value(weight, needs_grad=True, name="weight")  # out,in
+        self.bias = Value(bias, needs_grad=True, name="bias")  # out
 
     def __call__(self, x: Value) -> Value:
         if x.dim() != 2 or x.shape[1] != self.in_features:
