@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compare.errors import DataError
+
 DATA_ROOT_ENV = "MNIST_DATA_ROOT"
-
-
-class DataError(Exception):
-    """The dataset files are missing or not what they should be."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,18 @@ import scratch.optim
 import torch_impl
 import torch_impl.lr_scheduler
 import torch_impl.optim
+from compare import models
 from compare.config import Config
 from compare.options import optimizer_spec, schedule_spec
-from scratch import autograd, autograd_mlp
+from scratch import autograd as engine
 
 
 class Learner:
-    name: str
+    name: str  # its role in the comparison, and its key in records and reports: "scratch" or "torch"
+    implementation: str  # what it really is, for tables: "hand-written", "engine" or "torch"
+    # The shape of one example as the model takes it; batches arrive flattened ([B, 784]) and are viewed
+    # as [B, *input_shape] (e.g. [B, 1, 28, 28] for a convolutional network). Empty: as they arrive.
+    input_shape: tuple[int, ...] = ()
     scheduler: object | None = None  # a learning-rate schedule, stepped by end_epoch()
     # This learner's own copy of a random stream (a CPU generator state) for its dropout masks, or None.
     # Learners built from one seed start with equal copies, so each step they draw equal masks
@@ -61,6 +66,11 @@ class Learner:
         """Loss of one batch (a 0-dim tensor); leaves the gradients in the model."""
         raise NotImplementedError
 
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError when it
+        does not fit."""
+        raise NotImplementedError
+
     def step(self) -> None:
         raise NotImplementedError
 
@@ -77,6 +87,14 @@ class Learner:
     def named_gradients(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @property
+    def label(self) -> str:
+        """"scratch (hand-written)", "scratch (engine)", "torch": the role and what fills it."""
+        return self.name if self.name == self.implementation else f"{self.name} ({self.implementation})"
+
+    def shaped(self, x: Tensor) -> Tensor:
+        return x.view(len(x), *self.input_shape) if self.input_shape and x.shape[1:] != self.input_shape else x
+
     def train_step(self, x: Tensor, y: Tensor) -> float:
         loss = self.forward_backward(x, y)
         self.step()
@@ -91,13 +109,24 @@ class ScratchLearner(Learner):
     name: str = "scratch"
     scheduler: object | None = None
     random_state: Tensor | None = None
+    input_shape: tuple[int, ...] = ()
+    implementation: str = "hand-written"
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         with self.own_random_stream():
-            loss = self.loss_fn.forward(self.model.forward(x), y)
+            loss = self.loss_fn.forward(self.model.forward(self.shaped(x)), y)
         self.model.backward(self.loss_fn.backward(), input_grad=False)  # as autograd: no gradient for images
         return loss
+
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+    def training_forward(self, x: Tensor) -> Tensor:
+        """Logits in training mode (batch statistics, dropout), nothing kept for a backward: what a
+        finite-difference nudge of one parameter measures."""
+        self.model.train()
+        return self.model.forward(self.shaped(x))
 
     def step(self) -> None:
         self.optimizer.step()
@@ -110,7 +139,7 @@ class ScratchLearner(Learner):
 
     def logits(self, x: Tensor) -> Tensor:
         self.model.eval()
-        return self.model.forward(x)
+        return self.model.forward(self.shaped(x))
 
     def loss_value(self, logits: Tensor, y: Tensor) -> Tensor:
         return self.loss_fn.forward(logits, y)
@@ -130,14 +159,19 @@ class TorchLearner(Learner):
     name: str = "torch"
     scheduler: object | None = None
     random_state: Tensor | None = None
+    input_shape: tuple[int, ...] = ()
+    implementation: str = "torch"
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
         with self.own_random_stream():
-            loss = self.loss_fn(self.model(x), y)
+            loss = self.loss_fn(self.model(self.shaped(x)), y)
         loss.backward()
         return loss.detach()
+
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        self.model.load_state_dict(state)  # strict: any missing or unexpected key raises
 
     def step(self) -> None:
         self.optimizer.step()
@@ -151,7 +185,7 @@ class TorchLearner(Learner):
     @torch.no_grad()
     def logits(self, x: Tensor) -> Tensor:
         self.model.eval()
-        return self.model(x)
+        return self.model(self.shaped(x))
 
     @torch.no_grad()
     def loss_value(self, logits: Tensor, y: Tensor) -> Tensor:
@@ -166,17 +200,19 @@ class TorchLearner(Learner):
 
 @dataclass
 class EngineLearner(Learner):
-    """The scratch autograd engine (scratch/autograd.py): forward written by hand, backward recorded."""
+    """The scratch autograd engine: forward written by hand, backward recorded and replayed by the engine."""
 
-    model: autograd_mlp.MLP
-    loss_fn: object  # scratch.autograd.cross_entropy or mse_loss: (Value, targets) -> Value
+    model: object  # a model of the engine's nn helpers: parameters are Values
+    loss_fn: object  # the engine's cross_entropy or mse_loss: (Value, targets) -> Value
     optimizer: object  # a scratch optimizer, holding each parameter's .data and .grad buffer
     name: str = "engine"
     scheduler: object | None = None
+    input_shape: tuple[int, ...] = ()
+    implementation: str = "engine"
 
-    def loss_graph(self, x: Tensor, y: Tensor) -> autograd.Value:
+    def loss_graph(self, x: Tensor, y: Tensor) -> engine.Value:
         """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
-        return self.loss_fn(self.model(autograd.Value(x, name="x")), y)
+        return self.loss_fn(self.model(engine.Value(self.shaped(x), name="x")), y)
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.zero_grad()  # .grad accumulates, as in torch
@@ -190,13 +226,22 @@ class EngineLearner(Learner):
     def learning_rate(self) -> float:
         return self.optimizer.lr
 
+    def load_state(self, state: dict[str, Tensor]) -> None:
+        own = self.named_parameters()
+        if set(own) != set(state):
+            raise KeyError(f"state dict keys {sorted(state)} do not match the engine model's {sorted(own)}")
+        for name, data in own.items():
+            if data.shape != state[name].shape:
+                raise ValueError(f"{name!r}: expected shape {tuple(data.shape)}, got {tuple(state[name].shape)}")
+            data.copy_(state[name])
+
     def logits(self, x: Tensor) -> Tensor:
-        with autograd.no_grad():
-            return self.model(autograd.Value(x)).data
+        with engine.no_grad():
+            return self.model(engine.Value(self.shaped(x))).data
 
     def loss_value(self, logits: Tensor, y: Tensor) -> Tensor:
-        with autograd.no_grad():
-            return self.loss_fn(autograd.Value(logits), y).data
+        with engine.no_grad():
+            return self.loss_fn(engine.Value(logits), y).data
 
     def named_parameters(self) -> dict[str, Tensor]:
         return {n: p.data for n, p in self.model.named_parameters()}
@@ -205,72 +250,65 @@ class EngineLearner(Learner):
         return {n: p.grad for n, p in self.model.named_parameters()}
 
 
-def model_kwargs(config: Config, input_size: int = 784, num_classes: int = 10) -> dict:
-    return dict(input_size=input_size, hidden_sizes=config.hidden, activation=config.activation,
-                num_classes=num_classes)
-
-
-def layer_options(config: Config) -> dict:
-    return dict(dropout=config.dropout, batch_norm=config.batch_norm)
-
-
 def dropout_stream(config: Config) -> Tensor | None:
     """The starting state of the dropout masks' random stream (seeded from config.seed), or None without dropout."""
-    return torch.Generator().manual_seed(config.seed).get_state() if config.dropout > 0 else None
+    return torch.Generator().manual_seed(config.seed).get_state() if config.model.get("dropout", 0.0) > 0 else None
 
 
-def build_scratch(config: Config, **shape) -> ScratchLearner:
+def _model(config: Config, impl: str, input_size: int, num_classes: int):
+    """The `impl` variant of config.model from config.seed, moved to config's device and dtype."""
     torch.manual_seed(config.seed)
-    model = scratch.MLP(**model_kwargs(config, **shape), **layer_options(config))
-    model.to(device=config.device, dtype=config.torch_dtype)
+    return models.build(config.model, impl, input_size, num_classes).to(device=config.device, dtype=config.torch_dtype)
+
+
+def _input_shape(config: Config, input_size: int) -> tuple[int, ...]:
+    return tuple(models.family_of(config.model).input_shape(config.model, input_size))
+
+
+def _scheduler(module, optimizer, config: Config):
+    schedule = schedule_spec(config)
+    return getattr(module, schedule[0])(optimizer, **schedule[1]) if schedule else None
+
+
+def build_scratch(config: Config, input_size: int = 784, num_classes: int = 10) -> ScratchLearner:
+    model = _model(config, "scratch", input_size, num_classes)
     name, kwargs = optimizer_spec(config)
     optimizer = getattr(scratch.optim, name)(model.parameters(), model.gradients(), **kwargs)
-    schedule = schedule_spec(config)
-    scheduler = getattr(scratch.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
-    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer, scheduler=scheduler,
-                          random_state=dropout_stream(config))
+    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer,
+                          scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
+                          random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
 
 
-def build_torch(config: Config, **shape) -> TorchLearner:
-    torch.manual_seed(config.seed)
-    model = torch_impl.MLP(**model_kwargs(config, **shape), **layer_options(config))
-    model.to(device=config.device, dtype=config.torch_dtype)
+def build_torch(config: Config, input_size: int = 784, num_classes: int = 10) -> TorchLearner:
+    model = _model(config, "torch", input_size, num_classes)
     name, kwargs = optimizer_spec(config)
     optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
-    schedule = schedule_spec(config)
-    scheduler = getattr(torch_impl.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
-    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer, scheduler=scheduler,
-                        random_state=dropout_stream(config))
+    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer,
+                        scheduler=_scheduler(torch_impl.lr_scheduler, optimizer, config),
+                        random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
 
 
-def build_engine(config: Config, name: str = "engine", **shape) -> EngineLearner:
-    """The MLP on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
-    kwargs = model_kwargs(config, **shape)
-    if kwargs["activation"] not in autograd_mlp.ACTIVATIONS:
-        raise ValueError(f"the autograd engine has no {kwargs['activation']!r} activation; "
-                         f"choose one of {', '.join(autograd_mlp.ACTIVATIONS)}, or --engine hand")
-    if config.dropout > 0 or config.batch_norm:
-        raise ValueError("the autograd engine's MLP has no dropout or batch norm layers; "
-                         "leave out --dropout/--batch-norm, or use --engine hand")
-    torch.manual_seed(config.seed)
-    model = autograd_mlp.MLP(**kwargs).to(device=config.device, dtype=config.torch_dtype)
+def build_engine(config: Config, name: str = "engine", input_size: int = 784, num_classes: int = 10) -> EngineLearner:
+    """The model on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
+    model = _model(config, "engine", input_size, num_classes)
     params = model.parameters()
     # The scratch optimizers take parameter and gradient tensors: hand over each Value's
     # .data and its persistent .grad buffer, which backward() fills in place.
     opt_name, opt_kwargs = optimizer_spec(config)
     optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
-    schedule = schedule_spec(config)
-    scheduler = getattr(scratch.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
-    return EngineLearner(model, autograd.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler)
+    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name,
+                         scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
+                         input_shape=_input_shape(config, input_size))
 
 
-def build_pair(config: Config, **shape) -> tuple[Learner, Learner]:
-    """Both implementations from one seed: parameters bit-identical (checked by `identical_start`).
+def build_pair(config: Config, input_size: int = 784, num_classes: int = 10) -> tuple[Learner, Learner]:
+    """Both implementations from one seed: parameters bit-identical (checked by `parameter_mismatches`).
 
-    With `--engine autograd` (config.extra["engine"]) the scratch side is the autograd engine,
-    still called "scratch" in the tables: it lives in scratch/ and only its backward differs.
+    With config.engine == "autograd" the scratch side is the model on the scratch autograd engine,
+    still in the "scratch" role of the tables (it lives in scratch/; only its backward differs).
     """
-    if config.extra.get("engine", "hand") == "autograd":
+    shape = dict(input_size=input_size, num_classes=num_classes)
+    if config.engine == "autograd":
         return build_engine(config, name="scratch", **shape), build_torch(config, **shape)
     return build_scratch(config, **shape), build_torch(config, **shape)
 
@@ -280,10 +318,3 @@ def parameter_mismatches(a: Learner, b: Learner) -> list[str]:
     pa, pb = a.named_parameters(), b.named_parameters()
     names = sorted(set(pa) | set(pb))
     return [n for n in names if n not in pa or n not in pb or not torch.equal(pa[n], pb[n])]
-
-
-def max_parameter_difference(a: Learner, b: Learner) -> tuple[str, float]:
-    pb = b.named_parameters()
-    diffs = {n: (p - pb[n]).abs().max().item() for n, p in a.named_parameters().items()}
-    worst = max(diffs, key=diffs.get)
-    return worst, diffs[worst]

@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from compare.errors import Interrupted, TrainingDiverged
 from compare.learners import Learner
+from compare.metrics import accuracy
 
 
 @dataclass
@@ -48,6 +50,12 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]
     return list(torch.randperm(n, generator=generator).split(batch_size))
 
 
+def first_batch(x: Tensor, y: Tensor, batch_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The first mini-batch that `train_lockstep` uses with this seed."""
+    index = batches(len(x), batch_size, torch.Generator().manual_seed(seed))[0]
+    return x[index.to(x.device)], y[index.to(y.device)]
+
+
 @torch.no_grad()
 def evaluate(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 5000) -> tuple[float, Tensor]:
     """Mean loss and predicted classes on (x, y), in evaluation mode."""
@@ -69,37 +77,43 @@ def train_lockstep(
     """Train every learner on identical batches; returns per-step losses and per-epoch stats of each."""
     order = torch.Generator().manual_seed(seed)  # one batch order for all, drawn on the CPU
     records = {learner.name: RunRecord() for learner in learners}
-    for epoch in range(1, epochs + 1):
-        epoch_batches = batches(len(x_train), batch_size, order)
-        start = {name: len(r.step_losses) for name, r in records.items()}
-        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                   disable=None if progress else True,  # None: shown on a terminal, not in logs
-                   dynamic_ncols=True)
-        for step, index in enumerate(bar):
-            index = index.to(x_train.device)
-            xb, yb = x_train[index], y_train[index]
+    epoch, step = 1, 0
+    try:
+        for epoch in range(1, epochs + 1):
+            epoch_batches = batches(len(x_train), batch_size, order)
+            start = {name: len(r.step_losses) for name, r in records.items()}
+            bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
+                       disable=None if progress else True,  # None: shown on a terminal, not in logs
+                       dynamic_ncols=True)
+            for step, index in enumerate(bar, start=1):
+                index = index.to(x_train.device)
+                xb, yb = x_train[index], y_train[index]
+                for learner in learners:
+                    loss = learner.train_step(xb, yb)
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"{learner.name}: loss became {loss} at epoch {epoch}, step {step}: training "
+                            "diverged; lower the learning rate (--lr)"
+                        )
+                    records[learner.name].step_losses.append(loss)
+                if step % 50 == 1:
+                    bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
+            epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
             for learner in learners:
-                loss = learner.train_step(xb, yb)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{learner.name}: loss became {loss} at epoch {epoch}, step {step + 1}: training "
-                        "diverged; lower the learning rate (--lr)"
-                    )
-                records[learner.name].step_losses.append(loss)
-            if step % 50 == 0:
-                bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
-        epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
-        for learner in learners:
-            learner.end_epoch()  # the learning-rate schedule moves on once per epoch, as in torch
-        stats = {}
-        for learner in learners:
-            record = records[learner.name]
-            test_loss, predictions = evaluate(learner, x_test, y_test)
-            epoch_losses = record.step_losses[start[learner.name]:]
-            stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
-                                             (predictions == y_test).double().mean().item(), epoch_lr[learner.name])
-            record.history.append(stats[learner.name])
-            record.predictions = predictions
-        if on_epoch is not None:
-            on_epoch(epoch, stats)
+                learner.end_epoch()  # the learning-rate schedule moves on once per epoch, as in torch
+            stats = {}
+            for learner in learners:
+                record = records[learner.name]
+                test_loss, predictions = evaluate(learner, x_test, y_test)
+                epoch_losses = record.step_losses[start[learner.name]:]
+                stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
+                                                 accuracy(predictions, y_test),
+                                                 epoch_lr[learner.name])
+                record.history.append(stats[learner.name])
+                record.predictions = predictions
+            if on_epoch is not None:
+                on_epoch(epoch, stats)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted at epoch {epoch} of {epochs}, step {step} of "
+                          f"{math.ceil(len(x_train) / batch_size)}; nothing was written") from None
     return records

@@ -1,59 +1,160 @@
-"""The training options shared by `train` and `grads`: optimizer, regularization, normalization, schedule.
+"""The command line's option groups: each command takes exactly the groups it uses.
 
     python -m compare train --optimizer adam --lr 1e-3 --batch-norm --dropout 0.2 --lr-schedule cosine
 
-Each option maps to the same class on both sides: `optimizer_spec` and `schedule_spec`
-name a class that exists under that name in scratch/ and in torch_impl/, with the keyword
-arguments both take, so the two optimizers cannot be configured differently.
+A group adds its options to a command's parser and, after parsing, checks them and fills in
+the defaults that depend on other options (`resolve`). Every help text states its default.
+The optimizer options map to the same class on both sides: `optimizer_spec` and
+`schedule_spec` name a class that exists under that name in scratch/ and in torch_impl/, with
+the keyword arguments both take, so the two optimizers cannot be configured differently.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from pathlib import Path
 
 import torch
 
+from compare import argtypes, models
 from compare.config import Config
+from compare.data import DATASETS, default_data_root
+from compare.errors import UsageError
 
 OPTIMIZER_CHOICES = ["sgd", "momentum", "nesterov", "adam", "adamw"]
 LR_SCHEDULE_CHOICES = ["none", "step", "cosine"]
+LOSS_CHOICES = ["cross-entropy", "mse"]
 DEFAULT_MOMENTUM = 0.9  # for --optimizer momentum / nesterov
 ADAMW_WEIGHT_DECAY = 1e-2  # torch.optim.AdamW's default
-# The Config fields these options set (same names as the parsed arguments).
-TRAINING_FIELDS = ("optimizer", "momentum", "weight_decay", "dropout", "batch_norm", "lr_schedule", "lr_step_size",
-                   "lr_gamma")
 
 
-def add_training_arguments(p: argparse.ArgumentParser, defaults: Config | None = None) -> None:
-    """Add --optimizer, --momentum, --weight-decay, --dropout, --batch-norm and the --lr-schedule options."""
-    d = defaults or Config()
-    p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
+BASE = Config()  # the defaults of the settings a command does not override
+
+
+class Defaults:
+    """A command's own defaults (a mapping of Config field names) over BASE's: `d.epochs`."""
+
+    def __init__(self, overrides: Mapping[str, Any]) -> None:
+        self.overrides = dict(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return self.overrides[name] if name in self.overrides else getattr(BASE, name)
+
+    def given(self, name: str) -> Any:
+        """The command's own default, or None (then the model family's default applies)."""
+        return self.overrides.get(name)
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    name: str
+    add: Callable[[argparse.ArgumentParser, Defaults], None]  # (parser, the command's defaults)
+    resolve: Callable[[argparse.Namespace], None] = lambda args: None  # check, fill dependent defaults (in place)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def _add_data(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--dataset", choices=list(DATASETS), default=d.dataset, help=f"which dataset (default: {d.dataset})")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding mnist/ and fashion-mnist/ with the IDX files (default: $MNIST_DATA_ROOT, "
+                        "else ./data)")
+
+
+DATA = OptionGroup("data", _add_data)
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+def _resolve_model(args: argparse.Namespace) -> None:
+    """The spec; then what depends on other groups' options too (resolved before this one)."""
+    args.model_spec = spec = models.spec_from_args(args, args.model_defaults)
+    if spec.get("dropout", 0.0) > 0 and vars(args).get("device") == "cuda":
+        raise UsageError("--dropout is compared on the CPU only: torch's CUDA dropout kernel draws its masks "
+                         "differently from the scratch layer, so the two networks would drop different neurons; "
+                         "use --device cpu")
+    if spec.get("batch_norm") and vars(args).get("batch_size", 2) < 2:
+        raise UsageError("--batch-norm needs --batch-size of at least 2 (a variance over one example is 0)")
+
+
+def _add_model(p: argparse.ArgumentParser, d: Defaults) -> None:
+    models.add_model_options(p, d.model)
+    p.set_defaults(model_defaults=d.model)
+
+
+MODEL = OptionGroup("model", _add_model, _resolve_model)
+
+
+def _add_loss(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--loss", choices=LOSS_CHOICES, default=d.loss,
+                   help=f"loss function; mse compares outputs with one-hot 0/1 targets (default: {d.loss})")
+
+
+LOSS = OptionGroup("loss", _add_loss)
+
+
+# --- batches, epochs, optimizer ------------------------------------------------------------------
+
+def _add_batch(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=d.given("batch_size"),
+                   help=f"images per gradient step (default: {_default_text(d, 'batch_size')})")
+
+
+def _default_text(d: Defaults, key: str) -> str:
+    """The command's own default, or the model families' (which one applies depends on --model)."""
+    if d.given(key) is not None:
+        return str(d.given(key))
+    return "the family's: " + ", ".join(f"{name} {getattr(f.training, key)}" for name, f in models.FAMILIES.items())
+
+
+def _resolve_batch(args: argparse.Namespace) -> None:
+    if args.batch_size is None:
+        args.batch_size = models.family_of(args.model).training.batch_size
+
+
+BATCH = OptionGroup("batch", _add_batch, _resolve_batch)
+
+
+def _add_epochs(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--epochs", type=argtypes.positive_int, default=d.epochs,
+                   help=f"passes over the training set (default: {d.epochs})")
+
+
+EPOCHS = OptionGroup("epochs", _add_epochs)
+
+
+def _add_optimizer(p: argparse.ArgumentParser, d: Defaults) -> None:
+    g = p.add_argument_group("optimization")
+    g.add_argument("--lr", type=float, default=d.given("lr"),
+                   help=f"learning rate (default: {_default_text(d, 'lr')})")
+    g.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
                    help="sgd; sgd with momentum or Nesterov momentum; Adam; AdamW (decoupled weight decay). "
                         f"Adam and AdamW usually want --lr 1e-3 (default: {d.optimizer})")
-    p.add_argument("--momentum", type=float, default=None,
+    g.add_argument("--momentum", type=float, default=None,
                    help=f"momentum of --optimizer momentum or nesterov (default: {DEFAULT_MOMENTUM})")
-    p.add_argument("--weight-decay", type=float, default=None,
+    g.add_argument("--weight-decay", type=float, default=None,
                    help=f"weight decay; L2 for sgd/momentum/nesterov/adam, decoupled for adamw "
                         f"(default: 0, or {ADAMW_WEIGHT_DECAY:g} for adamw as torch)")
-    p.add_argument("--dropout", type=float, default=d.dropout, metavar="P",
-                   help=f"dropout probability after each hidden activation; 0 adds no dropout layer "
-                        f"(default: {d.dropout:g})")
-    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=d.batch_norm,
-                   help="BatchNorm1d between each hidden Linear layer (then without bias) and its activation "
-                        f"(default: {'on' if d.batch_norm else 'off'})")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULE_CHOICES, default=d.lr_schedule,
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULE_CHOICES, default=d.given("lr_schedule"),
                    help="learning rate per epoch: constant; times --lr-gamma every --lr-step-size epochs; "
-                        f"cosine annealing from --lr to 0 over --epochs (default: {d.lr_schedule})")
-    p.add_argument("--lr-step-size", type=int, default=None, metavar="EPOCHS",
+                        f"cosine annealing from --lr to 0 over --epochs (default: {_default_text(d, 'lr_schedule')})")
+    g.add_argument("--lr-step-size", type=int, default=None, metavar="EPOCHS",
                    help="epochs between decays of --lr-schedule step (default: a third of --epochs, at least 1)")
-    p.add_argument("--lr-gamma", type=float, default=d.lr_gamma,
+    g.add_argument("--lr-gamma", type=float, default=d.lr_gamma,
                    help=f"factor of each decay of --lr-schedule step (default: {d.lr_gamma:g})")
 
 
-def resolve_training_arguments(args: argparse.Namespace) -> None:
-    """Check the options and fill in the defaults that depend on other options (in place)."""
-    from compare.cli import UsageError
-
+def _resolve_optimizer(args: argparse.Namespace) -> None:
+    training = models.family_of(args.model).training
+    if args.lr is None:
+        args.lr = training.lr
+    if not args.lr > 0:
+        raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
+    if args.lr_schedule is None:
+        args.lr_schedule = training.lr_schedule
     uses_momentum = args.optimizer in ("momentum", "nesterov")
     if args.momentum is None:
         args.momentum = DEFAULT_MOMENTUM if uses_momentum else 0.0
@@ -67,22 +168,97 @@ def resolve_training_arguments(args: argparse.Namespace) -> None:
         args.weight_decay = ADAMW_WEIGHT_DECAY if args.optimizer == "adamw" else 0.0
     elif args.weight_decay < 0:
         raise UsageError(f"--weight-decay must be 0 or positive, got {args.weight_decay}")
-    if not 0 <= args.dropout < 1:
-        raise UsageError(f"--dropout must be a probability in [0, 1), got {args.dropout}")
-    cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    if args.dropout > 0 and cuda:
-        raise UsageError("--dropout is compared on the CPU only: torch's CUDA dropout kernel draws its masks "
-                         "differently from the scratch layer, so the two networks would drop different neurons; "
-                         "use --device cpu")
-    if args.batch_norm and args.batch_size < 2:
-        raise UsageError("--batch-norm needs --batch-size of at least 2 (a variance over one example is 0)")
     if args.lr_step_size is None:
-        args.lr_step_size = max(1, args.epochs // 3)
+        args.lr_step_size = max(1, vars(args).get("epochs", 1) // 3)
     elif args.lr_step_size < 1:
         raise UsageError(f"--lr-step-size must be at least 1 epoch, got {args.lr_step_size}")
     if not args.lr_gamma > 0:
         raise UsageError(f"--lr-gamma must be positive, got {args.lr_gamma}")
 
+
+OPTIMIZER = OptionGroup("optimizer", _add_optimizer, _resolve_optimizer)
+
+
+# --- seed, precision, device, report ---------------------------------------------------------------
+
+def _add_seed(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--seed", type=argtypes.seed, default=d.seed,
+                   help=f"seed of the initial weights and the batch order (default: {d.seed})")
+
+
+SEED = OptionGroup("seed", _add_seed)
+
+
+def _add_dtype(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--dtype", choices=["float32", "float64"], default=d.dtype,
+                   help=f"floating-point precision of both networks (default: {d.dtype})")
+
+
+DTYPE = OptionGroup("dtype", _add_dtype)
+
+
+def _add_device(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                   help="where to compute; auto picks cuda when a GPU is available (default: cpu)")
+
+
+def _resolve_device(args: argparse.Namespace) -> None:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEVICE = OptionGroup("device", _add_device, _resolve_device)
+
+
+def _add_report(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--report", default=None, metavar="PATH", help="write a JSON report here (default: none)")
+
+
+def _resolve_report(args: argparse.Namespace) -> None:
+    if args.report:
+        check_output_path(args.report, "--report", folder=False)
+
+
+REPORT = OptionGroup("report", _add_report, _resolve_report)
+RUN = (SEED, DTYPE, DEVICE, REPORT)  # what almost every command takes
+
+
+def _add_plots(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write PNG pictures of the run into DIR (default: none; plots need matplotlib: "
+                        "pip install -e '.[plots]')")
+
+
+def _resolve_plots(args: argparse.Namespace) -> None:
+    if args.plots:
+        check_output_path(args.plots, "--plots", folder=True)
+
+
+PLOTS = OptionGroup("plots", _add_plots, _resolve_plots)
+
+
+def check_output_path(path: str, option: str, *, folder: bool) -> None:
+    """Refuse, before any work, an output path that cannot be written: a file where a folder must be, or
+    the reverse, or a file on the way (a parent that is a file)."""
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        what = "a folder" if folder else "a file"
+        raise UsageError(f"{option} {path}: exists and is not {what}; give {what} path")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{option} {path}: {parent} is a file, not a folder; choose another path")
+            break
+
+
+# Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
+# (the model's checks read the device and batch size; the optimizer's defaults read the family).
+RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, MODEL)
+
+
+# --- what the options become ----------------------------------------------------------------------
 
 def optimizer_spec(config: Config) -> tuple[str, dict]:
     """(class name in scratch.optim and torch_impl.optim, keyword arguments) for config.optimizer."""
@@ -108,3 +284,33 @@ def schedule_spec(config: Config) -> tuple[str, dict] | None:
         return "CosineAnnealingLR", dict(T_max=config.epochs)
     raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r}; choose one of "
                      f"{', '.join(LR_SCHEDULE_CHOICES)}")
+
+
+def describe_training(config: Config) -> str:
+    """The optimizer and schedule in one line, for a run's header."""
+    parts = [f"{config.optimizer} (lr {config.lr:g}"
+             + (f", momentum {config.momentum:g}" if config.optimizer in ("momentum", "nesterov") else "")
+             + (f", weight decay {config.weight_decay:g}" if config.weight_decay else "") + ")"]
+    if config.lr_schedule == "step":
+        parts.append(f"lr x {config.lr_gamma:g} every {config.lr_step_size} epochs")
+    elif config.lr_schedule == "cosine":
+        parts.append(f"cosine lr schedule over {plural(config.epochs, 'epoch')}")
+    return ", ".join(parts)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> Config:
+    """The Config of a parsed, resolved command line: the fields its groups set, the rest at their defaults."""
+    values = {name: value for name, value in vars(args).items() if name in Config.field_names()}
+    values.pop("model", None)
+    values.pop("extra", None)
+    if "data_root" in values:
+        values["data_root"] = str(values["data_root"] or default_data_root())
+    config = Config(**values, extra={k: getattr(args, k) for k in extra_keys})
+    if vars(args).get("model_spec") is not None:
+        config.model = args.model_spec
+    return config

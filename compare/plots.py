@@ -17,13 +17,15 @@ TensorFlow Playground.
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from compare import agreement
+from compare.errors import UsageError
 
 INSTALL_HINT = "plots need matplotlib: pip install -e '.[plots]'"
 DPI = 100
@@ -45,20 +47,8 @@ MAX_MISTAKES = 32  # misclassified test images drawn
 LOG_FLOOR = 1e-18  # a difference of exactly 0 cannot sit on a log axis: drawn here instead
 
 
-def add_plot_arguments(p: argparse.ArgumentParser, gif: bool = False) -> None:
-    """`--plots DIR` (and, for the playground, `--gif`) on a command's parser."""
-    p.add_argument("--plots", default=None, metavar="DIR",
-                   help=f"write PNG pictures of the run into DIR (default: none; {INSTALL_HINT})")
-    if gif:
-        p.add_argument("--gif", action="store_true",
-                       help="also write boundary.gif into the --plots DIR: the decision boundary "
-                            "as it changes during training (default: off)")
-
-
 def require_matplotlib() -> None:
     """Fail early, before any training, with the install hint when matplotlib is missing."""
-    from compare.cli import UsageError
-
     try:
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure  # noqa: F401
@@ -281,21 +271,19 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
     return _save(fig, folder, "misclassified.png")
 
 
-def train_figures(folder: str | Path, config, records: dict, learners: Sequence, data, confusions: dict[str, Tensor]) -> list[Path]:
+def train_figures(folder: str | Path, config, records: dict, learners: Sequence, data, confusions: dict[str, Tensor],
+                  title: str) -> list[Path]:
     """Every picture of `python -m compare train --plots DIR`."""
-    from compare import agreement
-    from compare.train import describe  # imported here: compare.train imports this module
-
     steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
     paths = [training_curves(
         folder, {n: r.step_losses for n, r in records.items()},
         {"test accuracy": {n: [h.test_accuracy for h in r.history] for n, r in records.items()}},
         dtype=config.dtype, steps_per_epoch=steps_per_epoch,
         loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
-        title=f"{config.dataset}, hidden {','.join(map(str, config.hidden))}, {config.activation}, "
-              f"batch {config.batch_size}, {describe(config)}, {config.dtype}: scratch and torch in lockstep")]
-    weights = {learner.name: learner.named_parameters()["layers.0.weight"] for learner in learners}
-    if next(iter(weights.values())).shape[1] == 28 * 28:
+        title=title)]
+    # The first parameter tensor of each: for a network whose first layer sees whole images, one image per neuron.
+    weights = {learner.name: next(iter(learner.named_parameters().values())) for learner in learners}
+    if next(iter(weights.values())).dim() == 2 and next(iter(weights.values())).shape[1] == 28 * 28:
         paths.append(first_layer_weights(folder, weights))
     paths.append(confusion_matrices(folder, confusions, data.classes))
     images = (data.x_test.detach().cpu().double() * data.std + data.mean).clamp(0, 1).reshape(-1, 28, 28)

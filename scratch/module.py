@@ -72,30 +72,46 @@ class Module:
         return [g for _, g in self.named_gradients()]
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {name: p.detach().clone() for name, p in self.named_parameters()}
+        """Copies of every parameter and buffer, under PyTorch's key names and in its order (each module's
+        parameters, then its buffers, then its children's), so `torch_impl` twins load it and the reverse."""
+        state = {prefix: t.detach().clone() for prefix, t in self._own_state()}
+        for child_name, child in self.children():
+            state.update({f"{child_name}.{k}": v for k, v in child.state_dict().items()})
+        return state
+
+    def _own_state(self) -> Iterator[tuple[str, Tensor]]:
+        for name in self.param_names + self.buffer_names:
+            yield name, getattr(self, name)
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Copy values in place, so an optimizer holding these tensors keeps working."""
-        own = dict(self.named_parameters())
+        """Copy values in place (parameters and buffers), so an optimizer holding these tensors keeps working."""
+        own = {**dict(self.named_parameters()), **dict(self.named_buffers())}
         if set(own) != set(state):
+            missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
             raise KeyError(
-                f"state dict keys {sorted(state)} do not match this model's parameters {sorted(own)}; "
-                "build both models from the same spec (input size, hidden sizes, options)"
+                f"state dict does not match this model: missing {missing or 'nothing'}, unexpected "
+                f"{unexpected or 'nothing'}; build both models from the same spec (sizes, batch norm, ...)"
             )
-        for name, p in own.items():
-            if tuple(state[name].shape) != tuple(p.shape):
-                raise ValueError(f"parameter {name!r}: expected shape {tuple(p.shape)}, got {tuple(state[name].shape)}")
-            p.copy_(state[name])
+        for name, t in own.items():
+            if tuple(state[name].shape) != tuple(t.shape):
+                raise ValueError(f"{name!r}: expected shape {tuple(t.shape)}, got {tuple(state[name].shape)}")
+            t.copy_(state[name])
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Module:
-        """Move parameters and gradient buffers; create optimizers after this call."""
+        """Convert parameters, gradient buffers and buffers in place, as PyTorch's `nn.Module.to` does.
+
+        The tensors stay the same objects (only their storage changes), so an optimizer created before
+        `.to()` keeps updating the model's parameters, as with PyTorch. Optimizer state (momentum, Adam's
+        moments) is made on the first step, in the dtype and device of that moment: move the model before
+        the first step, as PyTorch asks too.
+        """
         for name in self.param_names:
-            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
-            setattr(self, "d" + name, getattr(self, "d" + name).to(device=device, dtype=dtype))
+            for tensor in (getattr(self, name), getattr(self, "d" + name)):
+                tensor.data = tensor.to(device=device, dtype=dtype)
         for name in self.buffer_names:
             buffer = getattr(self, name)
             # As torch: a dtype change applies to floating-point buffers only (a step counter stays int64).
-            setattr(self, name, buffer.to(device=device, dtype=dtype if buffer.is_floating_point() else None))
+            buffer.data = buffer.to(device=device, dtype=dtype if buffer.is_floating_point() else None)
         for _, child in self.children():
             child.to(device=device, dtype=dtype)
         return self

@@ -95,9 +95,10 @@ def test_train_on_the_engine_agrees_with_torch(tiny_data_root: Path, tmp_path: P
                             "--batch-size", "20", "--data-root", str(tiny_data_root), "--report", str(report_path)],
                            capsys)
     assert code == 0, out
-    assert "scratch autograd engine" in out
+    assert "scratch (engine) vs torch" in out
     report = json.loads(report_path.read_text())
     assert report["config"]["engine"] == "autograd"
+    assert (report["scratch"]["implementation"], report["torch"]["implementation"]) == ("engine", "torch")
     assert report["agreement"]["passed"] is True
     assert report["agreement"]["max_step_loss_rel_diff"] <= 1e-12
 
@@ -107,7 +108,9 @@ def test_train_records_the_default_engine(tiny_data_root: Path, tmp_path: Path, 
     code, out, _ = run_cli(["train", "--epochs", "1", "--data-root", str(tiny_data_root),
                             "--report", str(report_path)], capsys)
     assert code == 0, out
-    assert json.loads(report_path.read_text())["config"]["engine"] == "hand"
+    report = json.loads(report_path.read_text())
+    assert report["config"]["engine"] == "hand" and report["scratch"]["implementation"] == "hand-written"
+    assert "scratch (hand-written)" in out
 
 
 # ---------------------------------------------------------------------- compare/graph.py

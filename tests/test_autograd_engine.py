@@ -25,6 +25,7 @@ from compare.agreement import (
     AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT64, ENGINE_VS_HAND_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree,
 )
 from compare.config import Config
+from compare.models import make_spec
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from scratch.autograd import GraphError, Value, cross_entropy, mse_loss, no_grad
 from scratch.autograd_mlp import MLP as EngineMLP
@@ -373,7 +374,7 @@ def test_neuron_of_the_lesson() -> None:
 
 @pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("sigmoid", "mse"), ("tanh", "cross-entropy")])
 def test_engine_mlp_matches_hand_derived_backprop(activation: str, loss: str) -> None:
-    config = Config(dtype="float64", activation=activation, loss=loss, hidden=(16, 16))
+    config = Config(dtype="float64", loss=loss, model=make_spec(activation=activation, hidden=(16, 16)))
     hand, engine = build_scratch(config), build_engine(config)
     assert parameter_mismatches(hand, engine) == [], "both should start bit-identical from one seed"
     g = torch.Generator().manual_seed(3)
@@ -400,7 +401,7 @@ def test_engine_mlp_matches_hand_derived_backprop_on_mnist(mnist64) -> None:
 
 def test_engine_learner_trains_in_lockstep_with_torch() -> None:
     """Ten SGD steps from the same start: parameters stay equal to float64 rounding."""
-    config = Config(dtype="float64", hidden=(8,), lr=0.1)
+    config = Config(dtype="float64", lr=0.1, model=make_spec(hidden=(8,)))
     engine, reference = build_engine(config, input_size=20, num_classes=4), build_torch(config, input_size=20,
                                                                                        num_classes=4)
     assert parameter_mismatches(engine, reference) == []
@@ -415,7 +416,7 @@ def test_engine_learner_trains_in_lockstep_with_torch() -> None:
 
 
 def test_engine_learner_evaluation_records_nothing() -> None:
-    engine = build_engine(Config(dtype="float64", hidden=(8,)), input_size=20, num_classes=4)
+    engine = build_engine(Config(dtype="float64", model=make_spec(hidden=(8,))), input_size=20, num_classes=4)
     logits = engine.logits(torch.randn(5, 20, dtype=F64))
     assert isinstance(logits, torch.Tensor) and logits.shape == (5, 4)
     assert all(torch.count_nonzero(g) == 0 for g in engine.named_gradients().values())

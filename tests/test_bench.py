@@ -18,9 +18,11 @@ import pytest
 import torch
 
 import scratch
-from compare import agreement, bench
+from compare import agreement
+from compare.commands import bench
 from compare.cli import main
 from compare.config import Config
+from compare.models import make_spec
 from compare.flops import elementwise_share, step_flops
 from compare.learners import build_pair, build_scratch
 
@@ -99,7 +101,7 @@ def test_step_flops_by_hand_and_against_torch_flop_counter() -> None:
     # 4-3-2 at batch 5: layer 0 forward + weight grad 2 * (2*5*4*3); layer 1 also its input grad, 3 * (2*5*3*2)
     assert step_flops([4, 3, 2], 5) == 2 * 120 + 3 * 60
     # torch's own counter, on the torch twin's training step (autograd skips the images' gradient too)
-    config = Config(hidden=(16, 16), batch_size=32)
+    config = Config(batch_size=32, model=make_spec(hidden=(16, 16)))
     _, t = build_pair(config)
     x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
     from torch.utils.flop_counter import FlopCounterMode
@@ -173,7 +175,7 @@ def test_training_without_the_input_gradient_changes_no_parameter_gradient(hidde
 
 
 def test_scratch_learner_still_matches_autograd_in_float64() -> None:
-    s, t = build_pair(Config(hidden=(16, 16), dtype="float64"))
+    s, t = build_pair(Config(dtype="float64", model=make_spec(hidden=(16, 16))))
     x, y = torch.randn(32, 784, dtype=torch.float64), torch.randint(0, 10, (32,))
     s.forward_backward(x, y), t.forward_backward(x, y)
     for name, g in s.named_gradients().items():

@@ -21,8 +21,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     (["train", "--hidden", "16,0"], "--hidden sizes must be positive"),
     (["grads", "--hidden", "sixteen"], "comma-separated integers"),
     (["train", "--lr", "-0.1"], "--lr must be a positive learning rate"),
-    (["train", "--epochs", "0"], "--epochs must be at least 1"),
-    (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["train", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["train", "--batch-size", "0"], "--batch-size: must be at least 1"),
     (["train", "--activation", "swish"], "--activation: invalid choice"),
 ])
 def test_bad_input_is_one_line_naming_the_problem(args, problem, capsys):

@@ -7,6 +7,7 @@ import torch
 
 from compare import agreement
 from compare.config import Config
+from compare.models import make_spec
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import train_lockstep
 from conftest import requires_cuda
@@ -17,7 +18,7 @@ pytestmark = [requires_cuda, pytest.mark.cuda]
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("sigmoid", "mse"), ("tanh", "cross-entropy")])
 def test_gradients_match_autograd_on_cuda(dtype, activation, loss):
-    config = Config(dtype=dtype, activation=activation, loss=loss, device="cuda")
+    config = Config(dtype=dtype, loss=loss, device="cuda", model=make_spec(activation=activation))
     s, t = build_pair(config)
     assert parameter_mismatches(s, t) == []
     assert all(p.is_cuda for p in s.named_parameters().values())

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from compare.config import Config
+from compare.models import make_spec
 from compare.learners import build_pair, build_scratch, parameter_mismatches
 from compare.loop import evaluate, train_lockstep
 
@@ -15,7 +16,7 @@ from compare.loop import evaluate, train_lockstep
 @pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("tanh", "mse")])
 def test_float64_lockstep_losses_equal_for_100_steps(mnist64, activation, loss):
     x, y = mnist64.x_train[:320], mnist64.y_train[:320]
-    config = Config(dtype="float64", activation=activation, loss=loss, lr=0.05, seed=3)
+    config = Config(dtype="float64", loss=loss, lr=0.05, seed=3, model=make_spec(activation=activation))
     s, t = build_pair(config)
     assert parameter_mismatches(s, t) == []
     records = train_lockstep([s, t], x, y, mnist64.x_test[:500], mnist64.y_test[:500],

@@ -10,6 +10,7 @@ import torch
 import scratch
 from compare import agreement
 from compare.config import Config
+from compare.models import make_spec
 from compare.gradcheck import finite_difference, finite_difference_error, step_for
 from compare.learners import build_pair, parameter_mismatches
 
@@ -19,7 +20,7 @@ SMALL = dict(input_size=20, num_classes=5)
 
 
 def small_pair(activation: str, loss: str, dtype: str, seed: int = 0):
-    config = Config(hidden=(8, 6), activation=activation, loss=loss, dtype=dtype, seed=seed, lr=0.1)
+    config = Config(loss=loss, dtype=dtype, seed=seed, lr=0.1, model=make_spec(hidden=(8, 6), activation=activation))
     return config, *build_pair(config, **SMALL)
 
 

@@ -9,9 +9,11 @@ import math
 import pytest
 import torch
 
-from compare import playground, plots, toy_data
+from compare import plots, toy_data
+from compare.commands import playground
 from compare.cli import main
 from compare.config import Config
+from compare.models import make_spec
 from compare.learners import build_pair
 
 from test_plots import assert_picture
@@ -131,14 +133,14 @@ def test_the_dataset_option_is_the_playground_s_own(capsys):
 
 
 def test_text_regions_without_matplotlib():
-    learner, _ = build_pair(Config(hidden=(4,), dtype="float64"), input_size=2, num_classes=2)
+    learner, _ = build_pair(Config(dtype="float64", model=make_spec(hidden=(4,))), input_size=2, num_classes=2)
     text = playground.text_regions(learner, torch.float64, "cpu").splitlines()
     assert len(text) == playground.TEXT_ROWS
     assert all(len(line) == playground.TEXT_COLUMNS + 2 and set(line.strip()) <= {"#", "."} for line in text)
 
 
 def test_hidden_activations_are_the_hidden_layers():
-    config = Config(hidden=(5, 3), activation="tanh", dtype="float64")
+    config = Config(dtype="float64", model=make_spec(hidden=(5, 3), activation="tanh"))
     scratch_l, torch_l = build_pair(config, input_size=2, num_classes=2)
     points = playground.plane_grid(7, torch.float64, "cpu")
     assert points.shape == (49, 2)

@@ -18,11 +18,14 @@ import pytest
 import torch
 
 from compare import agreement
-from compare.cli import UsageError, build_parser, main
+from compare.cli import build_parser, main, resolve
+from compare.errors import UsageError
 from compare.config import Config
+from compare.models import make_spec
 from compare.learners import build_pair, dropout_stream
 from compare.loop import train_lockstep
-from compare.options import resolve_training_arguments
+from compare import options
+from compare.commands import COMMANDS
 from conftest import requires_cuda, requires_data
 
 
@@ -68,9 +71,9 @@ def test_train_float64_agrees_step_by_step(optimizer, schedule, activation, tiny
 def test_different_dropout_masks_would_be_caught(tiny_data):
     """The negative control: give torch another random stream and the float64 losses part at once."""
     x, y = tiny_data
-    config = Config(dtype="float64", hidden=(16,), dropout=0.5, seed=0)
+    config = Config(dtype="float64", seed=0, model=make_spec(hidden=(16,), dropout=0.5))
     s, t = build_pair(config)
-    t.random_state = dropout_stream(Config(dropout=0.5, seed=1))
+    t.random_state = dropout_stream(Config(seed=1, model=make_spec(dropout=0.5)))
     records = train_lockstep([s, t], x, y, x, y, epochs=1, batch_size=20, seed=0, progress=False)
     first_s, first_t = records["scratch"].step_losses[0], records["torch"].step_losses[0]
     assert abs(first_s - first_t) / first_t > 1e-3
@@ -78,7 +81,7 @@ def test_different_dropout_masks_would_be_caught(tiny_data):
 
 def test_lockstep_does_not_disturb_the_global_random_stream(tiny_data):
     x, y = tiny_data
-    s, t = build_pair(Config(dtype="float64", hidden=(8,), dropout=0.2))
+    s, t = build_pair(Config(dtype="float64", model=make_spec(hidden=(8,), dropout=0.2)))
     torch.manual_seed(42)
     expected = torch.rand(3)
     torch.manual_seed(42)
@@ -106,7 +109,7 @@ def test_grads_covers_batch_norm_dropout_and_one_update(tiny_data_root, tmp_path
     (["--momentum", "0.5"], "--momentum only applies to --optimizer momentum or nesterov, not sgd"),
     (["--optimizer", "adam", "--momentum", "0.5"], "Adam's momentum is its first beta"),
     (["--optimizer", "momentum", "--momentum", "1.5"], "--momentum must be between 0 and 1"),
-    (["--dropout", "1"], r"--dropout must be a probability in \[0, 1\)"),
+    (["--dropout", "1"], r"--dropout: .*probability in \[0, 1\)"),
     (["--weight-decay", "-1"], "--weight-decay must be 0 or positive"),
     (["--batch-norm", "--batch-size", "1"], "--batch-norm needs --batch-size of at least 2"),
     (["--lr-schedule", "step", "--lr-step-size", "0"], "--lr-step-size must be at least 1"),
@@ -121,7 +124,7 @@ def test_bad_options_exit_2_with_one_line(argv, message, tmp_path, capsys):
 
 def parse(*argv: str) -> argparse.Namespace:
     args = build_parser().parse_args(["train", *argv])
-    resolve_training_arguments(args)
+    resolve(COMMANDS["train"], args)
     return args
 
 
@@ -132,14 +135,17 @@ def test_defaults_that_depend_on_other_options():
     assert parse("--optimizer", "adamw", "--weight-decay", "0").weight_decay == 0.0
     assert parse("--epochs", "10").lr_step_size == 3
     assert parse("--epochs", "2").lr_step_size == 1
-    assert parse("--batch-norm").batch_norm and not parse("--batch-norm", "--no-batch-norm").batch_norm
+    assert parse("--batch-norm").model_spec["batch_norm"]
+    assert not parse("--batch-norm", "--no-batch-norm").model_spec["batch_norm"]
 
 
 def test_dropout_is_refused_on_cuda():
     args = build_parser().parse_args(["grads", "--dropout", "0.2"])
+    args.device = "cpu"
+    resolve(COMMANDS["grads"], args)
     args.device = "cuda"  # as if a GPU were there: the refusal does not depend on having one
     with pytest.raises(UsageError, match="--dropout is compared on the CPU only"):
-        resolve_training_arguments(args)
+        options.MODEL.resolve(args)
 
 
 @pytest.mark.slow
@@ -157,8 +163,8 @@ def test_grads_on_real_mnist_with_batch_norm_and_dropout(tmp_path, capsys):
 def test_batch_norm_and_adam_agree_on_cuda(tiny_data):
     """On a GPU (dropout is refused there, see above): batch norm and AdamW still agree step by step."""
     x, y = (t.cuda() for t in tiny_data)
-    config = Config(dtype="float64", hidden=(16, 8), batch_norm=True, optimizer="adamw", lr=1e-3, weight_decay=0.01,
-                    lr_schedule="cosine", epochs=2, device="cuda")
+    config = Config(dtype="float64", optimizer="adamw", lr=1e-3, weight_decay=0.01, lr_schedule="cosine", epochs=2,
+                    device="cuda", model=make_spec(hidden=(16, 8), batch_norm=True))
     s, t = build_pair(config)
     records = train_lockstep([s, t], x, y, x, y, epochs=2, batch_size=20, seed=0, progress=False)
     worst = max(abs(a - b) / abs(b) for a, b in zip(records["scratch"].step_losses, records["torch"].step_losses))

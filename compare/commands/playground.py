@@ -29,23 +29,22 @@ from torch import Tensor
 
 import scratch
 import torch_impl
-from compare import plots, toy_data
-from compare.cli import UsageError
+from compare import agreement, models, plots, toy_data
+from compare.command import Command
 from compare.config import Config
+from compare.errors import UsageError
 from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
 from compare.loop import EpochStats, evaluate, train_lockstep
-from compare.options import add_training_arguments
-from compare.train import describe, verdict
-
-NEEDS_DATA = False
-CONFIG_KEYS = ("noise", "samples", "plots", "gif")
+from compare.metrics import accuracy
+from compare.options import BATCH, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
+from compare.verdict import print_checks, verdict
 # Tuned so that the default run learns the spiral smoothly: full-batch Adam from lr 0.03, cosine
 # schedule. Measured for seeds 0-4: 99.2-99.8% training accuracy after 300 epochs (95% near epoch
 # 100), float64 per-step losses within 4.2e-12 of each other. (Mini-batch SGD at lr 0.2 learns it
 # too, but so chaotically that float64's last-bit differences grow to O(1) within 4000 steps: try
 # --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 --plots DIR.)
-DEFAULTS = Config(dataset="spiral", hidden=(16, 16), activation="tanh", epochs=300, batch_size=500, lr=0.03,
-                  optimizer="adam", lr_schedule="cosine", dtype="float64")
+DEFAULTS = dict(dataset="spiral", model=models.make_spec(hidden=(16, 16), activation="tanh"), epochs=300,
+                batch_size=500, lr=0.03, optimizer="adam", lr_schedule="cosine", dtype="float64")
 DEFAULT_SAMPLES = 500  # as Playground's 50% of 1000 points
 DEFAULT_NOISE = 0.1
 GRID = 80  # the plane is evaluated on GRID x GRID points for the pictures
@@ -54,19 +53,28 @@ TEXT_COLUMNS, TEXT_ROWS = 60, 24  # the decision regions drawn as characters
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # The subparser resolves conflicts, so these replace the common options of the same name.
-    p.add_argument("--dataset", choices=toy_data.DATASETS, default=DEFAULTS.dataset,
-                   help=f"which 2-D toy dataset (default: {DEFAULTS.dataset})")
+    p.add_argument("--dataset", choices=toy_data.DATASETS, default=DEFAULTS['dataset'],
+                   help=f"which 2-D toy dataset (default: {DEFAULTS['dataset']})")
     p.add_argument("--noise", type=float, default=DEFAULT_NOISE,
                    help=f"Playground's noise, 0 to {toy_data.MAX_NOISE} (its slider / 100) (default: {DEFAULT_NOISE})")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                    help=f"training points; the test set has as many again (default: {DEFAULT_SAMPLES})")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
-                   help=f"points per gradient step; at least --samples means full-batch gradient descent, "
-                        f"Playground uses 10 (default: {DEFAULTS.batch_size})")
-    p.add_argument("--data-root", default=None, help=argparse.SUPPRESS)  # toy data needs no files
-    add_training_arguments(p, DEFAULTS)
-    plots.add_plot_arguments(p, gif=True)
+    p.add_argument("--gif", action="store_true",
+                   help="also write boundary.gif into the --plots DIR: the decision boundary as it changes "
+                        "during training (default: off)")
+
+
+def check(args: argparse.Namespace) -> None:
+    """Before any work: the playground's own options, and what they need of the shared ones."""
+    if args.samples < 2:
+        raise UsageError(f"--samples must be at least 2 (a point of each class), got {args.samples}")
+    if not 0 <= args.noise <= toy_data.MAX_NOISE:
+        raise UsageError(f"--noise must be between 0 and {toy_data.MAX_NOISE} (Playground's 0-50%), got {args.noise}")
+    if args.gif and not args.plots:
+        raise UsageError("--gif writes boundary.gif into the pictures folder: add --plots DIR")
+    if args.model_spec.get("batch_norm") and args.samples % args.batch_size == 1:
+        raise UsageError(f"--batch-size {args.batch_size} leaves a last batch of 1 of the {args.samples} training "
+                         "points, and batch norm needs at least 2 per batch; choose another --batch-size")
 
 
 @contextlib.contextmanager
@@ -121,16 +129,12 @@ def text_regions(learner: Learner, dtype: torch.dtype, device: str) -> str:
     return "\n".join("  " + "".join("#" if c else "." for c in row) for row in grid)
 
 
-def accuracy(learner: Learner, x: Tensor, y: Tensor) -> float:
-    return (evaluate(learner, x, y)[1] == y).double().mean().item()
+def train_accuracy_of(learner: Learner, x: Tensor, y: Tensor) -> float:
+    return accuracy(evaluate(learner, x, y)[1], y)
 
 
 def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     samples, noise = config.extra["samples"], config.extra["noise"]
-    if samples < 2:
-        raise UsageError(f"--samples must be at least 2 (a point of each class), got {samples}")
-    if not 0 <= noise <= toy_data.MAX_NOISE:
-        raise UsageError(f"--noise must be between 0 and {toy_data.MAX_NOISE} (Playground's 0-50%), got {noise}")
     tensors = toy_data.train_test_split(config.dataset, samples, noise, config.seed)
     x_train, y_train, x_test, y_test = tensors
     move = dict(device=config.device)
@@ -139,9 +143,7 @@ def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def run(config: Config, data: None = None) -> dict:
-    folder = config.extra.get("plots")
-    if config.extra.get("gif") and not folder:
-        raise UsageError("--gif writes boundary.gif into the pictures folder: add --plots DIR")
+    folder = config.extra["plots"]
     if folder:
         plots.require_matplotlib()
     x_train, y_train, x_test, y_test = toy_split(config)
@@ -150,8 +152,9 @@ def run(config: Config, data: None = None) -> dict:
     mismatched = parameter_mismatches(scratch_l, torch_l)
     print(f"Playground: {config.dataset}, {len(x_train)} training and {len(x_test)} test points, "
           f"noise {config.extra['noise']:g}, seed {config.seed}")
-    print(f"Network 2-{'-'.join(map(str, config.hidden))}-2, {config.activation}; {config.epochs} epochs, "
-          f"batch {config.batch_size}, {describe(config)}, {config.dtype} on {config.device}")
+    net = models.family_of(config.model).describe(config.model, 2, len(toy_data.CLASSES))
+    print(f"Network {net}; {plural(config.epochs, 'epoch')}, batch {config.batch_size}, {describe_training(config)}, "
+          f"{config.dtype} on {config.device}")
     print("Initial parameters: " + ("bit-identical" if not mismatched else f"DIFFERENT in {', '.join(mismatched)}"))
 
     grid = plane_grid(GRID, config.torch_dtype, config.device)
@@ -166,23 +169,23 @@ def run(config: Config, data: None = None) -> dict:
 
     def on_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
         for learner in learners:
-            train_accuracy[learner.name].append(accuracy(learner, x_train, y_train))
+            train_accuracy[learner.name].append(train_accuracy_of(learner, x_train, y_train))
         if epoch % every_line == 0 or epoch == config.epochs:
             s, t = stats["scratch"], stats["torch"]
             print(f"{epoch:>7}  {s.train_loss:>13.6f}  {t.train_loss:>11.6f}  "
                   f"{train_accuracy['scratch'][-1]:>14.1%}  {train_accuracy['torch'][-1]:>12.1%}  "
                   f"{s.test_accuracy:>13.1%}  {t.test_accuracy:>11.1%}")
-        if config.extra.get("gif") and (epoch % every_frame == 0 or epoch == config.epochs):
+        if config.extra["gif"] and (epoch % every_frame == 0 or epoch == config.epochs):
             snapshot(epoch, stats)
 
     with one_thread():
-        if config.extra.get("gif"):
+        if config.extra["gif"]:
             snapshot(0, None)
         print(f"\n{'epoch':>7}  {'loss scratch':>13}  {'loss torch':>11}  {'train scratch':>14}  {'train torch':>12}  "
               f"{'test scratch':>13}  {'test torch':>11}")
         records = train_lockstep(learners, x_train, y_train, x_test, y_test, epochs=config.epochs,
                                  batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch, progress=False)
-        result = verdict(config, records, y_test, identical_start=not mismatched)
+        result = verdict(config, records, identical_start=not mismatched)
         maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
     hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"])), default=0.0)
     result["hidden_activation_max_diff"] = hidden_diff
@@ -201,12 +204,9 @@ def run(config: Config, data: None = None) -> dict:
     print(f"\nLargest per-step loss difference: {result['max_step_loss_rel_diff']:.3e} relative over "
           f"{result['steps']} steps; hidden activations on the plane differ by at most {hidden_diff:.3e}")
     print(f"Identical test predictions: {result['prediction_agreement']:.2%} of {len(y_test)} points")
-    print("\nAgreement checks:")
-    for name, ok in result["checks"].items():
-        print(f"  [{'pass' if ok else 'FAIL'}] {name}")
-    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'} (training accuracy scratch "
-          f"{report['scratch']['train_accuracy']:.1%}, torch {report['torch']['train_accuracy']:.1%}; test accuracy "
-          f"scratch {report['scratch']['test_accuracy']:.1%}, torch {report['torch']['test_accuracy']:.1%})")
+    print_checks(result, f"training accuracy scratch {report['scratch']['train_accuracy']:.1%}, torch "
+                         f"{report['torch']['train_accuracy']:.1%}; test accuracy scratch "
+                         f"{report['scratch']['test_accuracy']:.1%}, torch {report['torch']['test_accuracy']:.1%}")
 
     if folder:
         paths = draw(folder, config, records, train_accuracy, maps, hidden_diff, frames,
@@ -223,10 +223,8 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
          maps: dict[str, list[Tensor]], hidden_diff: float, frames: list[dict], x_train: Tensor, y_train: Tensor,
          learners: tuple[Learner, Learner], grid: Tensor) -> list:
     """The playground's pictures (compare/plots.py): boundaries, curves, hidden neurons and the GIF."""
-    from compare import agreement
-
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    net = f"2-{'-'.join(map(str, config.hidden))}-2 {config.activation}"
+    net = models.family_of(config.model).describe(config.model, 2, len(toy_data.CLASSES))
     titles = {l.name: f"{l.name}: training accuracy {train_accuracy[l.name][-1]:.1%}, "
                       f"test {records[l.name].history[-1].test_accuracy:.1%}" for l in learners}
     probability = {l.name: class1_probability(l, grid, GRID) for l in learners}
@@ -240,11 +238,25 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
              "test accuracy": {n: [h.test_accuracy for h in r.history] for n, r in records.items()}},
             dtype=config.dtype, steps_per_epoch=steps_per_epoch,
             loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
-            title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, {describe(config)}, {config.dtype}"),
+            title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, {describe_training(config)}, "
+                  f"{config.dtype}"),
         plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy_data.DOMAIN,
                              f"Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per layer); "
                              f"torch's differ by at most {hidden_diff:.1e}"),
     ]
-    if config.extra.get("gif"):
+    if config.extra["gif"]:
         paths.append(plots.boundary_animation(folder, frames, x_train, y_train, toy_data.DOMAIN))
     return paths
+
+
+COMMAND = Command(
+    name="playground",
+    help="TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset",
+    run=run,
+    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS),
+    add_arguments=add_arguments,
+    config_keys=("noise", "samples", "plots", "gif"),
+    needs_data=False,
+    defaults=DEFAULTS,
+    check=check,
+)

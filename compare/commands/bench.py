@@ -47,8 +47,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare import agreement, models
+from compare.argtypes import hidden_sizes
+from compare.command import Command
 from compare.config import Config
+from compare.errors import UsageError
+from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
 from compare.flops import elementwise_share, matmul_probe, step_flops, synchronize
 from compare.learners import build_scratch, build_torch
 
@@ -64,8 +68,6 @@ TRAIN_IMAGES = 60000
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compare.cli import hidden_sizes
-
     p.add_argument("--models", type=hidden_sizes, nargs="+", default=None, metavar="HIDDEN",
                    help="hidden sizes of each model of the grid, e.g. 16,16 128 512,512; bench uses these and "
                         "--batch-sizes, not --hidden and --batch-size (default: 16,16 128 512,512; "
@@ -94,8 +96,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def resolve_options(config: Config) -> dict:
     """The bench options with the defaults that depend on --quick filled in."""
-    from compare.cli import UsageError
-
     o = dict(config.extra)
     quick = o["quick"]
     defaults = dict(models=QUICK_MODELS if quick else GRID_MODELS,
@@ -214,9 +214,7 @@ class Batches:
 
 def make_batches(x: Tensor, y: Tensor, shuffled: tuple[Tensor, Tensor], batch_size: int, seed: int) -> Batches:
     if batch_size > len(x):
-        from compare.cli import UsageError
-
-        raise UsageError(f"batch size {batch_size} is larger than the {len(x)} images of --epoch-images")
+            raise UsageError(f"batch size {batch_size} is larger than the {len(x)} images of --epoch-images")
     return Batches(x, y, shuffled, batch_size, seed)
 
 
@@ -462,7 +460,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     """Warm up, time interleaved blocks, time an epoch, measure memory: one grid point's result."""
     device = torch.device(config.device)
     b = config.batch_size
-    sizes = [batches.x.shape[1], *config.hidden, 10]
+    sizes = [batches.x.shape[1], *config.model["hidden"], 10]
     contenders = make_contenders(config, options, batches, typical, typical_reason)
     remainder = len(batches.x) % b
     odd_batch = (batches.shuffled[0][:remainder], batches.shuffled[1][:remainder]) if remainder else None
@@ -489,7 +487,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     peak_gflops = probe_flops / probe_s / 1e9
     ratios = [s / t for s, t in zip(seconds["scratch"], seconds["torch"])]
     ratio, ratio_spread = median_and_spread(ratios)
-    result = dict(model="-".join(map(str, sizes)), hidden=list(config.hidden), batch_size=b, dtype=config.dtype,
+    result = dict(model="-".join(map(str, sizes)), hidden=list(config.model["hidden"]), batch_size=b, dtype=config.dtype,
                   device=config.device, threads=torch.get_num_threads(), steps_per_block=steps["torch"],
                   flops_per_step=flops, elementwise_share=elementwise_share(sizes, b),
                   matmul_gflops=peak_gflops, ratio=ratio, ratio_spread=ratio_spread)
@@ -634,7 +632,7 @@ def run(config: Config, data) -> dict:
             typical = TypicalPipeline(config, Path(workdir), mean, std, len(x))
         for hidden in options["models"]:
             for batch_size in options["batch_sizes"]:
-                point = dataclasses.replace(config, hidden=hidden, batch_size=batch_size)
+                point = dataclasses.replace(config, model=models.make_spec(hidden=hidden), batch_size=batch_size)
                 result = measure_point(point, options, make_batches(x, y, shuffled, batch_size, config.seed), typical,
                                        typical_reason)
                 results.append(result)
@@ -661,12 +659,13 @@ def run(config: Config, data) -> dict:
                                        for r in results]))
 
 
-if __name__ == "__main__":
-    # python -m compare.bench REPORT.json: the tables of a saved report (one from a GPU machine, say).
-    import json
-
-    saved = json.loads(Path(sys.argv[1]).read_text())
-    machine = saved["machine"]
-    print(f"{machine.get('gpu', machine['cpu'])}, {machine['threads']} torch thread(s), torch {machine['torch']}, "
-          f"{saved['config']['dtype']}")
-    print_tables(saved["results"], saved["config"]["device"])
+COMMAND = Command(
+    name="bench",
+    help="time a training step and an epoch: scratch vs torch eager, torch.compile, a DataLoader pipeline; "
+         "fraction of the matmul peak; memory",
+    run=run,
+    groups=(DATA, SEED, DTYPE, DEVICE, REPORT),
+    add_arguments=add_arguments,
+    config_keys=CONFIG_KEYS,
+    needs_data=NEEDS_DATA,
+)

@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from compare import agreement
+from compare.command import Command
 from compare.config import Config
 from compare.graph import graph_nodes, graph_text, write_graph
-from compare.grads import first_batch
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from compare.loop import first_batch
+from compare.options import BATCH, DATA, LOSS, MODEL, RUN
 from compare.report import table
-from scratch import autograd_mlp
 
-CONFIG_KEYS = ("graph",)
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
 
 
@@ -38,24 +36,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "PATH.svg next to it when Graphviz's `dot` is installed (default: none)")
 
 
-def check_engine_config(config: Config) -> None:
-    """Refuse, as a usage error, what the engine's MLP does not have (it keeps to the lesson's network)."""
-    from compare.cli import UsageError
-
-    if config.activation not in autograd_mlp.ACTIVATIONS:
-        raise UsageError(f"the autograd engine has no {config.activation!r} activation; "
-                         f"choose --activation {' or '.join(autograd_mlp.ACTIVATIONS)}")
-    if getattr(config, "dropout", 0) > 0 or getattr(config, "batch_norm", False):
-        raise UsageError("the autograd engine's MLP has no dropout or batch norm layers; "
-                         "leave out --dropout and --batch-norm")
-
-
 def pair_name(a: str, b: str) -> str:
     return f"{a}_vs_{b}"
 
 
 def run(config: Config, data) -> dict:
-    check_engine_config(config)
     x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
     shape = dict(input_size=x.shape[1], num_classes=len(data.classes))
     hand, engine, reference = build_scratch(config, **shape), build_engine(config, **shape), build_torch(config, **shape)
@@ -102,7 +87,7 @@ def run(config: Config, data) -> dict:
           "|grad| is the norm of d loss / d node):")
     print(graph_text(loss_graph))
     graph_report = dict(nodes=len(nodes), dot=None, svg=None)
-    if config.extra.get("graph"):
+    if config.extra["graph"]:
         dot_path, svg_path, message = write_graph(loss_graph, config.extra["graph"])
         print(f"Graph written to {dot_path}. {message}")
         graph_report.update(dot=str(dot_path), svg=str(svg_path) if svg_path else None)
@@ -117,3 +102,14 @@ def run(config: Config, data) -> dict:
         parameters=parameters,
         graph=graph_report,
     )
+
+
+COMMAND = Command(
+    name="autograd",
+    help="one batch: hand-derived backprop vs the scratch autograd engine vs torch.autograd; the engine's "
+         "computation graph",
+    run=run,
+    groups=(DATA, MODEL, LOSS, BATCH, *RUN),
+    add_arguments=add_arguments,
+    config_keys=("graph",),
+)

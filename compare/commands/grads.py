@@ -12,36 +12,24 @@ differences replay that mask for every nudged loss, so they differentiate the sa
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import torch
 
-from compare import agreement, gradcheck, plots
+from compare import agreement, gradcheck, models, plots
+from compare.command import Command
 from compare.config import Config
 from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
-from compare.options import add_training_arguments
+from compare.loop import first_batch
+from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.report import table
 
 
-CONFIG_KEYS = ("plots",)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_training_arguments(p)
-    plots.add_plot_arguments(p)
-
-
-def first_batch(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first mini-batch that `train` would use with this seed."""
-    index = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch_size]
-    return x[index.to(x.device)], y[index.to(y.device)]
-
-
-def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[float, int]]:
+def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
+                             num_classes: int) -> dict[str, tuple[float, int]]:
     """Per parameter: (relative error, number of coordinates checked) of a float64 finite-difference check."""
     f64 = dataclasses.replace(config, dtype="float64", device="cpu")
-    learner: ScratchLearner = build_scratch(f64, input_size=x.shape[1])
+    learner: ScratchLearner = build_scratch(f64, input_size=x.shape[1], num_classes=num_classes)
     x64, y64 = x.to("cpu", torch.float64), y.cpu()
     start_of_stream = learner.random_state
     learner.forward_backward(x64, y64)
@@ -51,14 +39,18 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor) -
     def loss_at() -> float:
         learner.random_state = start_of_stream  # the same dropout mask as the analytic gradient's forward
         with learner.own_random_stream():
-            return learner.loss_value(learner.model.forward(x64), y64).item()
+            return learner.loss_value(learner.training_forward(x64), y64).item()
 
     learner.model.train()
     errors = {}
     for name, coords in gradcheck.choose_coordinates(params, seed=config.seed).items():
-        numeric = gradcheck.finite_difference(loss_at, params[name], coords, h=gradcheck.step_for(config.activation))
+        numeric = gradcheck.finite_difference(loss_at, params[name], coords, h=fd_step(config))
         errors[name] = (gradcheck.finite_difference_error(numeric, analytic[name], coords), len(coords))
     return errors
+
+
+def fd_step(config: Config) -> float:
+    return gradcheck.FD_STEP if models.family_of(config.model).kinked(config.model) else gradcheck.FD_STEP_SMOOTH
 
 
 def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolerance) -> list[agreement.Comparison]:
@@ -84,7 +76,7 @@ def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolera
 
 
 def run(config: Config, data) -> dict:
-    if config.extra.get("plots"):
+    if config.extra["plots"]:
         plots.require_matplotlib()
     x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
     scratch_l, torch_l = build_pair(config, input_size=x.shape[1], num_classes=len(data.classes))
@@ -95,7 +87,7 @@ def run(config: Config, data) -> dict:
     print(f"Loss on one batch of {len(x)} {config.dataset} images: scratch {loss_s:.12g}, torch {loss_t:.12g}")
     tol = agreement.gradient_tolerance(config.torch_dtype)
     fd_tol = agreement.FINITE_DIFF_FLOAT64
-    fd = finite_difference_errors(config, x, y)
+    fd = finite_difference_errors(config, x, y, len(data.classes))
 
     grads_t = torch_l.named_gradients()
     rows, parameters, passed = [], [], not mismatched
@@ -124,10 +116,10 @@ def run(config: Config, data) -> dict:
     worst_auto = max(p["max_rel_error"] for p in parameters)
     worst_fd = max(p["finite_diff_rel_error"] for p in parameters)
     print(f"\nTolerances: scratch vs autograd {tol.describe()}; finite differences ({config.dtype} model, "
-          f"checked in float64, h={gradcheck.step_for(config.activation):g}) {fd_tol.describe()}")
+          f"checked in float64, h={fd_step(config):g}) {fd_tol.describe()}")
     print(f"Verdict: {'PASSED' if passed else 'FAILED'} (worst autograd rel error {worst_auto:.2e}, "
           f"worst finite-difference rel error {worst_fd:.2e})")
-    if config.extra.get("plots"):
+    if config.extra["plots"]:
         path = plots.gradient_errors(config.extra["plots"], parameters, tol, fd_tol, config.dtype)
         print(f"Picture written: {path}")
     return dict(
@@ -138,3 +130,13 @@ def run(config: Config, data) -> dict:
         after_update=[dict(name=u.name, max_abs_diff=u.max_abs_diff, max_rel_error=u.max_rel_error, passed=u.passed)
                       for u in updates],
     )
+
+
+COMMAND = Command(
+    name="grads",
+    help="one batch: scratch gradients vs torch.autograd vs finite differences",
+    run=run,
+    groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS),
+    config_keys=("plots",),
+    defaults={"epochs": 1},
+)

@@ -1,0 +1,94 @@
+"""`python -m compare evaluate --checkpoint DIR`: load both trained models and cross-load their weights.
+
+    python -m compare train --batch-norm --epochs 1 --save runs/bn
+    python -m compare evaluate --checkpoint runs/bn --report runs/bn/evaluate.json
+
+Four evaluations on the test set of the dataset the models were trained on:
+
+    scratch            the scratch model, from scratch.pt
+    torch              the torch twin, from torch.pt
+    scratch_in_torch   scratch.pt loaded into a fresh torch twin
+    torch_in_scratch   torch.pt loaded into a fresh scratch model
+
+They pass when all four agree: float64, identical predictions; float32, at least
+PREDICTION_MATCH_FLOAT64 (99.9%) identical, since the two runs drifted apart by rounding.
+A missing, damaged or mismatched checkpoint is a one-line error with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from compare import agreement, checkpoint
+from compare.command import Command
+from compare.config import Config
+from compare.data import load_dataset
+from compare.errors import CheckpointError
+from compare.learners import build_engine, build_scratch, build_torch
+from compare.loop import evaluate
+from compare.metrics import accuracy
+from compare.options import DEVICE, REPORT
+from compare.report import table
+
+VARIANTS = (("scratch", "scratch", "scratch"), ("torch", "torch", "torch"),  # (key, model, weights)
+            ("scratch_in_torch", "torch", "scratch"), ("torch_in_scratch", "scratch", "torch"))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder written by `train --save DIR`")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder holding mnist/ and fashion-mnist/ (default: $MNIST_DATA_ROOT, else ./data)")
+
+
+def build_side(config: Config, side: str, shape: dict[str, int]):
+    if side == "torch":
+        return build_torch(config, **shape)
+    return build_engine(config, name="scratch", **shape) if config.engine == "autograd" else build_scratch(config, **shape)
+
+
+def run(config: Config, data: None = None) -> dict:
+    saved = checkpoint.load(config.extra["checkpoint"], device=config.device)
+    trained = replace(saved.config, data_root=config.data_root)
+    shape = dict(input_size=saved.input_size, num_classes=saved.num_classes)
+    data = load_dataset(trained.dataset, trained.data_root, dtype=trained.torch_dtype, device=config.device)
+    if data.x_test.shape[1] != saved.input_size or len(data.classes) != saved.num_classes:
+        raise CheckpointError(f"the checkpoint's models take {saved.input_size} inputs and {saved.num_classes} "
+                              f"classes, {trained.dataset} here has {data.x_test.shape[1]} and {len(data.classes)}")
+    print(f"Checkpoint {config.extra['checkpoint']}: --model {trained.model.family}, {trained.dtype}, trained on "
+          f"{trained.dataset} ({trained.epochs} epochs)")
+    results, predictions = {}, {}
+    for key, side, weights in VARIANTS:
+        learner = build_side(trained, side, shape)
+        try:
+            learner.load_state(saved.states[weights])
+        except (KeyError, ValueError, RuntimeError) as error:
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(f"{weights}.pt does not fit the {side} model of config.json ({first}): "
+                                  "the files come from different runs") from None
+        loss, predictions[key] = evaluate(learner, data.x_test, data.y_test)
+        results[key] = dict(test_accuracy=accuracy(predictions[key], data.y_test), test_loss=loss,
+                            implementation=learner.implementation, weights=f"{weights}.pt")
+    agreements = {key: accuracy(predictions[key], predictions["scratch"]) for key in results}
+    needed = 1.0 if trained.dtype == "float64" else agreement.PREDICTION_MATCH_FLOAT64
+    print(table(["model", "weights", "test accuracy", "test loss", "same predictions as scratch"],
+                [[key, r["weights"], r["test_accuracy"], r["test_loss"], f"{agreements[key]:.2%}"]
+                 for key, r in results.items()]))
+    print(f"Accuracies at the end of training: scratch {saved.accuracies['scratch']:.2%}, "
+          f"torch {saved.accuracies['torch']:.2%}")
+    passed = min(agreements.values()) >= needed
+    rule = "identical predictions" if needed == 1.0 else f"at least {needed:.1%} identical predictions"
+    print(f"Verdict: {'PASSED' if passed else 'FAILED'} (all four: {rule}; worst {min(agreements.values()):.2%})")
+    return dict(**results, trained_test_accuracy=saved.accuracies,
+                agreement=dict(passed=passed, prediction_agreement=agreements, required=needed))
+
+
+COMMAND = Command(
+    name="evaluate",
+    help="load a `train --save` checkpoint: both models, and each one's weights in the other implementation",
+    run=run,
+    groups=(DEVICE, REPORT),
+    add_arguments=add_arguments,
+    config_keys=("checkpoint",),
+    needs_data=False,
+)

@@ -1,0 +1,126 @@
+"""The model registry: `--model NAME` picks a family, and the family builds every variant from one spec.
+
+    >>> from compare.models import FAMILIES, make_spec, build
+    >>> spec = make_spec("mlp", hidden=(16, 16))        # the lesson's 784-16-16-10 network
+    >>> model = build(spec, "scratch", input_size=784, num_classes=10)   # or "torch", "engine"
+
+A family (one file in this folder) declares the options it reads, their defaults, and how to
+build its hand-written (scratch), torch and engine variants, which share parameter names and
+shapes, so state copies across. Nothing outside this folder knows a family by name: the loop,
+the verdict, the tables and the plots ask the family.
+
+Adding a family: write `compare/models/NAME.py` with a `FAMILY = Family(...)` and add it to
+`FAMILIES` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from compare.errors import UsageError
+from compare.models import mlp
+from compare.models.family import IMPLEMENTATIONS, Family, ModelOption, TrainingDefaults
+from compare.models.spec import ModelSpec
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (mlp.FAMILY,)}
+DEFAULT_FAMILY = "mlp"
+
+__all__ = ["FAMILIES", "IMPLEMENTATIONS", "Family", "ModelOption", "ModelSpec", "TrainingDefaults", "add_model_options",
+           "build", "family_of", "make_spec", "spec_from_args"]
+
+
+def family_of(spec_or_name: ModelSpec | str) -> Family:
+    name = spec_or_name if isinstance(spec_or_name, str) else spec_or_name.family
+    if name not in FAMILIES:
+        raise UsageError(f"unknown model family {name!r}; choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def all_options() -> dict[str, ModelOption]:
+    """Every family's options, once each (families may share one, such as --activation)."""
+    options: dict[str, ModelOption] = {}
+    for family in FAMILIES.values():
+        for option in family.options:
+            if options.setdefault(option.dest, option) is not option:
+                raise RuntimeError(f"two different options are named {option.dest!r}; a shared option must be "
+                                   "one ModelOption object (compare/models/family.py)")
+    return options
+
+
+def users_of(option: ModelOption) -> list[str]:
+    return [name for name, family in FAMILIES.items() if option in family.options]
+
+
+def add_model_options(parser: argparse.ArgumentParser, base: ModelSpec | None = None) -> None:
+    """--model and every family's options; each option's help says which families read it and its defaults.
+
+    `base`: a command's own default model (family and option values), shown and used instead of the
+    family's defaults (the playground's network is 2-16-16-2 tanh)."""
+    default = base.family if base else DEFAULT_FAMILY
+    group = parser.add_argument_group(
+        "model", "the network: --model picks a family; the options below apply to the families named in their help")
+    group.add_argument("--model", choices=list(FAMILIES), default=default,
+                       help="; ".join(f"{f.name}: {f.summary}" for f in FAMILIES.values()) + f" (default: {default})")
+    for option in all_options().values():
+        families = users_of(option)
+        defaults = ", ".join(f"{name}: {option.show(_defaults(name, base)[option.dest])}" for name in families)
+        option.add_to(group, f"[{', '.join(families)}] {option.help} (default: {defaults})")
+
+
+def _defaults(family: str, base: ModelSpec | None) -> Mapping[str, object]:
+    return base.options if base is not None and base.family == family else FAMILIES[family].defaults
+
+
+def make_spec(family: str = DEFAULT_FAMILY, **values: object) -> ModelSpec:
+    """A complete spec: the family's defaults, overridden by `values`, then checked by the family."""
+    fam = family_of(family)
+    unknown = sorted(set(values) - set(fam.defaults))
+    if unknown:
+        raise UsageError(f"--model {fam.name} has no option {', '.join(unknown)}; its options: "
+                         f"{', '.join(fam.defaults)}")
+    spec = ModelSpec(fam.name, {**fam.defaults, **values})
+    fam.check(spec)
+    return spec
+
+
+def spec_from_args(args: argparse.Namespace, base: ModelSpec | None = None) -> ModelSpec:
+    """The spec of the parsed command line (over `base`, a command's own defaults, when it is of the same
+    family). An option given for another family is refused, not ignored."""
+    family = family_of(args.model)
+    given = dict(_defaults(family.name, base))
+    for dest, option in all_options().items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest not in family.defaults:
+            raise UsageError(f"{option.flag} is an option of --model {' or '.join(users_of(option))}, "
+                             f"not of --model {family.name}")
+        given[dest] = value
+    return make_spec(family.name, **given)
+
+
+def build(spec: ModelSpec, impl: str, input_size: int, num_classes: int) -> object:
+    """The `impl` variant ("scratch", "torch" or "engine") of the model, in float32 on the CPU.
+
+    Call `torch.manual_seed(seed)` first: from one seed every variant starts bit-identical.
+    `input_size` is the number of values per example as the data holds them (784 for a flattened
+    28x28 image); the family reshapes to what it needs (`Family.input_shape`).
+    """
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {impl!r}; choose one of {', '.join(IMPLEMENTATIONS)}")
+    family = family_of(spec)
+    if impl == "engine":
+        problem = family.engine_problem(spec)
+        if problem:
+            raise UsageError(problem)
+    try:
+        return family.build(spec, impl, input_size, num_classes)
+    except (RuntimeError, MemoryError) as error:
+        if "memory" not in str(error).lower() and not isinstance(error, MemoryError):
+            raise
+        cause = (str(error).strip().splitlines() or ["out of memory"])[0][:160]
+        raise UsageError(f"not enough memory to build the {family.describe(spec, input_size, num_classes)} network "
+                         f"({cause}); choose smaller sizes") from None
+
+

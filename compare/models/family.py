@@ -1,0 +1,77 @@
+"""What a model family declares: its options, their defaults, how it builds each variant. And shared options.
+
+A `ModelOption` is one command-line option (`--hidden`); options that several families read
+(`--activation`, `--batch-norm`, `--dropout`) are defined once here and listed by each family
+that reads them, so the parser holds each option once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from compare import argtypes
+from compare.models.spec import ModelSpec
+
+IMPLEMENTATIONS = ("scratch", "torch", "engine")  # hand-written backward, torch.autograd, the scratch engine
+ACTIVATION_CHOICES = ("relu", "sigmoid", "tanh", "leaky-relu", "gelu")
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """One option of one or more families; its argparse default is None, meaning "the family's default"."""
+
+    dest: str  # the spec key and the argparse dest ("hidden")
+    help: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # type, choices, action, metavar for add_argument
+    show: Callable[[Any], str] = str  # how a default value is printed in --help
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+    def add_to(self, parser: argparse._ActionsContainer, help_text: str) -> None:
+        parser.add_argument(self.flag, dest=self.dest, default=None, help=help_text, **self.kwargs)
+
+
+def show_sizes(sizes: tuple[int, ...]) -> str:
+    return ",".join(map(str, sizes))
+
+
+ACTIVATION = ModelOption("activation", "activation function after each hidden layer",
+                         dict(choices=ACTIVATION_CHOICES))
+BATCH_NORM = ModelOption("batch_norm", "batch normalization before each hidden activation (the layer before it "
+                         "then has no bias)", dict(action=argparse.BooleanOptionalAction),
+                         show=lambda on: "on" if on else "off")
+DROPOUT = ModelOption("dropout", "dropout probability after each hidden activation; 0 adds no dropout layer",
+                      dict(type=argtypes.probability, metavar="P"), show=lambda p: f"{p:g}")
+
+
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The training settings a family trains well with, chosen by measurement (see the family's file)."""
+
+    lr: float  # learning rate of plain SGD
+    batch_size: int = 32
+    lr_schedule: str = "cosine"
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the --model value
+    summary: str  # one line for --help
+    options: tuple[ModelOption, ...]  # the options it reads
+    defaults: Mapping[str, Any]  # a default for each of them, by dest
+    # (spec, impl, input_size, num_classes) -> the model, float32 on the CPU; impl in IMPLEMENTATIONS
+    build: Callable[[ModelSpec, str, int, int], Any]
+    # (spec, input_size) -> the shape of one example as the model takes it, e.g. (784,) or (1, 28, 28)
+    input_shape: Callable[[ModelSpec, int], tuple[int, ...]]
+    # (spec, input_size, num_classes) -> a short description for headers, e.g. "784-16-16-10 relu"
+    describe: Callable[[ModelSpec, int, int], str]
+    training: TrainingDefaults
+    check: Callable[[ModelSpec], None] = lambda spec: None  # raises UsageError on impossible values
+    engine_problem: Callable[[ModelSpec], str | None] = lambda spec: None  # why the engine can't build it
+    # Whether the network has kinks (ReLU, max pooling) where finite differences must take a small step.
+    kinked: Callable[[ModelSpec], bool] = lambda spec: True

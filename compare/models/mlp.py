@@ -1,0 +1,83 @@
+"""The lesson's network: a multilayer perceptron of fully connected layers (`--model mlp`, the default).
+
+    python -m compare train --model mlp --hidden 16,16          # 784-16-16-10 ReLU: the lesson's network
+    python -m compare train --hidden 256,128 --batch-norm --dropout 0.2 --optimizer adam --lr 1e-3
+
+A 28x28 digit is flattened row by row into 784 input neurons; each hidden layer is a Linear
+layer and an activation (with --batch-norm: Linear without bias -> BatchNorm1d -> activation;
+with --dropout: then Dropout); the output layer has one neuron per class.
+Variants: scratch/mlp.py (hand-written backward), torch_impl/mlp.py, and the MLP on the scratch
+autograd engine (no batch norm, dropout or GELU there).
+"""
+
+from __future__ import annotations
+
+import scratch
+import torch_impl
+from compare import argtypes
+from compare.errors import UsageError
+from compare.gradcheck import KINKED_ACTIVATIONS
+from compare.models.family import (ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults,
+                                   show_sizes)
+from compare.models.spec import ModelSpec
+from scratch import autograd_mlp as engine_nn
+
+HIDDEN = ModelOption("hidden", "hidden layer sizes, comma-separated", dict(type=argtypes.hidden_sizes), show=show_sizes)
+
+DEFAULTS = dict(hidden=(16, 16), activation="relu", batch_norm=False, dropout=0.0)
+
+
+def _kwargs(spec: ModelSpec, input_size: int, num_classes: int) -> dict:
+    return dict(input_size=input_size, hidden_sizes=tuple(spec["hidden"]), activation=spec["activation"],
+                num_classes=num_classes)
+
+
+def build(spec: ModelSpec, impl: str, input_size: int, num_classes: int) -> object:
+    layers = dict(dropout=spec["dropout"], batch_norm=spec["batch_norm"])
+    if impl == "scratch":
+        return scratch.MLP(**_kwargs(spec, input_size, num_classes), **layers)
+    if impl == "torch":
+        return torch_impl.MLP(**_kwargs(spec, input_size, num_classes), **layers)
+    return engine_nn.MLP(**_kwargs(spec, input_size, num_classes))
+
+
+def engine_problem(spec: ModelSpec) -> str | None:
+    if spec["activation"] not in engine_nn.ACTIVATIONS:
+        return (f"the autograd engine has no {spec['activation']!r} activation; "
+                f"choose --activation {' or '.join(engine_nn.ACTIVATIONS)}")
+    if spec["dropout"] > 0 or spec["batch_norm"]:
+        return "the autograd engine's MLP has no dropout or batch norm layers; leave out --dropout and --batch-norm"
+    return None
+
+
+def check(spec: ModelSpec) -> None:
+    if not 0 <= spec["dropout"] < 1:
+        raise UsageError(f"--dropout must be a probability in [0, 1), got {spec['dropout']}")
+    if not spec["hidden"] or any(int(h) <= 0 for h in spec["hidden"]):
+        raise UsageError(f"--hidden needs at least one positive size, got {spec['hidden']}")
+    if spec["activation"] not in ACTIVATION.kwargs["choices"]:
+        raise UsageError(f"unknown activation {spec['activation']!r}; choose one of "
+                         f"{', '.join(ACTIVATION.kwargs['choices'])}")
+
+
+def describe(spec: ModelSpec, input_size: int, num_classes: int) -> str:
+    sizes = "-".join(map(str, (input_size, *spec["hidden"], num_classes)))
+    extra = (", batch norm" if spec["batch_norm"] else "") + (f", dropout {spec['dropout']:g}" if spec["dropout"] else "")
+    return f"MLP {sizes} {spec['activation']}{extra}"
+
+
+FAMILY = Family(
+    name="mlp",
+    summary="fully connected layers, the lesson's 784-16-16-10 network",
+    options=(HIDDEN, ACTIVATION, BATCH_NORM, DROPOUT),
+    defaults=DEFAULTS,
+    build=build,
+    input_shape=lambda spec, input_size: (input_size,),
+    describe=describe,
+    # Measured (784-16-16-10, 3 seeds): cosine from lr 0.1 gives 95.1-95.5% after 3 epochs and 95.9-96.2% after
+    # 10, against 93.4-94.4% after 3 epochs at a constant rate (0.02 to 0.1).
+    training=TrainingDefaults(lr=0.1, batch_size=32, lr_schedule="cosine"),
+    check=check,
+    engine_problem=engine_problem,
+    kinked=lambda spec: spec["activation"] in KINKED_ACTIVATIONS,
+)
