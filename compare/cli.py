@@ -19,14 +19,11 @@ from types import ModuleType
 import torch
 
 from compare.config import Config
+from compare.errors import UsageError
 
 ACTIVATION_CHOICES = ["relu", "sigmoid", "tanh", "leaky-relu", "gelu"]
 LOSS_CHOICES = ["cross-entropy", "mse"]
 DATASET_CHOICES = ["mnist", "fashion-mnist"]
-
-
-class UsageError(Exception):
-    """Bad input on the command line: printed as one line, exit status 2."""
 
 
 class Parser(argparse.ArgumentParser):
