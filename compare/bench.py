@@ -51,6 +51,7 @@ from compare import agreement
 from compare.config import Config
 from compare.flops import elementwise_share, matmul_probe, step_flops, synchronize
 from compare.learners import build_scratch, build_torch
+from compare.report import table
 
 GRID_MODELS: tuple[tuple[int, ...], ...] = ((16, 16), (128,), (512, 512))  # hidden sizes; the lesson's first
 GRID_BATCH_SIZES: tuple[int, ...] = (32, 128, 512)
@@ -567,14 +568,6 @@ def goals(results: list[dict]) -> dict:
     }
 
 
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A GitHub-flavoured markdown table, columns padded so it also reads well on a terminal."""
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = [list(headers), ["-" * w for w in widths], *cells]
-    return "\n".join("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths)) + " |" for line in lines)
-
-
 def fmt_time(seconds: float | None, spread: float | None = None) -> str:
     if seconds is None:
         return "-"
@@ -597,17 +590,17 @@ def print_tables(results: list[dict], device: str) -> None:
 
     print(f"\nStep time, ms (median ±half the interquartile range), ratio scratch/torch, fraction of the "
           f"matmul peak ({device}):")
-    print(markdown_table(["model", "batch", "scratch", "torch", "ratio", "compile", "typical", "peak GFLOP/s",
+    print(table(["model", "batch", "scratch", "torch", "ratio", "compile", "typical", "peak GFLOP/s",
                  "scratch %peak", "torch %peak", "compile %peak"],
                 [[r["model"], r["batch_size"], cell(r, "scratch", "step"), cell(r, "torch", "step"),
                   f"{r['ratio']:.2f} ±{r['ratio_spread']:.0%}", cell(r, "compile", "step"), cell(r, "typical", "step"),
                   f"{r['matmul_gflops']:.1f}", cell(r, "scratch", "peak"), cell(r, "torch", "peak"),
-                  cell(r, "compile", "peak")] for r in results]))
+                  cell(r, "compile", "peak")] for r in results], style="markdown"))
     images = results[0]["contenders"]["scratch"]["epoch_images"]
     print(f"\nOne epoch ({images} images), seconds; peak tensor memory of a training step, MiB:")
-    print(markdown_table(["model", "batch", *[f"{n} epoch" for n in CONTENDERS], *[f"{n} MiB" for n in CONTENDERS]],
+    print(table(["model", "batch", *[f"{n} epoch" for n in CONTENDERS], *[f"{n} MiB" for n in CONTENDERS]],
                 [[r["model"], r["batch_size"], *[cell(r, n, "epoch") for n in CONTENDERS],
-                  *[cell(r, n, "memory") for n in CONTENDERS]] for r in results]))
+                  *[cell(r, n, "memory") for n in CONTENDERS]] for r in results], style="markdown"))
     notes = {f"{n}: {c['status']}" for r in results for n, c in r["contenders"].items() if c["status"] != "ok"}
     for note in sorted(notes):
         print(f"  n/a = {note}")
