@@ -606,10 +606,26 @@ def print_tables(results: list[dict], device: str) -> None:
         print(f"  n/a = {note}")
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch.set_num_threads(count) inside the block, and the count torch had before after it, also on
+    an error: a run inside a test or a notebook must not leave the rest of that process on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(config: Config, data) -> dict:
     options = resolve_options(config)
     config.extra.update(options)  # the report's config then shows the grid actually run
-    torch.set_num_threads(options["threads"])
+    with torch_threads(options["threads"]):
+        return run_grid(config, options)
+
+
+def run_grid(config: Config, options: dict) -> dict:
     device = torch.device(config.device)
     x, y, mean, std, data_note = load_images(config, options)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed)).to(x.device)

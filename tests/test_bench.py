@@ -63,6 +63,28 @@ def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> 
     assert "Step time" in out and "ratio" in out and "n/a = compile: skipped" in out
 
 
+@pytest.fixture
+def three_threads():
+    """torch at 3 threads (not bench's --threads 1) for the test, then the count it had before."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_thread_count_is_restored_after_a_run_and_after_an_error(three_threads, tiny_data_root: Path,
+                                                                 tmp_path: Path) -> None:
+    code, report = run_bench(["--quick", "--no-typical", "--data-root", str(tiny_data_root), *FAST[:2],
+                              "--batch-sizes", "32", "--repeats", "1", "--block-seconds", "0.005", "--threads", "1"],
+                             tmp_path)
+    assert code == 0 and report["results"][0]["threads"] == 1  # the run itself used one thread
+    assert torch.get_num_threads() == 3
+    # a batch larger than the 200 images fails after the thread count was set
+    assert main(["bench", "--quick", "--no-typical", "--data-root", str(tiny_data_root), "--batch-sizes", "256",
+                 "--threads", "1"]) == 2
+    assert torch.get_num_threads() == 3
+
+
 def test_float64_losses_agree_on_every_benchmarked_step(tiny_data_root: Path, tmp_path: Path) -> None:
     code, report = run_bench(["--quick", "--dtype", "float64", "--no-typical", "--data-root", str(tiny_data_root),
                               *FAST], tmp_path)
