@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 
 import torch
@@ -43,38 +44,50 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def add_common_arguments(p: argparse.ArgumentParser, defaults: Config) -> None:
-    p.add_argument("--dataset", choices=DATASET_CHOICES, default=defaults.dataset,
-                   help=f"which dataset (default: {defaults.dataset})")
-    p.add_argument("--hidden", type=hidden_sizes, default=defaults.hidden,
-                   help=f"hidden layer sizes, comma-separated (default: {','.join(map(str, defaults.hidden))})")
-    p.add_argument("--activation", choices=ACTIVATION_CHOICES, default=defaults.activation,
-                   help=f"activation function of the hidden layers (default: {defaults.activation})")
-    p.add_argument("--loss", choices=LOSS_CHOICES, default=defaults.loss,
-                   help=f"loss function; mse compares outputs with one-hot 0/1 targets (default: {defaults.loss})")
-    p.add_argument("--epochs", type=int, default=defaults.epochs,
-                   help=f"passes over the training set (default: {defaults.epochs})")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                   help=f"images per gradient step (default: {defaults.batch_size})")
-    p.add_argument("--lr", type=float, default=defaults.lr, help=f"learning rate (default: {defaults.lr})")
-    p.add_argument("--seed", type=int, default=defaults.seed,
-                   help=f"seed of the initial weights and the batch order (default: {defaults.seed})")
-    p.add_argument("--dtype", choices=["float32", "float64"], default=defaults.dtype,
-                   help=f"floating-point precision of both networks (default: {defaults.dtype})")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                   help="where to compute; auto picks cuda when a GPU is available (default: cpu)")
-    p.add_argument("--data-root", default=None,
-                   help="folder holding mnist/ and fashion-mnist/ with the IDX files "
-                        "(default: $MNIST_DATA_ROOT, else ./data)")
-    p.add_argument("--report", default=None, metavar="PATH", help="write a JSON report here (default: none)")
+def add_common_arguments(p: argparse.ArgumentParser, defaults: Config, names: Sequence[str] | None = None) -> None:
+    """Add the options every command shares, or only `names` of them (a command's COMMON_OPTIONS)."""
+    options = {
+        "dataset": (["--dataset"], dict(choices=DATASET_CHOICES, default=defaults.dataset,
+                                        help=f"which dataset (default: {defaults.dataset})")),
+        "hidden": (["--hidden"], dict(type=hidden_sizes, default=defaults.hidden,
+                                      help=f"hidden layer sizes, comma-separated "
+                                           f"(default: {','.join(map(str, defaults.hidden))})")),
+        "activation": (["--activation"], dict(choices=ACTIVATION_CHOICES, default=defaults.activation,
+                                              help=f"activation function of the hidden layers "
+                                                   f"(default: {defaults.activation})")),
+        "loss": (["--loss"], dict(choices=LOSS_CHOICES, default=defaults.loss,
+                                  help=f"loss function; mse compares outputs with one-hot 0/1 targets "
+                                       f"(default: {defaults.loss})")),
+        "epochs": (["--epochs"], dict(type=int, default=defaults.epochs,
+                                      help=f"passes over the training set (default: {defaults.epochs})")),
+        "batch_size": (["--batch-size"], dict(type=int, default=defaults.batch_size,
+                                              help=f"images per gradient step (default: {defaults.batch_size})")),
+        "lr": (["--lr"], dict(type=float, default=defaults.lr, help=f"learning rate (default: {defaults.lr})")),
+        "seed": (["--seed"], dict(type=int, default=defaults.seed,
+                                  help=f"seed of the initial weights and the batch order (default: {defaults.seed})")),
+        "dtype": (["--dtype"], dict(choices=["float32", "float64"], default=defaults.dtype,
+                                    help=f"floating-point precision of both networks (default: {defaults.dtype})")),
+        "device": (["--device"], dict(choices=["cpu", "cuda", "auto"], default="cpu",
+                                      help="where to compute; auto picks cuda when a GPU is available "
+                                           "(default: cpu)")),
+        "data_root": (["--data-root"], dict(default=None,
+                                            help="folder holding mnist/ and fashion-mnist/ with the IDX files "
+                                                 "(default: $MNIST_DATA_ROOT, else ./data)")),
+        "report": (["--report"], dict(default=None, metavar="PATH",
+                                      help="write a JSON report here (default: none)")),
+    }
+    for name, (flags, kwargs) in options.items():
+        if names is None or name in names:
+            p.add_argument(*flags, **kwargs)
 
 
 def validate(args: argparse.Namespace) -> None:
-    if args.epochs < 1:
+    # `in args`: a command may take only some of the common options (its COMMON_OPTIONS).
+    if "epochs" in args and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
+    if "batch_size" in args and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not args.lr > 0:
+    if "lr" in args and not args.lr > 0:
         raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
@@ -91,11 +104,13 @@ def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> C
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return Config(dataset=args.dataset, hidden=tuple(args.hidden), activation=args.activation, loss=args.loss,
-                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, dtype=args.dtype,
-                  device=device, data_root=str(args.data_root or default_data_root()), report=args.report,
-                  extra={k: getattr(args, k) for k in extra_keys},
-                  **{k: getattr(args, k) for k in TRAINING_FIELDS if hasattr(args, k)})
+    # A common option a command does not take keeps Config's default.
+    given = {k: getattr(args, k) for k in ("dataset", "activation", "loss", "epochs", "batch_size", "lr", "seed",
+                                           "dtype", "report", *TRAINING_FIELDS) if k in args}
+    if "hidden" in args:
+        given["hidden"] = tuple(args.hidden)
+    return Config(device=device, data_root=str(getattr(args, "data_root", None) or default_data_root()),
+                  extra={k: getattr(args, k) for k in extra_keys}, **given)
 
 
 def load_data(config: Config):
@@ -107,9 +122,11 @@ def load_data(config: Config):
 def command_table() -> dict[str, tuple[str, ModuleType]]:
     """Each command is a module with `run(config, data) -> report dict`, and optionally
     `add_arguments(parser)` for its own options, `CONFIG_KEYS` (those options' names, recorded
-    in the report's config), `NEEDS_DATA = False` (then `data` is None) and `DEFAULTS` (a Config
-    whose values become the common options' defaults)."""
-    from compare import autograd, bench, grads, playground, train
+    in the report's config), `NEEDS_DATA = False` (then `data` is None), `DEFAULTS` (a Config
+    whose values become the common options' defaults) and `COMMON_OPTIONS` (the names of the
+    common options it takes, when not all)."""
+    from compare import autograd, grads, playground, train
+    from compare.commands import bench
 
     return {
         "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
@@ -129,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_text, module) in command_table().items():
         # conflict_handler="resolve": a command may replace a common option (playground's --dataset).
         p = sub.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
-        add_common_arguments(p, getattr(module, "DEFAULTS", None) or Config(epochs=3 if name == "train" else 1))
+        add_common_arguments(p, getattr(module, "DEFAULTS", None) or Config(epochs=3 if name == "train" else 1),
+                             getattr(module, "COMMON_OPTIONS", None))
         if hasattr(module, "add_arguments"):
             module.add_arguments(p)
     return parser

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
+import compare.commands.bench as bench
 import scratch
-from compare import agreement, bench
+from compare import agreement
 from compare.cli import main
+from compare.commands.bench import contenders, memory, timing
 from compare.config import Config
 from compare.flops import elementwise_share, step_flops
-from compare.learners import build_pair, build_scratch
+from compare.learners import build_pair
 
 REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
                  "scratch_peak_fraction"}
@@ -52,7 +54,7 @@ def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> 
         assert r["scratch_step_s"] > 0 and r["torch_step_s"] > 0
         # ratio is the median of per-round paired ratios, so it lies within them
         rounds = [s / t for s, t in zip(r["contenders"]["scratch"]["step_s_rounds"],
-                                        r["contenders"]["torch"]["step_s_rounds"])]
+                                        r["contenders"]["torch"]["step_s_rounds"], strict=True)]
         assert min(rounds) <= r["ratio"] <= max(rounds)
         assert 0 < r["scratch_peak_fraction"] < 2  # a fraction of a measured peak (noise may pass 1 a little)
         assert r["flops_per_step"] == step_flops([int(n) for n in r["model"].split("-")], r["batch_size"])
@@ -141,9 +143,9 @@ def test_peak_memory_sees_a_temporary_tensor() -> None:
         return torch.ones(mib // 4).sum()  # a 1 MiB float32 temporary, freed at once
 
     held = torch.zeros(mib // 4)
-    contender = bench.Contender("probe", step, lambda: (torch.zeros(1), torch.zeros(1)), None,
+    contender = contenders.Contender("probe", step, lambda: (torch.zeros(1), torch.zeros(1)), None,
                                 lambda: held.numel() * held.element_size())
-    measured = bench.peak_memory(contender, torch.device("cpu"))
+    measured = memory.peak_memory(contender, torch.device("cpu"))
     assert 2 * mib <= measured < 2 * mib + 4096  # held 1 MiB + the temporary 1 MiB (+ a scalar)
 
 
@@ -151,21 +153,21 @@ def test_a_failing_contender_is_reported_not_raised() -> None:
     def broken(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("no C++ compiler found\nmore detail")
 
-    contender = bench.Contender("compile", broken, lambda: (torch.zeros(1), torch.zeros(1)), None, None)
-    assert math.isnan(bench.warm_up(contender, torch.device("cpu"), None))
+    contender = contenders.Contender("compile", broken, lambda: (torch.zeros(1), torch.zeros(1)), None, None)
+    assert math.isnan(timing.warm_up(contender, torch.device("cpu"), None))
     assert contender.unavailable == "unavailable: RuntimeError: no C++ compiler found"
     contender.name = "scratch"  # but the two being compared must not fail quietly
     with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
-        bench.warm_up(contender, torch.device("cpu"), None)
+        timing.warm_up(contender, torch.device("cpu"), None)
 
 
-def test_goals_are_judged_on_the_named_grid_points() -> None:
+def test_targets_are_judged_on_the_named_grid_points() -> None:
     results = [dict(model="784-16-16-10", batch_size=32, ratio=0.4, scratch_peak_fraction=0.05),
                dict(model="784-512-512-10", batch_size=512, ratio=1.1, scratch_peak_fraction=0.8)]
-    g = bench.goals(results)
+    g = bench.targets(results)
     assert [v["met"] for v in g.values()] == [False, True, True]
     assert "1.100 at 784-512-512-10 batch 512" in list(g.values())[0]["figure"]
-    assert list(bench.goals(results[:1]).values())[2] is None  # not in the grid: not judged
+    assert list(bench.targets(results[:1]).values())[2] is None  # not in the grid: not judged
 
 
 def test_torchvision_layout_holds_the_same_images(tiny_data_root: Path, tmp_path: Path) -> None:
@@ -173,7 +175,7 @@ def test_torchvision_layout_holds_the_same_images(tiny_data_root: Path, tmp_path
 
     data = load_dataset("mnist", tiny_data_root, download=False)
     config = Config(data_root=str(tiny_data_root))
-    typical = bench.TypicalPipeline(config, tmp_path, data.mean, data.std, len(data.x_train))
+    typical = contenders.TypicalPipeline(config, tmp_path, data.mean, data.std, len(data.x_train))
     image, label = typical.dataset[3]
     assert int(label) == int(data.y_train[3])
     torch.testing.assert_close(image.flatten(), data.x_train[3])  # ToTensor + Normalize == our loader
