@@ -14,7 +14,7 @@ torch computed the same losses on every benchmarked step.
 
     contenders.py   the four contenders: their training steps and batches; the model of a grid point
     timing.py       warm-up, interleaved timed blocks, medians and spreads, the matrix-product peak
-    memory.py       peak tensor memory of a step (the one use of a private torch API, with a fallback)
+    memory.py       peak tensor memory of a step (bench's one use of a private torch API, with a fallback)
     point.py        one grid point measured: the result the report holds
     tables.py       the printed tables, and the viewer of a saved report (--show)
     __init__.py     this command: its options, the grid, the report
