@@ -1,18 +1,16 @@
-"""How much arithmetic one training step needs, and how much this machine can do per second.
+"""How much arithmetic one training step needs.
 
     >>> from compare.flops import step_flops
     >>> step_flops([784, 512, 512, 10], batch_size=512) / 1e9     # about 1.64 GFLOP per step
 
 `python -m compare bench` divides it by a step's time, and that by the FLOP/s of a large
-matrix product (`matmul_probe`) timed in the same run: the fraction of the machine's
-matrix-multiply peak a training step reaches.
+matrix product timed in the same run (compare/commands/bench/timing.py `matmul_probe`): the
+fraction of the machine's matrix-multiply peak a training step reaches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
-import torch
+from collections.abc import Sequence
 
 
 def step_flops(sizes: Sequence[int], batch_size: int) -> int:
@@ -28,7 +26,7 @@ def step_flops(sizes: Sequence[int], batch_size: int) -> int:
     """
     _check_sizes(sizes, batch_size)
     flops = 0
-    for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         products = 2 if k == 0 else 3  # forward and weight gradient, plus input gradient after the first layer
         flops += products * 2 * batch_size * fan_in * fan_out
     return flops
@@ -42,38 +40,9 @@ def elementwise_share(sizes: Sequence[int], batch_size: int) -> float:
     """
     _check_sizes(sizes, batch_size)
     elementwise = 8 * batch_size * sizes[-1]
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         elementwise += 5 * batch_size * fan_out + 2 * (fan_in * fan_out + fan_out)
     return elementwise / (elementwise + step_flops(sizes, batch_size))
-
-
-def matmul_probe(dtype: torch.dtype, device: str | torch.device,
-                 size: int | None = None) -> tuple[Callable[[], None], int]:
-    """A function computing one square matrix product of side `size`, and its FLOP count (2 size^3).
-
-    The product of two large square matrices is the fastest thing a BLAS library does, so its
-    FLOP/s is the practical ceiling for matrix-product-bound work on this device, in this dtype,
-    with the current `torch.get_num_threads()`. `bench` times it interleaved with the training
-    steps, so the ceiling is measured under the same machine load as the steps it is compared with.
-    """
-    device = torch.device(device)
-    if size is None:
-        size = 4096 if device.type == "cuda" else 1024  # big enough to run at full speed, quick to time
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator, dtype=dtype).to(device)
-    b = torch.randn(size, size, generator=generator, dtype=dtype).to(device)
-    out = torch.empty(size, size, dtype=dtype, device=device)
-
-    def product() -> None:
-        torch.mm(a, b, out=out)
-
-    return product, 2 * size**3
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so a wall-clock time covers it (CUDA kernels run asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _check_sizes(sizes: Sequence[int], batch_size: int) -> None:

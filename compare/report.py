@@ -9,15 +9,29 @@ from pathlib import Path
 
 import torch
 
+TABLE_STYLES = ("plain", "markdown")
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table, columns padded to their widest cell; numbers right-aligned."""
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], style: str = "plain") -> str:
+    """A text table, columns padded to their widest cell.
+
+    style "plain": columns two spaces apart, numbers right-aligned (the terminal tables).
+    style "markdown": GitHub-flavoured rows `| a | b |` under a `| --- |` line, cells left-aligned,
+    so the same text reads on a terminal and pastes into a document (`bench`'s tables).
+    """
+    if style not in TABLE_STYLES:
+        raise ValueError(f"table style must be one of {', '.join(TABLE_STYLES)}, got {style!r}")
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    if style == "markdown":
+        lines = [list(headers), ["-" * w for w in widths], *cells]
+        return "\n".join("| " + " | ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) + " |"
+                         for line in lines)
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) and rows for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths, strict=True)))
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 

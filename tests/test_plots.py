@@ -80,7 +80,7 @@ def test_without_matplotlib_the_plots_module_still_imports(matplotlib_missing):
     import importlib
 
     importlib.reload(plots)
-    from compare.cli import UsageError
+    from compare.errors import UsageError
 
     with pytest.raises(UsageError, match=r"pip install -e '\.\[plots\]'"):
         plots.require_matplotlib()

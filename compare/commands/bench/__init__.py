@@ -1,0 +1,237 @@
+"""`python -m compare bench`: is the hand-written network as fast as PyTorch's, and how close to the machine's limit?
+
+    python -m compare bench                                   # the grid, float32, CPU (several minutes)
+    python -m compare bench --quick                           # a smoke test, well under a minute
+    python -m compare bench --device cuda --report bench-cuda.json
+    python -m compare bench --show bench-cuda.json            # the tables of a saved report
+
+For each model and batch size of the grid it times one training step (forward, backward,
+update) and one epoch of four contenders: scratch, torch eager, torch.compile and a typical
+torchvision DataLoader pipeline. Reported: the median over interleaved rounds, its spread, the
+ratio scratch/torch (the headline figure: absolute times drift on shared machines), the
+fraction of the machine's matrix-product peak, the peak tensor memory, and whether scratch and
+torch computed the same losses on every benchmarked step.
+
+    contenders.py   the four contenders: their training steps and batches; the model of a grid point
+    timing.py       warm-up, interleaved timed blocks, medians and spreads, the matrix-product peak
+    memory.py       peak tensor memory of a step (bench's one use of a private torch API, with a fallback)
+    point.py        one grid point measured: the result the report holds
+    tables.py       the printed tables, and the viewer of a saved report (--show)
+    __init__.py     this command: its options, the grid, the report
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from compare.commands.bench import tables
+from compare.commands.bench.contenders import TypicalPipeline, make_batches
+from compare.commands.bench.point import measure_point
+from compare.commands.bench.timing import torch_threads
+from compare import models
+from compare.command import Command
+from compare.config import Config
+from compare.data import DataError, load_dataset
+from compare.errors import UsageError
+from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
+
+GRID_MODELS: tuple[tuple[int, ...], ...] = ((16, 16), (128,), (512, 512))  # hidden sizes; the lesson's first
+GRID_BATCH_SIZES: tuple[int, ...] = (32, 128, 512)
+QUICK_MODELS: tuple[tuple[int, ...], ...] = ((16, 16),)
+QUICK_BATCH_SIZES: tuple[int, ...] = (32, 512)
+TRAIN_IMAGES = 60000
+CONFIG_KEYS = ("models", "batch_sizes", "quick", "repeats", "threads", "compile", "typical", "epoch_images",
+               "block_seconds", "show")
+NEEDS_DATA = False  # loads MNIST itself; --quick falls back to random images when the files are missing
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    """One model of --models: its hidden sizes, comma-separated ("16,16")."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--models expects comma-separated integers such as 16,16, "
+                                         f"got {text!r}") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--models sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", type=layer_sizes, nargs="+", default=None, metavar="HIDDEN",
+                   help="hidden sizes of each model of the grid, e.g. 16,16 128 512,512 "
+                        "(default: 16,16 128 512,512; with --quick: 16,16)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=None, metavar="B",
+                   help="batch sizes of the grid (default: 32 128 512; with --quick: 32 512)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke test in well under a minute: small grid, 3 rounds, a tenth of an epoch, no "
+                        "torch.compile; random images if the MNIST files are missing (default: off)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed rounds per grid point; medians are over these (default: 7; with --quick: 3)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads torch may use during the run (default: 1 with --device cpu, because with "
+                        "several, timings jump by orders of magnitude whenever another process takes a core; "
+                        f"torch's own default, {torch.get_num_threads()} here, with --device cuda)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="time torch.compile too; compiling takes tens of seconds per grid point on a CPU "
+                        "(default: on; with --quick: off)")
+    p.add_argument("--typical", action=argparse.BooleanOptionalAction, default=None,
+                   help="time the torchvision Dataset + DataLoader pipeline too (default: on)")
+    p.add_argument("--epoch-images", type=int, default=None,
+                   help=f"images in the timed epoch (default: all {TRAIN_IMAGES}; with --quick: 6000)")
+    p.add_argument("--block-seconds", type=float, default=None,
+                   help="about how long one timed block of torch steps lasts (default: 0.2; with --quick: 0.05)")
+    p.add_argument("--show", default=None, metavar="REPORT",
+                   help="print the tables of a saved bench report (a --report JSON) instead of running; exit "
+                        "status 0 when that run's agreement passed, 1 when not (default: run the benchmark)")
+
+
+def resolve_options(config: Config) -> dict:
+    """The bench options with the defaults that depend on --quick filled in."""
+    o = {key: value for key, value in config.extra.items() if key != "show"}
+    quick = o["quick"]
+    defaults = dict(models=QUICK_MODELS if quick else GRID_MODELS,
+                    batch_sizes=QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES, repeats=3 if quick else 7,
+                    threads=1 if config.device == "cpu" else torch.get_num_threads(), compile=not quick,
+                    typical=True, epoch_images=6000 if quick else TRAIN_IMAGES, block_seconds=0.05 if quick else 0.2)
+    o.update({key: value for key, value in defaults.items() if o[key] is None})
+    o["models"], o["batch_sizes"] = [tuple(m) for m in o["models"]], list(o["batch_sizes"])
+    if any(b < 1 for b in o["batch_sizes"]):
+        raise UsageError(f"--batch-sizes must be positive, got {o['batch_sizes']}")
+    if o["repeats"] < 1 or o["threads"] < 1 or o["block_seconds"] <= 0:
+        raise UsageError("--repeats and --threads must be at least 1 and --block-seconds positive")
+    if not 1 <= o["epoch_images"] <= TRAIN_IMAGES:
+        raise UsageError(f"--epoch-images must be between 1 and {TRAIN_IMAGES}, got {o['epoch_images']}")
+    return o
+
+
+def run(config: Config, data: None) -> dict:
+    """The benchmark over the grid (or, with --show, a saved report's tables); the report's fields."""
+    if config.extra.get("show") is not None:
+        return show_saved(config)
+    config.extra.pop("show", None)  # a run's report records the grid it ran, not the viewer's option
+    options = resolve_options(config)
+    config.extra.update(options)  # the report's config then shows the grid actually run
+    with torch_threads(options["threads"]):
+        return run_grid(config, options)
+
+
+def show_saved(config: Config) -> dict:
+    """`--show REPORT`: its tables; it takes no option that only a run uses."""
+    given = [f"--{key.replace('_', '-')}" for key, value in config.extra.items()
+             if key != "show" and value not in (None, False)]
+    if config.report:
+        given.append("--report")
+    if given:
+        raise UsageError(f"--show prints a saved report and takes no other bench option; got {', '.join(given)}")
+    saved = tables.show(config.extra["show"])
+    return dict(agreement=saved["agreement"])
+
+
+def run_grid(config: Config, options: dict) -> dict:
+    device = torch.device(config.device)
+    x, y, mean, std, data_note = load_images(config, options)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed)).to(x.device)
+    shuffled = (x[order], y[order])
+    machine = machine_description(device)
+    print(f"Benchmark on {machine.get('gpu', machine['cpu'])} ({config.device}), {machine['threads']} torch "
+          f"thread(s) of {machine['cpu_count']} CPUs, torch {machine['torch']}, {config.dtype}; "
+          f"{options['repeats']} interleaved rounds per grid point")
+    if data_note:
+        print(f"Data: {data_note}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-torchvision-") as workdir:
+        typical, typical_reason = None, data_note or "skipped (--no-typical)"
+        if options["typical"] and data_note is None:
+            typical = TypicalPipeline(config, Path(workdir), mean, std, len(x))
+        for hidden in options["models"]:
+            for batch_size in options["batch_sizes"]:
+                point = dataclasses.replace(config, model=models.make_spec(models.DEFAULT_FAMILY, hidden=hidden),
+                                            batch_size=batch_size)
+                result = measure_point(point, options, make_batches(x, y, shuffled, batch_size, config.seed), typical,
+                                       typical_reason)
+                results.append(result)
+                print(tables.progress_line(result), flush=True)
+    check = results[0]["agreement"]["check"]
+    report = dict(machine=machine, data=data_note or f"{config.dataset} training images",
+                  matmul_peak_gflops=max(r["matmul_gflops"] for r in results),
+                  results=results, targets=targets(results),
+                  agreement=dict(passed=all(r["agreement"]["passed"] for r in results), check=check,
+                                 points=[dict(model=r["model"], batch_size=r["batch_size"], **r["agreement"])
+                                         for r in results]))
+    tables.print_tables(results, config.device)
+    tables.print_conclusions(report)
+    return report
+
+
+def load_images(config: Config, options: dict) -> tuple[Tensor, Tensor, float | None, float | None, str | None]:
+    """The first --epoch-images training images and labels, their pixel mean and std, and a note
+    when random images stand in for missing files (--quick only)."""
+    n = options["epoch_images"]
+    try:
+        data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device,
+                            download=False)
+        return data.x_train[:n], data.y_train[:n], data.mean, data.std, None  # fewer if the files hold fewer
+    except DataError as error:
+        if not options["quick"]:
+            raise DataError(f"{error} (bench --quick runs on random images when the files are missing)") from None
+        generator = torch.Generator().manual_seed(config.seed)
+        x = torch.randn(n, 784, generator=generator).to(config.device, config.torch_dtype)
+        y = torch.randint(0, 10, (n,), generator=generator).to(config.device)
+        return x, y, None, None, f"random images: no {config.dataset} files under {config.data_root}"
+
+
+def machine_description(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = dict(cpu=cpu, cpu_count=os.cpu_count(), threads=torch.get_num_threads(), torch=torch.__version__,
+                python=platform.python_version())
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def targets(results: list[dict]) -> dict:
+    """The speed targets, judged on this run's figures (reported, never asserted by tests); None where
+    the grid point a target names was not run."""
+    def find(model: str, batch: int) -> dict | None:
+        return next((r for r in results if r["model"] == model and r["batch_size"] == batch), None)
+
+    worst = max(results, key=lambda r: r["ratio"])
+    lesson, big = find("784-16-16-10", 32), find("784-512-512-10", 512)
+    return {
+        "scratch/torch <= 1.0 at every grid point": dict(
+            met=worst["ratio"] <= 1.0, figure=f"worst ratio {worst['ratio']:.3f} at {worst['model']} batch "
+                                              f"{worst['batch_size']}"),
+        "784-16-16-10 batch 32: scratch/torch <= 0.5": None if lesson is None else dict(
+            met=lesson["ratio"] <= 0.5, figure=f"ratio {lesson['ratio']:.3f}"),
+        "784-512-512-10 batch 512: scratch >= 75% of the matmul peak": None if big is None else dict(
+            met=big["scratch_peak_fraction"] >= 0.75, figure=f"{big['scratch_peak_fraction']:.0%} of peak"),
+    }
+
+
+COMMAND = Command(
+    name="bench",
+    help="time a training step and an epoch: scratch vs torch eager, torch.compile, a DataLoader pipeline; "
+         "fraction of the matmul peak; memory",
+    run=run,
+    # The grid's models and batch sizes come from --models and --batch-sizes; the optimizer is plain SGD.
+    groups=(DATA, SEED, DTYPE, DEVICE, REPORT),
+    add_arguments=add_arguments,
+    config_keys=CONFIG_KEYS,
+    needs_data=NEEDS_DATA,
+)
