@@ -92,3 +92,62 @@ def test_failed_agreement_gives_exit_status_1(tiny_data_root, monkeypatch, capsy
     monkeypatch.setattr(scratch.activations.ReLU, "backward", lambda self, dout: dout)
     assert main(["grads", "--data-root", str(tiny_data_root), "--dtype", "float64", "--hidden", "8"]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_plots_or_report_paths_that_cannot_be_written_fail_before_any_work(tiny_data_root, tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for option, path in [("--plots", a_file), ("--report", a_file / "report.json"), ("--report", tmp_path)]:
+        assert main(["train", "--data-root", str(tiny_data_root), option, str(path)]) == 2
+        captured = capsys.readouterr()
+        err = captured.err.strip()
+        assert err.startswith(f"error: {option} ") and len(err.splitlines()) == 1, err
+        assert "Epoch" not in captured.out
+
+
+def test_a_network_too_large_for_memory_is_one_line(tiny_data_root, capsys):
+    assert main(["grads", "--data-root", str(tiny_data_root), "--hidden", "100000,100000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not enough memory" in err and "784-100000-100000-10" in err and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_stops_cleanly_saying_where(tiny_data_root, monkeypatch, capsys):
+    from compare.learners import TorchLearner
+
+    calls = {"n": 0}
+    step = TorchLearner.train_step
+
+    def interrupted_on_step_3(self, x, y):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return step(self, x, y)
+
+    monkeypatch.setattr(TorchLearner, "train_step", interrupted_on_step_3)
+    assert main(["train", "--data-root", str(tiny_data_root), "--epochs", "2", "--batch-size", "20"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "stopped: interrupted at epoch 1 of 2, step 3 of 10; nothing was written", err
+
+
+@pytest.mark.parametrize("args,problem", [
+    (["train", "--seed", "99999999999999999999"], "--seed must be between 0 and 4294967295"),
+    (["train", "--seed", "4294967296"], "--seed must be between 0 and 4294967295"),
+    (["train", "--hidden", ""], "an empty part"),
+    (["train", "--hidden", "16,,16"], "an empty part"),
+    (["grads", "--hidden", "8", "--model", "nope"], "--model: invalid choice"),
+])
+def test_more_bad_input_is_one_line(args, problem, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert problem in err and len(err.splitlines()) == 1, err
+
+
+def test_help_lists_the_model_families_and_their_options(capsys):
+    from compare.models import FAMILIES
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in FAMILIES)
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--model" in out and "--hidden" in out and "[mlp]" in out

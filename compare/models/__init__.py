@@ -16,6 +16,7 @@ Adding a family: write `compare/models/NAME.py` with a `FAMILY = Family(...)` an
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 
 from compare.errors import UsageError
@@ -119,7 +120,8 @@ def build(spec: ModelSpec, impl: str, input_size: int, num_classes: int) -> obje
     except (RuntimeError, MemoryError) as error:
         if "memory" not in str(error).lower() and not isinstance(error, MemoryError):
             raise
-        cause = (str(error).strip().splitlines() or ["out of memory"])[0][:160]
+        asked = re.search(r"allocate (\d+) bytes", str(error))
+        cause = f"one of its tensors alone needs {int(asked.group(1)) / 2**30:.1f} GiB" if asked else "out of memory"
         raise UsageError(f"not enough memory to build the {family.describe(spec, input_size, num_classes)} network "
                          f"({cause}); choose smaller sizes") from None
 
