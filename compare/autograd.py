@@ -6,7 +6,7 @@
 The same network from the same seed, three times:
 
 - hand:    scratch/mlp.py, whose backward formulas are written out layer by layer
-- engine:  scratch/autograd_mlp.py, only a forward pass; scratch/autograd.py derives the backward
+- engine:  scratch/engine_nn.py, only a forward pass; scratch/engine.py derives the backward
 - torch:   torch_impl/mlp.py, differentiated by torch.autograd
 
 For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,
@@ -26,7 +26,7 @@ from compare.graph import graph_nodes, graph_text, write_graph
 from compare.grads import first_batch
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from compare.report import table
-from scratch import autograd_mlp
+from scratch import engine_nn
 
 CONFIG_KEYS = ("graph",)
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
@@ -42,9 +42,9 @@ def check_engine_config(config: Config) -> None:
     """Refuse, as a usage error, what the engine's MLP does not have (it keeps to the lesson's network)."""
     from compare.cli import UsageError
 
-    if config.activation not in autograd_mlp.ACTIVATIONS:
+    if config.activation not in engine_nn.ACTIVATIONS:
         raise UsageError(f"the autograd engine has no {config.activation!r} activation; "
-                         f"choose --activation {' or '.join(autograd_mlp.ACTIVATIONS)}")
+                         f"choose --activation {' or '.join(engine_nn.ACTIVATIONS)}")
     if getattr(config, "dropout", 0) > 0 or getattr(config, "batch_norm", False):
         raise UsageError("the autograd engine's MLP has no dropout or batch norm layers; "
                          "leave out --dropout and --batch-norm")

@@ -22,7 +22,7 @@ import torch_impl.lr_scheduler
 import torch_impl.optim
 from compare.config import Config
 from compare.options import optimizer_spec, schedule_spec
-from scratch import autograd, autograd_mlp
+from scratch import engine, engine_nn
 
 
 class Learner:
@@ -166,17 +166,17 @@ class TorchLearner(Learner):
 
 @dataclass
 class EngineLearner(Learner):
-    """The scratch autograd engine (scratch/autograd.py): forward written by hand, backward recorded."""
+    """The scratch autograd engine (scratch/engine.py): forward written by hand, backward recorded."""
 
-    model: autograd_mlp.MLP
-    loss_fn: object  # scratch.autograd.cross_entropy or mse_loss: (Value, targets) -> Value
+    model: engine_nn.MLP
+    loss_fn: object  # scratch.engine.cross_entropy or mse_loss: (Value, targets) -> Value
     optimizer: object  # a scratch optimizer, holding each parameter's .data and .grad buffer
     name: str = "engine"
     scheduler: object | None = None
 
-    def loss_graph(self, x: Tensor, y: Tensor) -> autograd.Value:
+    def loss_graph(self, x: Tensor, y: Tensor) -> engine.Value:
         """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
-        return self.loss_fn(self.model(autograd.Value(x, name="x")), y)
+        return self.loss_fn(self.model(engine.Value(x, name="x")), y)
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.zero_grad()  # .grad accumulates, as in torch
@@ -191,12 +191,12 @@ class EngineLearner(Learner):
         return self.optimizer.lr
 
     def logits(self, x: Tensor) -> Tensor:
-        with autograd.no_grad():
-            return self.model(autograd.Value(x)).data
+        with engine.no_grad():
+            return self.model(engine.Value(x)).data
 
     def loss_value(self, logits: Tensor, y: Tensor) -> Tensor:
-        with autograd.no_grad():
-            return self.loss_fn(autograd.Value(logits), y).data
+        with engine.no_grad():
+            return self.loss_fn(engine.Value(logits), y).data
 
     def named_parameters(self) -> dict[str, Tensor]:
         return {n: p.data for n, p in self.model.named_parameters()}
@@ -246,14 +246,14 @@ def build_torch(config: Config, **shape) -> TorchLearner:
 def build_engine(config: Config, name: str = "engine", **shape) -> EngineLearner:
     """The MLP on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
     kwargs = model_kwargs(config, **shape)
-    if kwargs["activation"] not in autograd_mlp.ACTIVATIONS:
+    if kwargs["activation"] not in engine_nn.ACTIVATIONS:
         raise ValueError(f"the autograd engine has no {kwargs['activation']!r} activation; "
-                         f"choose one of {', '.join(autograd_mlp.ACTIVATIONS)}, or --engine hand")
+                         f"choose one of {', '.join(engine_nn.ACTIVATIONS)}, or --engine hand")
     if config.dropout > 0 or config.batch_norm:
         raise ValueError("the autograd engine's MLP has no dropout or batch norm layers; "
                          "leave out --dropout/--batch-norm, or use --engine hand")
     torch.manual_seed(config.seed)
-    model = autograd_mlp.MLP(**kwargs).to(device=config.device, dtype=config.torch_dtype)
+    model = engine_nn.MLP(**kwargs).to(device=config.device, dtype=config.torch_dtype)
     params = model.parameters()
     # The scratch optimizers take parameter and gradient tensors: hand over each Value's
     # .data and its persistent .grad buffer, which backward() fills in place.
@@ -261,7 +261,7 @@ def build_engine(config: Config, name: str = "engine", **shape) -> EngineLearner
     optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
     schedule = schedule_spec(config)
     scheduler = getattr(scratch.lr_scheduler, schedule[0])(optimizer, **schedule[1]) if schedule else None
-    return EngineLearner(model, autograd.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler)
+    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler)
 
 
 def build_pair(config: Config, **shape) -> tuple[Learner, Learner]:

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="hand",
                    help="how the scratch network gets its gradients: hand (the backward formulas of scratch/mlp.py) "
-                        "or autograd (scratch/autograd.py derives them from the forward pass) (default: hand)")
+                        "or autograd (scratch/engine.py derives them from the forward pass) (default: hand)")
     plots.add_plot_arguments(p)
 
 
@@ -118,7 +118,7 @@ def run(config: Config, data) -> dict:
         from compare.autograd import check_engine_config
 
         check_engine_config(config)
-        print("Scratch side: the MLP on the scratch autograd engine (scratch/autograd_mlp.py)")
+        print("Scratch side: the MLP on the scratch autograd engine (scratch/engine_nn.py)")
     scratch_l, torch_l = build_pair(config, input_size=data.x_train.shape[1], num_classes=len(data.classes))
     mismatched = parameter_mismatches(scratch_l, torch_l)
     n_values = sum(p.numel() for p in scratch_l.named_parameters().values())

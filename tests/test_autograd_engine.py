@@ -1,4 +1,4 @@
-"""Tests for the scratch autograd engine (scratch/autograd.py) and the MLP built on it.
+"""Tests for the scratch autograd engine (scratch/engine.py) and the MLP built on it.
 
 Every op is checked two independent ways, in float64: against torch.autograd, and against
 central finite differences, always with a random upstream gradient (not `.sum()`). Then
@@ -26,8 +26,8 @@ from compare.agreement import (
 )
 from compare.config import Config
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
-from scratch.autograd import GraphError, Value, cross_entropy, mse_loss, no_grad
-from scratch.autograd_mlp import MLP as EngineMLP
+from scratch.engine import GraphError, Value, cross_entropy, mse_loss, no_grad
+from scratch.engine_nn import MLP as EngineMLP
 
 F64 = torch.float64
 
@@ -89,7 +89,7 @@ def make_inputs(op: Op, seed: int = 0) -> list[torch.Tensor]:
 
 def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1):
     """fn on engine Values and on torch leaves; backward from the same random dout on both."""
-    values = [Value(t.clone(), needs_grad=True) for t in inputs]
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
     leaves = [t.clone().requires_grad_(True) for t in inputs]
     out_e, out_t = fn(*values), fn(*leaves)
     dout = torch.randn(out_t.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
@@ -117,7 +117,7 @@ def test_op_matches_torch_autograd(op: Op) -> None:
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 def test_op_matches_finite_differences(op: Op) -> None:
     inputs = make_inputs(op)
-    values = [Value(t.clone(), needs_grad=True) for t in inputs]
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
     out = op.fn(*values)
     dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
     out.backward(dout)
@@ -147,7 +147,7 @@ def test_cross_entropy_and_mse_match_torch() -> None:
 @pytest.mark.parametrize("loss", [cross_entropy, mse_loss])
 def test_losses_match_finite_differences(loss) -> None:
     g = torch.Generator().manual_seed(0)
-    z = Value(torch.randn(4, 3, generator=g, dtype=F64), needs_grad=True)
+    z = Value(torch.randn(4, 3, generator=g, dtype=F64), requires_grad=True)
     y = torch.tensor([0, 2, 1, 2])
     loss(z, y).backward()
 
@@ -160,7 +160,7 @@ def test_losses_match_finite_differences(loss) -> None:
 
 
 def test_loss_inputs_are_checked() -> None:
-    z = Value(torch.zeros(4, 3, dtype=F64), needs_grad=True)
+    z = Value(torch.zeros(4, 3, dtype=F64), requires_grad=True)
     with pytest.raises(ValueError, match="integer targets"):
         cross_entropy(z, torch.zeros(5, dtype=torch.int64))
     with pytest.raises(TypeError, match="int64"):
@@ -259,7 +259,7 @@ def test_random_matmul_shapes_match_torch(batch, n, k, m, drop, seed) -> None:
 
 
 def test_reused_node_accumulates_every_path() -> None:
-    x = Value(torch.tensor([1.5, -2.0], dtype=F64), needs_grad=True)
+    x = Value(torch.tensor([1.5, -2.0], dtype=F64), requires_grad=True)
     y = x * x + x  # x reaches y three times: dy/dx = 2x + 1
     y.backward(torch.ones(2, dtype=F64))
     assert torch.equal(x.grad, 2 * x.data + 1)
@@ -274,7 +274,7 @@ def test_reused_node_accumulates_every_path() -> None:
 
 
 def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
-    w = Value(torch.tensor([2.0], dtype=F64), needs_grad=True)
+    w = Value(torch.tensor([2.0], dtype=F64), requires_grad=True)
     buffer = w.grad  # an optimizer holds this very tensor
     (w * 3.0).sum().backward()
     (w * 4.0).sum().backward()
@@ -284,10 +284,10 @@ def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
 
 
 def test_no_grad_records_nothing() -> None:
-    w = Value(torch.randn(3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
     with no_grad():
         y = (w * 2.0).exp().sum()
-        assert not y.needs_grad and y._parents == () and y._backward is None
+        assert not y.requires_grad and y._parents == () and y._backward is None
     with pytest.raises(GraphError, match="no parameter influences"):
         y.backward()
     assert torch.count_nonzero(w.grad) == 0
@@ -295,7 +295,7 @@ def test_no_grad_records_nothing() -> None:
     with pytest.raises(ZeroDivisionError), no_grad():
         1 / 0
     z = (w * 2.0).sum()
-    assert z.needs_grad and len(z._parents) == 1
+    assert z.requires_grad and len(z._parents) == 1
 
     @no_grad()
     def evaluate_once(v: Value) -> Value:
@@ -305,7 +305,7 @@ def test_no_grad_records_nothing() -> None:
 
 
 def test_constants_get_no_gradient() -> None:
-    w = Value(torch.randn(2, 3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
     x = Value(torch.randn(4, 3, dtype=F64))  # data: no gradient wanted
     out = (x @ w.T).sum()
     out.backward()
@@ -313,7 +313,7 @@ def test_constants_get_no_gradient() -> None:
 
 
 def test_second_backward_on_a_freed_graph_is_a_clear_error() -> None:
-    w = Value(torch.randn(3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
     loss = (w * w).sum()
     loss.backward()
     with pytest.raises(GraphError, match="already freed.*retain_graph=True"):
@@ -327,7 +327,7 @@ def test_second_backward_on_a_freed_graph_is_a_clear_error() -> None:
 
 
 def test_non_scalar_backward_needs_an_upstream_gradient() -> None:
-    w = Value(torch.randn(2, 3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
     out = w.tanh()
     with pytest.raises(GraphError, match=r"non-scalar Value of shape \[2, 3\] needs an upstream gradient"):
         out.backward()
@@ -346,7 +346,7 @@ def test_shape_errors_say_what_to_do() -> None:
 
 
 def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
-    x = Value(torch.tensor(0.5, dtype=F64), needs_grad=True)
+    x = Value(torch.tensor(0.5, dtype=F64), requires_grad=True)
     y = x
     for _ in range(sys.getrecursionlimit() + 500):
         y = y * 1.0 + 0.0
@@ -357,8 +357,8 @@ def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
 def test_neuron_of_the_lesson() -> None:
     """2*3 + 5*6 - 2 = 34, then a ReLU, then the squared error to a target 40 (docs/autograd.md)."""
     x = Value(torch.tensor([[2.0, 5.0]], dtype=F64))
-    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), needs_grad=True)
-    b = Value(torch.tensor([-2.0], dtype=F64), needs_grad=True)
+    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), requires_grad=True)
+    b = Value(torch.tensor([-2.0], dtype=F64), requires_grad=True)
     z = x @ w.T + b
     a = z.relu()
     loss = 0.5 * (a - 40.0) ** 2

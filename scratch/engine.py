@@ -5,18 +5,21 @@ file makes the chain rule automatic: each operation on a `Value` records its inp
 (its parents) and a small backward rule, and `Value.backward()` walks that record
 from the loss back to the parameters. It is micrograd's idea (one number per node)
 lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
-none of PyTorch's autograd, nn or func modules (`needs_grad=True` marks this engine's parameters).
+no torch.autograd, torch.nn or torch.func. It speaks torch's vocabulary, as micrograd,
+minitorch and tinygrad do (`requires_grad`, `grad`, `backward`, `no_grad`), but every one
+of those words is this engine's own, defined below: a `Value` is not a torch tensor, and
+the tensors it holds never have torch's gradient flag set (tests/test_purity.py checks both).
 
 The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
 
     >>> import torch
-    >>> from scratch.autograd import Value
-    >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                    # 1,2  an input: no gradient
-    >>> w = Value(torch.tensor([[3.0, 6.0]]), needs_grad=True, name="w")  # 1,2  weights
-    >>> b = Value(torch.tensor([-2.0]), needs_grad=True, name="b")       # 1    bias
-    >>> a = (x @ w.T + b).relu()                                             # 1,1  34
+    >>> from scratch.engine import Value
+    >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                       # 1,2  an input: no gradient
+    >>> w = Value(torch.tensor([[3.0, 6.0]]), requires_grad=True, name="w")   # 1,2  weights
+    >>> b = Value(torch.tensor([-2.0]), requires_grad=True, name="b")         # 1    bias
+    >>> a = (x @ w.T + b).relu()                                              # 1,1  34
     >>> a.backward()
-    >>> w.grad, b.grad                                                       # da/dw = x, da/db = 1
+    >>> w.grad, b.grad                                                        # da/dw = x, da/db = 1
     (tensor([[2., 5.]]), tensor([1.]))
 
 Each op's backward rule sits right under its forward, in the notation of the README:
@@ -69,13 +72,13 @@ class Value:
 
     data:           the tensor itself
     grad:           dL/d(this value), same shape as data. A parameter (a leaf made with
-                    needs_grad=True) has a zero buffer from the start, which backward()
+                    requires_grad=True) has a zero buffer from the start, which backward()
                     adds into in place, so an optimizer can hold on to it (see zero_grad).
                     An intermediate result gets its gradient when backward() reaches it.
-    needs_grad:     whether any gradient flows here: true for parameters (made with
-                    needs_grad=True, like torch's own gradient flag) and for every result computed
-                    from one (outside no_grad). Named differently, so that tests/test_purity.py
-                    can tell this engine's flag from torch's autograd machinery.
+    requires_grad:  whether any gradient flows here: true for parameters (made with
+                    requires_grad=True) and for every result computed from one (outside
+                    no_grad), false for data and constants. The same meaning as torch's flag,
+                    kept by this engine on its own Values.
     _parents:       the Values this one was computed from (empty for a leaf)
     _op:            the name of the operation that made it ("matmul", "relu", ...)
     _backward:      its backward rule; set to None once backward() has used it (the graph is freed)
@@ -84,7 +87,7 @@ class Value:
     def __init__(
         self,
         data: Tensor | Number | Sequence,
-        needs_grad: bool = False,
+        requires_grad: bool = False,
         name: str = "",
         *,
         _parents: tuple[Value, ...] = (),
@@ -94,12 +97,12 @@ class Value:
         if not isinstance(data, Tensor):
             data = torch.as_tensor(data, dtype=torch.get_default_dtype())
         self.data = data
-        self.needs_grad = needs_grad
+        self.requires_grad = requires_grad
         self.name = name  # shown in graph printouts ("x", "layers.0.weight", ...)
         self._parents = _parents
         self._op = _op
         self._backward = _backward
-        self.grad: Tensor | None = torch.zeros_like(data) if needs_grad and not _parents else None
+        self.grad: Tensor | None = torch.zeros_like(data) if requires_grad and not _parents else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -140,7 +143,7 @@ class Value:
         what = f"{self.data.item():.6g}" if self.data.numel() == 1 else f"shape {list(self.data.shape)}"
         how = f", op {self._op!r}" if self._op else (f", {self.name!r}" if self.name else "")
         return f"Value({what}, {str(self.data.dtype).replace('torch.', '')}{how}" + \
-               (", needs_grad)" if self.needs_grad else ")")
+               (", requires_grad)" if self.requires_grad else ")")
 
     def _lift(self, other: Value | Tensor | Number) -> Value:
         """Wrap a number or tensor as a constant Value (no gradient), in this value's dtype and device."""
@@ -397,10 +400,10 @@ class Value:
         between steps. Afterwards the backward rules are dropped (the graph is freed) unless
         retain_graph=True.
         """
-        if not self.needs_grad:
+        if not self.requires_grad:
             raise GraphError(
-                "backward() was called on a Value that no parameter influences (needs_grad is False): "
-                "make the parameters with Value(..., needs_grad=True), and do not compute inside no_grad()"
+                "backward() was called on a Value that no parameter influences (requires_grad is False): "
+                "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
             )
         if grad is None:
             if self.data.numel() != 1:
@@ -430,7 +433,7 @@ class Value:
             if not node._parents:
                 continue
             for parent, dparent in zip(node._parents, node._backward(dout)):
-                if not parent.needs_grad:
+                if not parent.requires_grad:
                     continue  # a constant (input data, a target): nobody asks for its gradient
                 dparent = _sum_to_shape(dparent, parent.shape, node._op)
                 grads[parent] = grads[parent] + dparent if parent in grads else dparent
@@ -455,7 +458,7 @@ class Value:
                 continue
             seen.add(node)
             stack.append((node, True))  # comes back here after the parents pushed next
-            stack.extend((p, False) for p in node._parents if p.needs_grad and p not in seen)
+            stack.extend((p, False) for p in node._parents if p.requires_grad and p not in seen)
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
@@ -468,8 +471,8 @@ class Value:
 def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule) -> Value:
     """The output of an op. It records its parents and backward rule only when it will need them:
     while recording (outside no_grad) and when some parent needs a gradient."""
-    if _recording and any(p.needs_grad for p in parents):
-        return Value(data, needs_grad=True, _parents=parents, _op=op, _backward=backward)
+    if _recording and any(p.requires_grad for p in parents):
+        return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
     return Value(data, _op=op)
 
 
