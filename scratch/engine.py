@@ -504,7 +504,9 @@ def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if any(not -max(ndim, 1) <= d < max(ndim, 1) for d in dims):
         raise IndexError(f"dim {dim} is out of range for a Value with {ndim} dims")
-    return tuple(sorted(d % max(ndim, 1) for d in dims))
+    if ndim == 0:  # a 0-dim value's only dim (0 or -1, as torch allows) is the value itself: nothing to reduce
+        return ()
+    return tuple(sorted(d % ndim for d in dims))
 
 
 def _unreduce(dout: Tensor, in_shape: torch.Size, dims: tuple[int, ...], keepdim: bool) -> Tensor:

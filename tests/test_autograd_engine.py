@@ -67,6 +67,11 @@ OPS = [
     Op("mean-all", lambda a: a.mean(), ((3, 4),)),
     Op("mean-dim", lambda a: a.mean(dim=-1), ((2, 3, 4),)),
     Op("mean-dim-keepdim", lambda a: a.mean(dim=0, keepdim=True), ((3, 4),)),
+    # a 0-dim value has one dim to name (0 or -1), and reducing over it changes nothing
+    Op("sum-dim0-of-0d", lambda a: a.sum(dim=0), ((),)),
+    Op("sum-dim-1-keepdim-of-0d", lambda a: a.sum(dim=-1, keepdim=True), ((),)),
+    Op("mean-dim0-of-0d", lambda a: a.mean(dim=0), ((),)),
+    Op("mean-dim-1-of-0d", lambda a: a.mean(dim=-1), ((),)),
     Op("reshape", lambda a: a.reshape(4, 6), ((2, 3, 4),)),
     Op("transpose", lambda a: a.transpose(0, 2), ((2, 3, 4),)),
     Op("T", lambda a: a.T, ((3, 4),)),
@@ -169,8 +174,8 @@ def test_loss_inputs_are_checked() -> None:
 
 # ---------------------------------------------------------------------- random expressions (hypothesis)
 
-# Ops that keep a shape broadcastable against the others; k picks a dim. exp, log, pow and div
-# get inputs that keep them finite however they are chained.
+# Ops that keep a shape broadcastable against the others; k picks a dim (a 0-dim value has one: 0 or -1).
+# exp, log, pow and div get inputs that keep them finite however they are chained.
 UNARY = {
     "neg": lambda a, k: -a,
     "exp": lambda a, k: a.tanh().exp(),
@@ -180,9 +185,9 @@ UNARY = {
     "tanh": lambda a, k: a.tanh(),
     "square": lambda a, k: a ** 2,
     "sqrt": lambda a, k: (a * a + 1) ** 0.5,
-    "sum-keepdim": lambda a, k: a.sum(dim=-1 - k % a.dim(), keepdim=True),
-    "mean-keepdim": lambda a, k: a.mean(dim=-1 - k % a.dim(), keepdim=True),
-    "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % a.dim()),
+    "sum-keepdim": lambda a, k: a.sum(dim=-1 - k % max(a.dim(), 1), keepdim=True),
+    "mean-keepdim": lambda a, k: a.mean(dim=-1 - k % max(a.dim(), 1), keepdim=True),
+    "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % max(a.dim(), 1)),
     "reshape": lambda a, k: a.reshape(-1).reshape(a.shape),
     "transpose": lambda a, k: (a.transpose(0, -1) * 1.5).transpose(0, -1),
 }
@@ -199,8 +204,8 @@ FINAL = {
     "none": lambda a, k: a,
     "sum": lambda a, k: a.sum(),
     "mean": lambda a, k: a.mean(),
-    "sum-dim": lambda a, k: a.sum(dim=k % a.dim()),
-    "mean-dim": lambda a, k: a.mean(dim=k % a.dim()),
+    "sum-dim": lambda a, k: a.sum(dim=k % max(a.dim(), 1)),
+    "mean-dim": lambda a, k: a.mean(dim=k % max(a.dim(), 1)),
 }
 
 
@@ -210,7 +215,7 @@ def expressions(draw):
     base = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
     shapes = []
     for _ in range(draw(st.integers(1, 3))):
-        dropped = draw(st.integers(0, len(base) - 1))  # broadcasting may add leading dims ...
+        dropped = draw(st.integers(0, len(base)))  # broadcasting may add leading dims (all: a 0-dim leaf) ...
         shape = [1 if draw(st.booleans()) else n for n in base[dropped:]]  # ... and stretch size-1 dims
         shapes.append(tuple(shape))
     steps = draw(st.lists(
