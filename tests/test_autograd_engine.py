@@ -420,9 +420,23 @@ def test_engine_learner_trains_in_lockstep_with_torch() -> None:
 
 
 def test_engine_learner_evaluation_records_nothing() -> None:
+    """logits() runs the model inside no_grad: its output has no graph, though the parameters require
+    gradients. (loss_value() gets logits as a constant Value, so it records nothing with or without no_grad.)"""
     engine = build_engine(Config(dtype="float64", hidden=(8,)), input_size=20, num_classes=4)
+    model = engine.model
+    outputs: list[Value] = []
+
+    def model_spy(x: Value) -> Value:
+        outputs.append(model(x))
+        return outputs[-1]
+
+    engine.model = model_spy
     logits = engine.logits(torch.randn(5, 20, dtype=F64))
+    engine.model = model
     assert isinstance(logits, torch.Tensor) and logits.shape == (5, 4)
+    assert len(outputs) == 1 and outputs[0].data is logits
+    assert not outputs[0].requires_grad and outputs[0]._parents == (), "logits() recorded a graph for backward"
+    assert engine.loss_value(logits, torch.tensor([0, 1, 2, 3, 0])).shape == ()
     assert all(torch.count_nonzero(g) == 0 for g in engine.named_gradients().values())
 
 
