@@ -26,18 +26,7 @@ INSTALL_HINT = ("install Graphviz to render it (Debian/Ubuntu: sudo apt-get inst
 
 def graph_nodes(root: Value) -> list[Value]:
     """Every value `root` was computed from, constants included, each after its parents; `root` last."""
-    order: list[Value] = []
-    seen: set[Value] = set()
-    stack: list[tuple[Value, bool]] = [(root, False)]
-    while stack:  # the same iterative depth-first search as Value._topological_order
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-        elif node not in seen:
-            seen.add(node)
-            stack.append((node, True))
-            stack.extend((p, False) for p in reversed(node._parents) if p not in seen)
-    return order
+    return root.topological_order(constants=True)
 
 
 def describe(node: Value) -> str:

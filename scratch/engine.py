@@ -38,6 +38,8 @@ from numbers import Number
 import torch
 from torch import Tensor
 
+from scratch.losses import check_loss_inputs
+
 # A backward rule: given dout (same shape as the op's output), one gradient per parent.
 BackwardRule = Callable[[Tensor], Sequence[Tensor]]
 
@@ -417,7 +419,7 @@ class Value:
             raise GraphError(f"backward(dout): dout has shape {list(grad.shape)}, but this Value has shape "
                              f"{list(self.shape)}; they must match")
 
-        order = self._topological_order()
+        order = self.topological_order()
         freed = [node for node in order if node._parents and node._backward is None]
         if freed:
             raise GraphError(
@@ -440,11 +442,14 @@ class Value:
             if not retain_graph:
                 node._backward = None  # drops the tensors the rule saved
 
-    def _topological_order(self) -> list[Value]:
-        """Every value `self` depends on (that needs a gradient), each after all of its parents.
+    def topological_order(self, constants: bool = False) -> list[Value]:
+        """Every value `self` was computed from, each after all of its parents; `self` last.
 
-        A depth-first search that appends a value once all its parents are appended. It keeps
-        its own stack instead of recursing, so a deep graph cannot hit Python's recursion limit.
+        backward() walks the values that need a gradient (requires_grad); constants=True also
+        lists the data and constants, for printing the whole graph (compare/graph.py).
+        A depth-first search that appends a value once all its parents are appended, visiting
+        parents in order (the first operand's inputs come first). It keeps its own stack
+        instead of recursing, so a deep graph cannot hit Python's recursion limit.
         """
         order: list[Value] = []
         seen: set[Value] = set()
@@ -458,7 +463,8 @@ class Value:
                 continue
             seen.add(node)
             stack.append((node, True))  # comes back here after the parents pushed next
-            stack.extend((p, False) for p in node._parents if p.requires_grad and p not in seen)
+            stack.extend((p, False) for p in reversed(node._parents)  # reversed: the first is popped first
+                         if (constants or p.requires_grad) and p not in seen)
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
@@ -532,23 +538,15 @@ def cross_entropy(logits: Value, target: Tensor) -> Value:
 
         L = -mean_b( sum_c onehot[b, c] * log_softmax(z)[b, c] )
     """
-    _check(logits, target, "cross_entropy")
+    check_loss_inputs(logits.data, target, "cross_entropy")
     picked = (one_hot(target, logits.shape[1], logits) * logits.log_softmax(dim=1)).sum(dim=1)  # B
     return -picked.mean()
 
 
 def mse_loss(output: Value, target: Tensor) -> Value:
     """L = (1/(B*C)) sum_{b,c} (out[b, c] - onehot[b, c])^2, as `scratch.losses.MSELoss`."""
-    _check(output, target, "mse_loss")
+    check_loss_inputs(output.data, target, "mse_loss")
     return ((output - one_hot(target, output.shape[1], output)) ** 2).mean()
-
-
-def _check(output: Value, target: Tensor, name: str) -> None:
-    if output.dim() != 2 or target.dim() != 1 or output.shape[0] != target.shape[0]:
-        raise ValueError(f"{name} expects outputs [batch, classes] and integer targets [batch], "
-                         f"got {list(output.shape)} and {list(target.shape)}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"{name} expects int64 class indices as targets, got {target.dtype}")
 
 
 LOSSES: dict[str, Callable[[Value, Tensor], Value]] = {"cross-entropy": cross_entropy, "mse": mse_loss}

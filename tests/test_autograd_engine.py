@@ -350,6 +350,15 @@ def test_shape_errors_say_what_to_do() -> None:
         Value(torch.ones(2, 3, 4)).T
 
 
+def test_topological_order_lists_each_value_after_its_parents() -> None:
+    x = Value(torch.ones(2, dtype=F64), name="x")  # data
+    w = Value(torch.ones(2, dtype=F64), requires_grad=True, name="w")
+    h = x * w
+    y = (h + h.exp()).sum()  # h is used twice, and listed once
+    assert [v._op or v.name for v in y.topological_order()] == ["w", "mul", "exp", "add", "sum"]
+    assert [v._op or v.name for v in y.topological_order(constants=True)] == ["x", "w", "mul", "exp", "add", "sum"]
+
+
 def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
     x = Value(torch.tensor(0.5, dtype=F64), requires_grad=True)
     y = x
