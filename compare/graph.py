@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from compare.report import table
-from scratch.autograd import Value
+from scratch.engine import Value
 
 INSTALL_HINT = ("install Graphviz to render it (Debian/Ubuntu: sudo apt-get install graphviz; macOS: "
                 "brew install graphviz; conda: conda install graphviz), then run: dot -Tsvg {dot} -o {svg}")
@@ -26,25 +26,14 @@ INSTALL_HINT = ("install Graphviz to render it (Debian/Ubuntu: sudo apt-get inst
 
 def graph_nodes(root: Value) -> list[Value]:
     """Every value `root` was computed from, constants included, each after its parents; `root` last."""
-    order: list[Value] = []
-    seen: set[Value] = set()
-    stack: list[tuple[Value, bool]] = [(root, False)]
-    while stack:  # the same iterative depth-first search as Value._topological_order
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-        elif node not in seen:
-            seen.add(node)
-            stack.append((node, True))
-            stack.extend((p, False) for p in reversed(node._parents) if p not in seen)
-    return order
+    return root.topological_order(constants=True)
 
 
 def describe(node: Value) -> str:
     """What a node is: its op, or for a leaf its name and whether it is a parameter or data."""
     if node._op:
         return node._op
-    kind = "parameter" if node.needs_grad else "constant"
+    kind = "parameter" if node.requires_grad else "constant"
     if node.name:
         return f"{node.name} ({kind})"
     return f"{kind} {node.item():g}" if node.numel() == 1 else kind  # a number from the formula, like 0.5
@@ -87,7 +76,7 @@ def graph_dot(root: Value, title: str = "loss") -> str:
         if node is root:
             color = "#ffd8a8"  # the loss
         elif not node._parents:
-            color = "#cfe2ff" if node.needs_grad else "#e9ecef"  # parameter / data
+            color = "#cfe2ff" if node.requires_grad else "#e9ecef"  # parameter / data
         else:
             color = "#ffffff"
         label = label.replace('"', '\\"')

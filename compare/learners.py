@@ -23,7 +23,7 @@ import torch_impl.optim
 from compare import models
 from compare.config import Config
 from compare.options import optimizer_spec, schedule_spec
-from scratch import autograd as engine
+from scratch import engine
 
 
 class Learner:

@@ -18,7 +18,7 @@ from scratch.module import Module
 
 
 class BatchNorm1d(Module):
-    """Batch normalization over the batch dimension of [B, F] inputs (as PyTorch's `nn.BatchNorm1d`).
+    """Batch normalization over the batch dimension of [B, F] inputs (as `torch.nn.BatchNorm1d`).
 
     forward, training (statistics of this batch, per feature f):
         mu = (1/B) sum_b x_b                      var = (1/B) sum_b (x_b - mu)^2   (biased: divides by B)

@@ -21,7 +21,7 @@ from scratch.module import Module
 
 
 def linear_init_(weight: Tensor, bias: Tensor | None, generator: torch.Generator | None = None) -> None:
-    """Fill weight and bias exactly as PyTorch's `nn.Linear.reset_parameters` does.
+    """Fill weight and bias exactly as `torch.nn.Linear.reset_parameters` does.
 
     torch draws weight from kaiming_uniform(a=sqrt(5)), i.e. U(-b, b) with
     b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); the bias from U(-1/sqrt(fan_in), +).
@@ -42,7 +42,7 @@ def linear_init_(weight: Tensor, bias: Tensor | None, generator: torch.Generator
 
 
 class Linear(Module):
-    """y = x W^T + b, with W of shape [out, in] and b of shape [out] (as PyTorch's `nn.Linear`).
+    """y = x W^T + b, with W of shape [out, in] and b of shape [out] (as `torch.nn.Linear`).
 
     Each output neuron j computes  y_j = sum_i x_i W_ji + b_j  (weights times inputs, plus bias).
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 
 class CrossEntropyLoss:
-    """Softmax cross-entropy, averaged over the batch (as PyTorch's `nn.CrossEntropyLoss`).
+    """Softmax cross-entropy, averaged over the batch (as `torch.nn.CrossEntropyLoss`).
 
     forward:   p = softmax(z),  L = -(1/B) sum_b log p[b, y_b]
                log p = z - m - log sum_c exp(z_c - m),  m = max_c z_c   (log-sum-exp: exp never overflows)
@@ -20,7 +20,7 @@ class CrossEntropyLoss:
     """
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        _check(logits, target, "CrossEntropyLoss")
+        check_loss_inputs(logits, target, "CrossEntropyLoss")
         shifted = logits - logits.amax(dim=1, keepdim=True)  # B,C: z - m; largest entry is 0
         exp = torch.exp(shifted)  # B,C
         sum_exp = exp.sum(dim=1, keepdim=True)  # B,1
@@ -49,7 +49,7 @@ class MSELoss:
     """
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
-        _check(output, target, "MSELoss")
+        check_loss_inputs(output, target, "MSELoss")
         onehot = torch.zeros_like(output)  # B,C
         onehot[torch.arange(output.shape[0], device=output.device), target] = 1
         self.diff = output - onehot  # B,C
@@ -61,7 +61,9 @@ class MSELoss:
     __call__ = forward
 
 
-def _check(output: Tensor, target: Tensor, name: str) -> None:
+def check_loss_inputs(output: Tensor, target: Tensor, name: str) -> None:
+    """Outputs [batch, classes] and int64 class indices [batch], or an error that says what was given.
+    Shared with the engine's losses (scratch/engine.py), which pass their Value's tensor."""
     if output.dim() != 2 or target.dim() != 1 or output.shape[0] != target.shape[0]:
         raise ValueError(
             f"{name} expects outputs [batch, classes] and integer targets [batch], "

@@ -18,7 +18,7 @@ import torch
 from compare import graph
 from compare.cli import main
 from compare.learners import EngineLearner
-from scratch.autograd import Value, cross_entropy
+from scratch.engine import Value, cross_entropy
 
 PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}
 
@@ -117,7 +117,7 @@ def test_train_records_the_default_engine(tiny_data_root: Path, tmp_path: Path, 
 
 
 def small_loss() -> tuple[Value, Value]:
-    w = Value(torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=torch.float64), needs_grad=True, name="w")
+    w = Value(torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]], dtype=torch.float64), requires_grad=True, name="w")
     x = Value(torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float64), name="x")
     h = (x @ w).tanh()
     return cross_entropy(h + h, torch.tensor([0, 2])), w  # h is used twice

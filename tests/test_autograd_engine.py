@@ -1,4 +1,4 @@
-"""Tests for the scratch autograd engine (scratch/autograd.py) and the MLP built on it.
+"""Tests for the scratch autograd engine (scratch/engine.py) and the MLP built on it.
 
 Every op is checked two independent ways, in float64: against torch.autograd, and against
 central finite differences, always with a random upstream gradient (not `.sum()`). Then
@@ -27,8 +27,8 @@ from compare.agreement import (
 from compare.config import Config
 from compare.models import make_spec
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
-from scratch.autograd import GraphError, Value, cross_entropy, mse_loss, no_grad
-from scratch.autograd_mlp import MLP as EngineMLP
+from scratch.engine import GraphError, Value, cross_entropy, mse_loss, no_grad
+from scratch.engine_nn import MLP as EngineMLP
 
 F64 = torch.float64
 
@@ -68,6 +68,11 @@ OPS = [
     Op("mean-all", lambda a: a.mean(), ((3, 4),)),
     Op("mean-dim", lambda a: a.mean(dim=-1), ((2, 3, 4),)),
     Op("mean-dim-keepdim", lambda a: a.mean(dim=0, keepdim=True), ((3, 4),)),
+    # a 0-dim value has one dim to name (0 or -1), and reducing over it changes nothing
+    Op("sum-dim0-of-0d", lambda a: a.sum(dim=0), ((),)),
+    Op("sum-dim-1-keepdim-of-0d", lambda a: a.sum(dim=-1, keepdim=True), ((),)),
+    Op("mean-dim0-of-0d", lambda a: a.mean(dim=0), ((),)),
+    Op("mean-dim-1-of-0d", lambda a: a.mean(dim=-1), ((),)),
     Op("reshape", lambda a: a.reshape(4, 6), ((2, 3, 4),)),
     Op("transpose", lambda a: a.transpose(0, 2), ((2, 3, 4),)),
     Op("T", lambda a: a.T, ((3, 4),)),
@@ -90,7 +95,7 @@ def make_inputs(op: Op, seed: int = 0) -> list[torch.Tensor]:
 
 def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1):
     """fn on engine Values and on torch leaves; backward from the same random dout on both."""
-    values = [Value(t.clone(), needs_grad=True) for t in inputs]
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
     leaves = [t.clone().requires_grad_(True) for t in inputs]
     out_e, out_t = fn(*values), fn(*leaves)
     dout = torch.randn(out_t.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
@@ -118,7 +123,7 @@ def test_op_matches_torch_autograd(op: Op) -> None:
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 def test_op_matches_finite_differences(op: Op) -> None:
     inputs = make_inputs(op)
-    values = [Value(t.clone(), needs_grad=True) for t in inputs]
+    values = [Value(t.clone(), requires_grad=True) for t in inputs]
     out = op.fn(*values)
     dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
     out.backward(dout)
@@ -148,7 +153,7 @@ def test_cross_entropy_and_mse_match_torch() -> None:
 @pytest.mark.parametrize("loss", [cross_entropy, mse_loss])
 def test_losses_match_finite_differences(loss) -> None:
     g = torch.Generator().manual_seed(0)
-    z = Value(torch.randn(4, 3, generator=g, dtype=F64), needs_grad=True)
+    z = Value(torch.randn(4, 3, generator=g, dtype=F64), requires_grad=True)
     y = torch.tensor([0, 2, 1, 2])
     loss(z, y).backward()
 
@@ -161,7 +166,7 @@ def test_losses_match_finite_differences(loss) -> None:
 
 
 def test_loss_inputs_are_checked() -> None:
-    z = Value(torch.zeros(4, 3, dtype=F64), needs_grad=True)
+    z = Value(torch.zeros(4, 3, dtype=F64), requires_grad=True)
     with pytest.raises(ValueError, match="integer targets"):
         cross_entropy(z, torch.zeros(5, dtype=torch.int64))
     with pytest.raises(TypeError, match="int64"):
@@ -170,8 +175,8 @@ def test_loss_inputs_are_checked() -> None:
 
 # ---------------------------------------------------------------------- random expressions (hypothesis)
 
-# Ops that keep a shape broadcastable against the others; k picks a dim. exp, log, pow and div
-# get inputs that keep them finite however they are chained.
+# Ops that keep a shape broadcastable against the others; k picks a dim (a 0-dim value has one: 0 or -1).
+# exp, log, pow and div get inputs that keep them finite however they are chained.
 UNARY = {
     "neg": lambda a, k: -a,
     "exp": lambda a, k: a.tanh().exp(),
@@ -181,9 +186,9 @@ UNARY = {
     "tanh": lambda a, k: a.tanh(),
     "square": lambda a, k: a ** 2,
     "sqrt": lambda a, k: (a * a + 1) ** 0.5,
-    "sum-keepdim": lambda a, k: a.sum(dim=-1 - k % a.dim(), keepdim=True),
-    "mean-keepdim": lambda a, k: a.mean(dim=-1 - k % a.dim(), keepdim=True),
-    "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % a.dim()),
+    "sum-keepdim": lambda a, k: a.sum(dim=-1 - k % max(a.dim(), 1), keepdim=True),
+    "mean-keepdim": lambda a, k: a.mean(dim=-1 - k % max(a.dim(), 1), keepdim=True),
+    "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % max(a.dim(), 1)),
     "reshape": lambda a, k: a.reshape(-1).reshape(a.shape),
     "transpose": lambda a, k: (a.transpose(0, -1) * 1.5).transpose(0, -1),
 }
@@ -200,8 +205,8 @@ FINAL = {
     "none": lambda a, k: a,
     "sum": lambda a, k: a.sum(),
     "mean": lambda a, k: a.mean(),
-    "sum-dim": lambda a, k: a.sum(dim=k % a.dim()),
-    "mean-dim": lambda a, k: a.mean(dim=k % a.dim()),
+    "sum-dim": lambda a, k: a.sum(dim=k % max(a.dim(), 1)),
+    "mean-dim": lambda a, k: a.mean(dim=k % max(a.dim(), 1)),
 }
 
 
@@ -211,7 +216,7 @@ def expressions(draw):
     base = draw(st.lists(st.integers(1, 4), min_size=1, max_size=3))
     shapes = []
     for _ in range(draw(st.integers(1, 3))):
-        dropped = draw(st.integers(0, len(base) - 1))  # broadcasting may add leading dims ...
+        dropped = draw(st.integers(0, len(base)))  # broadcasting may add leading dims (all: a 0-dim leaf) ...
         shape = [1 if draw(st.booleans()) else n for n in base[dropped:]]  # ... and stretch size-1 dims
         shapes.append(tuple(shape))
     steps = draw(st.lists(
@@ -260,7 +265,7 @@ def test_random_matmul_shapes_match_torch(batch, n, k, m, drop, seed) -> None:
 
 
 def test_reused_node_accumulates_every_path() -> None:
-    x = Value(torch.tensor([1.5, -2.0], dtype=F64), needs_grad=True)
+    x = Value(torch.tensor([1.5, -2.0], dtype=F64), requires_grad=True)
     y = x * x + x  # x reaches y three times: dy/dx = 2x + 1
     y.backward(torch.ones(2, dtype=F64))
     assert torch.equal(x.grad, 2 * x.data + 1)
@@ -275,7 +280,7 @@ def test_reused_node_accumulates_every_path() -> None:
 
 
 def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
-    w = Value(torch.tensor([2.0], dtype=F64), needs_grad=True)
+    w = Value(torch.tensor([2.0], dtype=F64), requires_grad=True)
     buffer = w.grad  # an optimizer holds this very tensor
     (w * 3.0).sum().backward()
     (w * 4.0).sum().backward()
@@ -285,10 +290,10 @@ def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
 
 
 def test_no_grad_records_nothing() -> None:
-    w = Value(torch.randn(3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
     with no_grad():
         y = (w * 2.0).exp().sum()
-        assert not y.needs_grad and y._parents == () and y._backward is None
+        assert not y.requires_grad and y._parents == () and y._backward is None
     with pytest.raises(GraphError, match="no parameter influences"):
         y.backward()
     assert torch.count_nonzero(w.grad) == 0
@@ -296,7 +301,7 @@ def test_no_grad_records_nothing() -> None:
     with pytest.raises(ZeroDivisionError), no_grad():
         1 / 0
     z = (w * 2.0).sum()
-    assert z.needs_grad and len(z._parents) == 1
+    assert z.requires_grad and len(z._parents) == 1
 
     @no_grad()
     def evaluate_once(v: Value) -> Value:
@@ -306,7 +311,7 @@ def test_no_grad_records_nothing() -> None:
 
 
 def test_constants_get_no_gradient() -> None:
-    w = Value(torch.randn(2, 3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
     x = Value(torch.randn(4, 3, dtype=F64))  # data: no gradient wanted
     out = (x @ w.T).sum()
     out.backward()
@@ -314,7 +319,7 @@ def test_constants_get_no_gradient() -> None:
 
 
 def test_second_backward_on_a_freed_graph_is_a_clear_error() -> None:
-    w = Value(torch.randn(3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(3, dtype=F64), requires_grad=True)
     loss = (w * w).sum()
     loss.backward()
     with pytest.raises(GraphError, match="already freed.*retain_graph=True"):
@@ -328,7 +333,7 @@ def test_second_backward_on_a_freed_graph_is_a_clear_error() -> None:
 
 
 def test_non_scalar_backward_needs_an_upstream_gradient() -> None:
-    w = Value(torch.randn(2, 3, dtype=F64), needs_grad=True)
+    w = Value(torch.randn(2, 3, dtype=F64), requires_grad=True)
     out = w.tanh()
     with pytest.raises(GraphError, match=r"non-scalar Value of shape \[2, 3\] needs an upstream gradient"):
         out.backward()
@@ -346,8 +351,17 @@ def test_shape_errors_say_what_to_do() -> None:
         Value(torch.ones(2, 3, 4)).T
 
 
+def test_topological_order_lists_each_value_after_its_parents() -> None:
+    x = Value(torch.ones(2, dtype=F64), name="x")  # data
+    w = Value(torch.ones(2, dtype=F64), requires_grad=True, name="w")
+    h = x * w
+    y = (h + h.exp()).sum()  # h is used twice, and listed once
+    assert [v._op or v.name for v in y.topological_order()] == ["w", "mul", "exp", "add", "sum"]
+    assert [v._op or v.name for v in y.topological_order(constants=True)] == ["x", "w", "mul", "exp", "add", "sum"]
+
+
 def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
-    x = Value(torch.tensor(0.5, dtype=F64), needs_grad=True)
+    x = Value(torch.tensor(0.5, dtype=F64), requires_grad=True)
     y = x
     for _ in range(sys.getrecursionlimit() + 500):
         y = y * 1.0 + 0.0
@@ -358,8 +372,8 @@ def test_deep_graph_does_not_hit_the_recursion_limit() -> None:
 def test_neuron_of_the_lesson() -> None:
     """2*3 + 5*6 - 2 = 34, then a ReLU, then the squared error to a target 40 (docs/autograd.md)."""
     x = Value(torch.tensor([[2.0, 5.0]], dtype=F64))
-    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), needs_grad=True)
-    b = Value(torch.tensor([-2.0], dtype=F64), needs_grad=True)
+    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), requires_grad=True)
+    b = Value(torch.tensor([-2.0], dtype=F64), requires_grad=True)
     z = x @ w.T + b
     a = z.relu()
     loss = 0.5 * (a - 40.0) ** 2
@@ -416,9 +430,23 @@ def test_engine_learner_trains_in_lockstep_with_torch() -> None:
 
 
 def test_engine_learner_evaluation_records_nothing() -> None:
+    """logits() runs the model inside no_grad: its output has no graph, though the parameters require
+    gradients. (loss_value() gets logits as a constant Value, so it records nothing with or without no_grad.)"""
     engine = build_engine(Config(dtype="float64", model=make_spec(hidden=(8,))), input_size=20, num_classes=4)
+    model = engine.model
+    outputs: list[Value] = []
+
+    def model_spy(x: Value) -> Value:
+        outputs.append(model(x))
+        return outputs[-1]
+
+    engine.model = model_spy
     logits = engine.logits(torch.randn(5, 20, dtype=F64))
+    engine.model = model
     assert isinstance(logits, torch.Tensor) and logits.shape == (5, 4)
+    assert len(outputs) == 1 and outputs[0].data is logits
+    assert not outputs[0].requires_grad and outputs[0]._parents == (), "logits() recorded a graph for backward"
+    assert engine.loss_value(logits, torch.tensor([0, 1, 2, 3, 0])).shape == ()
     assert all(torch.count_nonzero(g) == 0 for g in engine.named_gradients().values())
 
 

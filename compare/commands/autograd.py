@@ -6,7 +6,7 @@
 The same network from the same seed, three times:
 
 - hand:    scratch/mlp.py, whose backward formulas are written out layer by layer
-- engine:  scratch/autograd_mlp.py, only a forward pass; scratch/autograd.py derives the backward
+- engine:  scratch/engine_nn.py, only a forward pass; scratch/engine.py derives the backward
 - torch:   torch_impl/mlp.py, differentiated by torch.autograd
 
 For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,

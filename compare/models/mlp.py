@@ -20,7 +20,7 @@ from compare.gradcheck import KINKED_ACTIVATIONS
 from compare.models.family import (ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults,
                                    show_sizes)
 from compare.models.spec import ModelSpec
-from scratch import autograd_mlp as engine_nn
+from scratch import engine_nn
 
 HIDDEN = ModelOption("hidden", "hidden layer sizes, comma-separated", dict(type=argtypes.hidden_sizes), show=show_sizes)
 

@@ -1,13 +1,13 @@
 """The lesson's MLP once more, built on the scratch autograd engine: only the forward pass is written.
 
-scratch/mlp.py spells out every backward formula; here the engine (scratch/autograd.py)
+scratch/mlp.py spells out every backward formula; here the engine (scratch/engine.py)
 derives them from the forward pass. Same spec, same parameter names ("layers.0.weight",
 "layers.0.bias", "layers.2.weight", ...), same initialisation, so from one seed all three
 networks (hand-derived, engine, torch) start bit-identical.
 
     >>> import torch
-    >>> from scratch.autograd import Value, cross_entropy
-    >>> from scratch.autograd_mlp import MLP
+    >>> from scratch.engine import Value, cross_entropy
+    >>> from scratch.engine_nn import MLP
     >>> torch.manual_seed(0); model = MLP()                   # 784-16-16-10, ReLU
     >>> loss = cross_entropy(model(Value(x, name="x")), y)    # x: [B, 784], y: [B]
     >>> model.zero_grad(); loss.backward()
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from scratch.autograd import Value
+from scratch.engine import Value
 from scratch.linear import linear_init_
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # names of Value methods
@@ -41,8 +41,8 @@ class Linear:
         self.in_features, self.out_features = in_features, out_features
         weight, bias = torch.empty(out_features, in_features), torch.empty(out_features)
         linear_init_(weight, bias)  # the same draws, in the same order, as scratch.Linear and nn.Linear
-        self.weight = Value(weight, needs_grad=True, name="weight")  # out,in
-        self.bias = Value(bias, needs_grad=True, name="bias")  # out
+        self.weight = Value(weight, requires_grad=True, name="weight")  # out,in
+        self.bias = Value(bias, requires_grad=True, name="bias")  # out
 
     def __call__(self, x: Value) -> Value:
         if x.dim() != 2 or x.shape[1] != self.in_features:

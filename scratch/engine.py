@@ -5,18 +5,21 @@ file makes the chain rule automatic: each operation on a `Value` records its inp
 (its parents) and a small backward rule, and `Value.backward()` walks that record
 from the loss back to the parameters. It is micrograd's idea (one number per node)
 lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
-none of PyTorch's autograd, nn or func modules (`needs_grad=True` marks this engine's parameters).
+no torch.autograd, torch.nn or torch.func. It speaks torch's vocabulary, as micrograd,
+minitorch and tinygrad do (`requires_grad`, `grad`, `backward`, `no_grad`), but every one
+of those words is this engine's own, defined below: a `Value` is not a torch tensor, and
+the tensors it holds never have torch's gradient flag set (tests/test_purity.py checks both).
 
 The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
 
     >>> import torch
-    >>> from scratch.autograd import Value
-    >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                    # 1,2  an input: no gradient
-    >>> w = Value(torch.tensor([[3.0, 6.0]]), needs_grad=True, name="w")  # 1,2  weights
-    >>> b = Value(torch.tensor([-2.0]), needs_grad=True, name="b")       # 1    bias
-    >>> a = (x @ w.T + b).relu()                                             # 1,1  34
+    >>> from scratch.engine import Value
+    >>> x = Value(torch.tensor([[2.0, 5.0]]), name="x")                       # 1,2  an input: no gradient
+    >>> w = Value(torch.tensor([[3.0, 6.0]]), requires_grad=True, name="w")   # 1,2  weights
+    >>> b = Value(torch.tensor([-2.0]), requires_grad=True, name="b")         # 1    bias
+    >>> a = (x @ w.T + b).relu()                                              # 1,1  34
     >>> a.backward()
-    >>> w.grad, b.grad                                                       # da/dw = x, da/db = 1
+    >>> w.grad, b.grad                                                        # da/dw = x, da/db = 1
     (tensor([[2., 5.]]), tensor([1.]))
 
 Each op's backward rule sits right under its forward, in the notation of the README:
@@ -34,6 +37,8 @@ from numbers import Number
 
 import torch
 from torch import Tensor
+
+from scratch.losses import check_loss_inputs
 
 # A backward rule: given dout (same shape as the op's output), one gradient per parent.
 BackwardRule = Callable[[Tensor], Sequence[Tensor]]
@@ -69,13 +74,13 @@ class Value:
 
     data:           the tensor itself
     grad:           dL/d(this value), same shape as data. A parameter (a leaf made with
-                    needs_grad=True) has a zero buffer from the start, which backward()
+                    requires_grad=True) has a zero buffer from the start, which backward()
                     adds into in place, so an optimizer can hold on to it (see zero_grad).
                     An intermediate result gets its gradient when backward() reaches it.
-    needs_grad:     whether any gradient flows here: true for parameters (made with
-                    needs_grad=True, like torch's own gradient flag) and for every result computed
-                    from one (outside no_grad). Named differently, so that tests/test_purity.py
-                    can tell this engine's flag from torch's autograd machinery.
+    requires_grad:  whether any gradient flows here: true for parameters (made with
+                    requires_grad=True) and for every result computed from one (outside
+                    no_grad), false for data and constants. The same meaning as torch's flag,
+                    kept by this engine on its own Values.
     _parents:       the Values this one was computed from (empty for a leaf)
     _op:            the name of the operation that made it ("matmul", "relu", ...)
     _backward:      its backward rule; set to None once backward() has used it (the graph is freed)
@@ -84,7 +89,7 @@ class Value:
     def __init__(
         self,
         data: Tensor | Number | Sequence,
-        needs_grad: bool = False,
+        requires_grad: bool = False,
         name: str = "",
         *,
         _parents: tuple[Value, ...] = (),
@@ -94,12 +99,12 @@ class Value:
         if not isinstance(data, Tensor):
             data = torch.as_tensor(data, dtype=torch.get_default_dtype())
         self.data = data
-        self.needs_grad = needs_grad
+        self.requires_grad = requires_grad
         self.name = name  # shown in graph printouts ("x", "layers.0.weight", ...)
         self._parents = _parents
         self._op = _op
         self._backward = _backward
-        self.grad: Tensor | None = torch.zeros_like(data) if needs_grad and not _parents else None
+        self.grad: Tensor | None = torch.zeros_like(data) if requires_grad and not _parents else None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -140,7 +145,7 @@ class Value:
         what = f"{self.data.item():.6g}" if self.data.numel() == 1 else f"shape {list(self.data.shape)}"
         how = f", op {self._op!r}" if self._op else (f", {self.name!r}" if self.name else "")
         return f"Value({what}, {str(self.data.dtype).replace('torch.', '')}{how}" + \
-               (", needs_grad)" if self.needs_grad else ")")
+               (", requires_grad)" if self.requires_grad else ")")
 
     def _lift(self, other: Value | Tensor | Number) -> Value:
         """Wrap a number or tensor as a constant Value (no gradient), in this value's dtype and device."""
@@ -397,10 +402,10 @@ class Value:
         between steps. Afterwards the backward rules are dropped (the graph is freed) unless
         retain_graph=True.
         """
-        if not self.needs_grad:
+        if not self.requires_grad:
             raise GraphError(
-                "backward() was called on a Value that no parameter influences (needs_grad is False): "
-                "make the parameters with Value(..., needs_grad=True), and do not compute inside no_grad()"
+                "backward() was called on a Value that no parameter influences (requires_grad is False): "
+                "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
             )
         if grad is None:
             if self.data.numel() != 1:
@@ -414,7 +419,7 @@ class Value:
             raise GraphError(f"backward(dout): dout has shape {list(grad.shape)}, but this Value has shape "
                              f"{list(self.shape)}; they must match")
 
-        order = self._topological_order()
+        order = self.topological_order()
         freed = [node for node in order if node._parents and node._backward is None]
         if freed:
             raise GraphError(
@@ -430,18 +435,21 @@ class Value:
             if not node._parents:
                 continue
             for parent, dparent in zip(node._parents, node._backward(dout)):
-                if not parent.needs_grad:
+                if not parent.requires_grad:
                     continue  # a constant (input data, a target): nobody asks for its gradient
                 dparent = _sum_to_shape(dparent, parent.shape, node._op)
                 grads[parent] = grads[parent] + dparent if parent in grads else dparent
             if not retain_graph:
                 node._backward = None  # drops the tensors the rule saved
 
-    def _topological_order(self) -> list[Value]:
-        """Every value `self` depends on (that needs a gradient), each after all of its parents.
+    def topological_order(self, constants: bool = False) -> list[Value]:
+        """Every value `self` was computed from, each after all of its parents; `self` last.
 
-        A depth-first search that appends a value once all its parents are appended. It keeps
-        its own stack instead of recursing, so a deep graph cannot hit Python's recursion limit.
+        backward() walks the values that need a gradient (requires_grad); constants=True also
+        lists the data and constants, for printing the whole graph (compare/graph.py).
+        A depth-first search that appends a value once all its parents are appended, visiting
+        parents in order (the first operand's inputs come first). It keeps its own stack
+        instead of recursing, so a deep graph cannot hit Python's recursion limit.
         """
         order: list[Value] = []
         seen: set[Value] = set()
@@ -455,7 +463,8 @@ class Value:
                 continue
             seen.add(node)
             stack.append((node, True))  # comes back here after the parents pushed next
-            stack.extend((p, False) for p in node._parents if p.needs_grad and p not in seen)
+            stack.extend((p, False) for p in reversed(node._parents)  # reversed: the first is popped first
+                         if (constants or p.requires_grad) and p not in seen)
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
@@ -468,8 +477,8 @@ class Value:
 def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule) -> Value:
     """The output of an op. It records its parents and backward rule only when it will need them:
     while recording (outside no_grad) and when some parent needs a gradient."""
-    if _recording and any(p.needs_grad for p in parents):
-        return Value(data, needs_grad=True, _parents=parents, _op=op, _backward=backward)
+    if _recording and any(p.requires_grad for p in parents):
+        return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
     return Value(data, _op=op)
 
 
@@ -501,7 +510,9 @@ def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if any(not -max(ndim, 1) <= d < max(ndim, 1) for d in dims):
         raise IndexError(f"dim {dim} is out of range for a Value with {ndim} dims")
-    return tuple(sorted(d % max(ndim, 1) for d in dims))
+    if ndim == 0:  # a 0-dim value's only dim (0 or -1, as torch allows) is the value itself: nothing to reduce
+        return ()
+    return tuple(sorted(d % ndim for d in dims))
 
 
 def _unreduce(dout: Tensor, in_shape: torch.Size, dims: tuple[int, ...], keepdim: bool) -> Tensor:
@@ -527,23 +538,15 @@ def cross_entropy(logits: Value, target: Tensor) -> Value:
 
         L = -mean_b( sum_c onehot[b, c] * log_softmax(z)[b, c] )
     """
-    _check(logits, target, "cross_entropy")
+    check_loss_inputs(logits.data, target, "cross_entropy")
     picked = (one_hot(target, logits.shape[1], logits) * logits.log_softmax(dim=1)).sum(dim=1)  # B
     return -picked.mean()
 
 
 def mse_loss(output: Value, target: Tensor) -> Value:
     """L = (1/(B*C)) sum_{b,c} (out[b, c] - onehot[b, c])^2, as `scratch.losses.MSELoss`."""
-    _check(output, target, "mse_loss")
+    check_loss_inputs(output.data, target, "mse_loss")
     return ((output - one_hot(target, output.shape[1], output)) ** 2).mean()
-
-
-def _check(output: Value, target: Tensor, name: str) -> None:
-    if output.dim() != 2 or target.dim() != 1 or output.shape[0] != target.shape[0]:
-        raise ValueError(f"{name} expects outputs [batch, classes] and integer targets [batch], "
-                         f"got {list(output.shape)} and {list(target.shape)}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"{name} expects int64 class indices as targets, got {target.dtype}")
 
 
 LOSSES: dict[str, Callable[[Value, Tensor], Value]] = {"cross-entropy": cross_entropy, "mse": mse_loss}
