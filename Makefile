@@ -1,6 +1,7 @@
 # make demo   - set up .venv on first use, then compare both networks on MNIST (the lesson's 784-16-16-10)
 # make test   - set up .venv on first use, then run the test suite
 # make grads  - set up, then the gradient check on one batch of real data
+# make lint   - set up, then ruff (pycodestyle, pyflakes, isort, bugbear, pep8-naming; see pyproject.toml)
 # Data: $(MNIST_DATA_ROOT) if set, else ../shared/data if it exists, else ./data (see README).
 
 VENV ?= .venv
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 MNIST_DATA_ROOT ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
 export MNIST_DATA_ROOT
 
-.PHONY: setup demo grads test test-fast clean
+.PHONY: setup demo grads lint test test-fast clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +24,9 @@ demo: setup
 
 grads: setup
 	$(PY) -m compare grads --dtype float64
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 test: setup
 	$(PY) -m pytest

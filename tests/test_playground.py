@@ -174,7 +174,7 @@ def test_pictures_and_gif(tmp_path):
 
 
 def test_the_default_run_learns_the_spiral(tmp_path):
-    """The issue's must-show: spiral, 16,16 tanh, at least 95% training accuracy on both, agreement passed."""
+    """The playground's own defaults: spiral, 16,16 tanh, at least 95% training accuracy on both, agreement passed."""
     code, report = run_playground(tmp_path, "--dataset", "spiral", "--hidden", "16,16", "--activation", "tanh")
     assert code == 0 and report["agreement"]["passed"]
     for name in ("scratch", "torch"):
