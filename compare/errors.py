@@ -5,8 +5,8 @@ This module is a leaf: it imports nothing of the project, so every layer can rai
     UsageError        bad input on the command line (an option, a path, a size)      exit 2
     DataError         the dataset files are missing or not what they should be       exit 2
     CheckpointError   a checkpoint folder is missing, damaged or does not fit        exit 2
-    TrainingDiverged  a loss became inf or NaN                                        exit 1
-    Interrupted       Ctrl-C during a run; says where it stopped                      exit 130
+    TrainingDivergedError  a loss became inf or NaN                                   exit 1
+    InterruptedRunError    Ctrl-C during a run; says where it stopped                 exit 130
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ class CheckpointError(Exception):
     """A checkpoint that cannot be loaded: missing or damaged files, another architecture or dtype."""
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDivergedError(FloatingPointError):
     """The loss of one implementation became inf or NaN: the training diverged."""
 
 
-class Interrupted(Exception):
+class InterruptedRunError(Exception):
     """The person pressed Ctrl-C; the message says where the run stopped (epoch, step)."""

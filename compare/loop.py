@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from compare.errors import Interrupted, TrainingDiverged
+from compare.errors import InterruptedRunError, TrainingDivergedError
 from compare.learners import Learner
 from compare.metrics import accuracy
 
@@ -91,7 +91,7 @@ def train_lockstep(
                 for learner in learners:
                     loss = learner.train_step(xb, yb)
                     if not math.isfinite(loss):
-                        raise TrainingDiverged(
+                        raise TrainingDivergedError(
                             f"{learner.name}: loss became {loss} at epoch {epoch}, step {step}: training "
                             "diverged; lower the learning rate (--lr)"
                         )
@@ -114,6 +114,6 @@ def train_lockstep(
             if on_epoch is not None:
                 on_epoch(epoch, stats)
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted at epoch {epoch} of {epochs}, step {step} of "
+        raise InterruptedRunError(f"interrupted at epoch {epoch} of {epochs}, step {step} of "
                           f"{math.ceil(len(x_train) / batch_size)}; nothing was written") from None
     return records

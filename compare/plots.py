@@ -90,7 +90,7 @@ def _cpu(t: Tensor) -> Tensor:
 
 
 def _relative_differences(a: Sequence[float], b: Sequence[float]) -> list[float]:
-    return [max(abs(x - y) / max(abs(y), 1e-300), LOG_FLOOR) for x, y in zip(a, b)]
+    return [max(abs(x - y) / max(abs(y), 1e-300), LOG_FLOOR) for x, y in zip(a, b, strict=True)]
 
 
 # --- training curves (train and playground) ----------------------------------------------------
@@ -134,7 +134,8 @@ def training_curves(
     for k, (label, series) in enumerate(accuracies.items()):
         for name, values in series.items():
             epochs = range(1, len(values) + 1)
-            ax_acc.plot(epochs, [100 * v for v in values], marker=markers[k % len(markers)] if len(values) <= 25 else None,
+            marker = markers[k % len(markers)] if len(values) <= 25 else None
+            ax_acc.plot(epochs, [100 * v for v in values], marker=marker,
                         label=f"{name}, {label}", **{**styles[name], "alpha": 1.0 if k == 0 else 0.6})
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
     n_epochs = max(len(v) for series in accuracies.values() for v in series.values())
@@ -148,14 +149,15 @@ def training_curves(
     diffs = _relative_differences(step_losses["scratch"], step_losses["torch"])
     nonzero = [d if d > LOG_FLOOR else float("nan") for d in diffs]  # gaps where the two are equal
     ax_diff.plot(steps, nonzero, color="black", linewidth=0.6, label="|scratch - torch| / |torch|, per step")
-    equal = [s for s, d in zip(steps, diffs) if d <= LOG_FLOOR]
+    equal = [s for s, d in zip(steps, diffs, strict=True) if d <= LOG_FLOOR]
     if equal:
         ax_diff.plot(equal, [LOG_FLOOR] * len(equal), "|", color="tab:green", markersize=5, alpha=0.5,
                      label=f"steps with bit-identical losses ({len(equal)})")
     eps = torch.finfo(torch.float64 if dtype == "float64" else torch.float32).eps
     ax_diff.axhline(eps, color="gray", linestyle=":", label=f"{dtype} machine epsilon {eps:.1e}")
     if loss_tolerance is not None:
-        ax_diff.axhline(loss_tolerance, color="tab:red", linestyle="--", label=f"agreement tolerance {loss_tolerance:g}")
+        ax_diff.axhline(loss_tolerance, color="tab:red", linestyle="--",
+                        label=f"agreement tolerance {loss_tolerance:g}")
     ax_diff.set(xlabel="training step", ylabel="relative loss difference", yscale="log",
                 title=_difference_story(dtype, diffs, loss_tolerance))
     ax_diff.set_ylim(bottom=LOG_FLOOR / 10, top=max(10.0, max(diffs) * 10))
@@ -193,7 +195,8 @@ def _epoch_ticks(ax, n_steps: int, steps_per_epoch: int) -> None:
 
 # --- train: weights, confusion matrices, mistakes ---------------------------------------------
 
-def first_layer_weights(folder: str | Path, weights: dict[str, Tensor], image_shape: tuple[int, int] = (28, 28)) -> Path:
+def first_layer_weights(folder: str | Path, weights: dict[str, Tensor],
+                        image_shape: tuple[int, int] = (28, 28)) -> Path:
     """first_layer.png: each first-layer neuron's 784 weights as a 28x28 image, scratch beside torch.
 
     Red is negative, blue positive, white zero; a neuron's two images share one colour scale,
@@ -208,7 +211,7 @@ def first_layer_weights(folder: str | Path, weights: dict[str, Tensor], image_sh
     shown = f"first {n} of {len(ws)} neurons" if n < len(ws) else f"all {n} neurons"
     fig.suptitle(f"First hidden layer: each neuron's weights on the 28x28 pixels ({shown}; red < 0 < blue). "
                  f"Largest scratch-torch difference: {biggest:.2e}")
-    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt)):
+    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
         sub.suptitle(name, fontweight="bold")
         axes = sub.subplots(rows, cols, squeeze=False)
         for i, ax in enumerate(axes.flat):
@@ -230,7 +233,7 @@ def confusion_matrices(folder: str | Path, confusions: dict[str, Tensor], classe
     mats = {name: torch.as_tensor(c).cpu() for name, c in confusions.items()}
     top = max(int(m.max()) for m in mats.values())
     short = [c if len(c) <= 8 else c[:7] + "." for c in classes]
-    for ax, (name, m) in zip(fig.subplots(1, len(mats)), mats.items()):
+    for ax, (name, m) in zip(fig.subplots(1, len(mats)), mats.items(), strict=True):
         masked = m.double().masked_fill(m == 0, float("nan"))  # empty cells stay white
         image = ax.imshow(masked.numpy(), cmap="Blues", norm=LogNorm(vmin=1, vmax=max(top, 2)))
         for i, j in m.nonzero().tolist():
@@ -260,13 +263,14 @@ def misclassified(folder: str | Path, images: Tensor, y_true: Tensor, prediction
     fig.suptitle(f"Misclassified test images, {len(shown)} of {len(wrong)} (scratch wrong on {int((ps != y).sum())}, "
                  f"torch on {int((pt != y).sum())}); first, in red, the {int(disagree.sum())} where they disagree")
     axes = fig.subplots(4, 8, squeeze=False)
-    for ax, k in zip(axes.flat, [*shown.tolist(), *[None] * (axes.size - len(shown))]):
+    for ax, k in zip(axes.flat, [*shown.tolist(), *[None] * (axes.size - len(shown))], strict=True):
         ax.set_axis_off()
         if k is None:
             continue
         ax.imshow(_cpu(images[k]).numpy(), cmap="gray_r", vmin=0, vmax=1)
         same = int(ps[k]) == int(pt[k])
-        guess = f"both say {classes[int(ps[k])]}" if same else f"scratch {classes[int(ps[k])]}\ntorch {classes[int(pt[k])]}"
+        guess = (f"both say {classes[int(ps[k])]}" if same
+                 else f"scratch {classes[int(ps[k])]}\ntorch {classes[int(pt[k])]}")
         ax.set_title(f"true {classes[int(y[k])]}\n{guess}", fontsize=7, pad=2, color="black" if same else "tab:red")
     return _save(fig, folder, "misclassified.png")
 
@@ -311,7 +315,7 @@ def gradient_errors(folder: str | Path, parameters: Sequence[dict], autograd_tol
         offset = (k - 0.5) * width
         values = [max(p[key], LOG_FLOOR) for p in parameters]
         ax.bar(x + offset, values, width, color=colour, label=label)
-        for xi, p in zip(x, parameters):
+        for xi, p in zip(x, parameters, strict=True):
             if p[key] == 0:
                 ax.text(xi + offset, LOG_FLOOR * 2, "0", ha="center", fontsize=8)
         if tol.scale == "tensor":
@@ -319,7 +323,7 @@ def gradient_errors(folder: str | Path, parameters: Sequence[dict], autograd_tol
         else:
             # A per-element rule |a-e| <= atol + rtol|e| has no single line on this axis; what it allows
             # at the tensor's largest entry, (atol + rtol max|e|) / max|e|, is drawn over each bar.
-            for xi, p in zip(x, parameters):
+            for xi, p in zip(x, parameters, strict=True):
                 if p[key] > 0 and p.get("max_abs_diff", 0) > 0 and key == "max_rel_error":
                     largest = p["max_abs_diff"] / p["max_rel_error"]
                     ax.hlines((tol.atol + tol.rtol * largest) / largest, xi + offset - width / 2,
@@ -344,7 +348,8 @@ def _playground_cmap():
     return LinearSegmentedColormap.from_list("playground", [ORANGE, "#ffffff", BLUE])
 
 
-def _draw_plane(ax, probability: Tensor, x: Tensor, y: Tensor, domain: float, title: str, point_size: float = 14) -> None:
+def _draw_plane(ax, probability: Tensor, x: Tensor, y: Tensor, domain: float, title: str,
+                point_size: float = 14) -> None:
     """One panel: p(class 1) on the plane as colour, the 0.5 contour, and the points."""
     extent = (-domain, domain, -domain, domain)
     ax.imshow(_cpu(probability).numpy(), origin="lower", extent=extent, cmap=_playground_cmap(), vmin=0, vmax=1,
@@ -372,7 +377,7 @@ def decision_boundaries(folder: str | Path, probabilities: dict[str, Tensor], x:
                         titles: dict[str, str], suptitle: str) -> Path:
     """boundary.png: each network's p(class 1) over the plane, scratch beside torch, with the training points."""
     fig = _figure("boundary")
-    for ax, (name, p) in zip(fig.subplots(1, len(probabilities)), probabilities.items()):
+    for ax, (name, p) in zip(fig.subplots(1, len(probabilities)), probabilities.items(), strict=True):
         _draw_plane(ax, p, x, y, domain, titles[name])
     fig.suptitle(suptitle)
     return _save(fig, folder, "boundary.png")
@@ -435,13 +440,13 @@ def boundary_animation(folder: str | Path, frames: Sequence[dict], x: Tensor, y:
     axes = fig.subplots(1, len(names))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.1, top=0.84, wspace=0.2)
     first = {n: frames[0]["probability"][n] for n in names}
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         _draw_plane(ax, first[name], x, y, domain, name, point_size=6)
     ticks = torch.linspace(-domain, domain, first[names[0]].shape[0]).numpy()
     heading = fig.suptitle("")
     images = []
     for frame in frames:
-        for ax, name in zip(axes, names):
+        for ax, name in zip(axes, names, strict=True):
             p = _cpu(frame["probability"][name]).numpy()
             ax.images[0].set_data(p)
             for old in ax.collections[:]:  # the previous frame's boundary line (the points are kept)
@@ -453,7 +458,8 @@ def boundary_animation(folder: str | Path, frames: Sequence[dict], x: Tensor, y:
         heading.set_text(f"epoch {frame['epoch']}")
         fig.canvas.draw()
         rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-        images.append(Image.fromarray(rgb).quantize(colors=32, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE))
+        images.append(Image.fromarray(rgb).quantize(colors=32, method=Image.Quantize.FASTOCTREE,
+                                                    dither=Image.Dither.NONE))
     path = Path(folder) / "boundary.gif"
     path.parent.mkdir(parents=True, exist_ok=True)
     durations = [ms_per_frame] * (len(images) - 1) + [2000]  # rest on the final boundary

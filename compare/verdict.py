@@ -17,7 +17,7 @@ from compare.metrics import accuracy
 
 
 def step_loss_differences(a: RunRecord, b: RunRecord) -> list[float]:
-    return [abs(x - y) / max(abs(y), 1e-300) for x, y in zip(a.step_losses, b.step_losses)]
+    return [abs(x - y) / max(abs(y), 1e-300) for x, y in zip(a.step_losses, b.step_losses, strict=True)]
 
 
 def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool) -> dict:

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))  # lets tests import the small helper modules here
-
-from idx_files import make_dataset  # noqa: E402
+from idx_files import make_dataset  # tests/ is on the path (pyproject.toml: pythonpath)
 
 DATA_ROOT = os.environ.get("MNIST_DATA_ROOT")
 requires_data = pytest.mark.skipif(

@@ -22,13 +22,18 @@ from hypothesis import strategies as st
 
 from compare import gradcheck
 from compare.agreement import (
-    AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT64, ENGINE_VS_HAND_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree,
+    AUTOGRAD_EXPRESSIONS_FLOAT64,
+    AUTOGRAD_FLOAT64,
+    ENGINE_VS_HAND_FLOAT64,
+    FINITE_DIFF_FLOAT64,
+    Tolerance,
+    assert_agree,
 )
 from compare.config import Config
-from compare.models import make_spec
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from compare.models import make_spec
+from scratch import engine_nn
 from scratch.engine import GraphError, Value, cross_entropy, mse_loss, no_grad
-from scratch.engine_nn import MLP as EngineMLP
 
 F64 = torch.float64
 
@@ -108,7 +113,7 @@ def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
                          tol: Tolerance = AUTOGRAD_FLOAT64) -> None:
     out_e, out_t, values, leaves, _ = run_both(fn, inputs)
     assert_agree(f"{name} forward", out_e.data, out_t.detach(), tol)
-    for i, (v, leaf) in enumerate(zip(values, leaves)):
+    for i, (v, leaf) in enumerate(zip(values, leaves, strict=True)):
         if leaf.grad is None:  # torch: this input does not reach the output; the engine: a zero buffer
             assert torch.count_nonzero(v.grad) == 0, f"{name}: input {i} is unused, but its gradient is not zero"
         else:
@@ -299,7 +304,7 @@ def test_no_grad_records_nothing() -> None:
     assert torch.count_nonzero(w.grad) == 0
     # recording resumes afterwards, also after an exception inside the block
     with pytest.raises(ZeroDivisionError), no_grad():
-        1 / 0
+        _ = 1 / 0
     z = (w * 2.0).sum()
     assert z.requires_grad and len(z._parents) == 1
 
@@ -348,7 +353,7 @@ def test_shape_errors_say_what_to_do() -> None:
     with pytest.raises(ValueError, match="inner sizes 3 and 4"):
         Value(torch.ones(2, 3)) @ Value(torch.ones(4, 2))
     with pytest.raises(ValueError, match="use .transpose"):
-        Value(torch.ones(2, 3, 4)).T
+        _ = Value(torch.ones(2, 3, 4)).T
 
 
 def test_topological_order_lists_each_value_after_its_parents() -> None:
@@ -452,9 +457,9 @@ def test_engine_learner_evaluation_records_nothing() -> None:
 
 def test_engine_mlp_checks_its_spec() -> None:
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        EngineMLP(activation="gelu")
+        engine_nn.MLP(activation="gelu")
     with pytest.raises(ValueError, match=r"expects input of shape \[batch, 784\]"):
-        EngineMLP()(Value(torch.zeros(2, 28, 28)))
+        engine_nn.MLP()(Value(torch.zeros(2, 28, 28)))
 
 
 def test_docs_point_at_the_right_lines() -> None:

@@ -24,9 +24,9 @@ from compare import agreement
 from compare.cli import main
 from compare.commands.bench import contenders, memory, timing
 from compare.config import Config
-from compare.models import make_spec
 from compare.flops import elementwise_share, step_flops
 from compare.learners import build_pair
+from compare.models import make_spec
 
 REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
                  "scratch_peak_fraction"}
@@ -146,7 +146,9 @@ def test_show_prints_the_tables_of_a_saved_report(tiny_data_root: Path, tmp_path
     ran = capsys.readouterr().out
     assert main(["bench", "--show", str(tmp_path / "bench.json")]) == 0
     shown = capsys.readouterr().out
-    tables_of = lambda out: out[out.index("Step time"):out.index("Report written") if "Report" in out else None]  # noqa: E731
+    def tables_of(out: str) -> str:
+        return out[out.index("Step time"):out.index("Report written") if "Report" in out else None]
+
     assert tables_of(shown) == tables_of(ran)  # the same tables, targets and agreement as the run printed
     assert shown.startswith(f"{tmp_path / 'bench.json'}: ") and "torch thread(s)" in shown.splitlines()[0]
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import requires_cuda
 
 from compare import agreement
 from compare.config import Config
-from compare.models import make_spec
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import train_lockstep
-from conftest import requires_cuda
+from compare.models import make_spec
 
 pytestmark = [requires_cuda, pytest.mark.cuda]
 
@@ -46,5 +46,5 @@ def test_float64_lockstep_on_cuda(mnist64):
     records = train_lockstep([s, t], data.x_train[:640], data.y_train[:640], data.x_test[:1000], data.y_test[:1000],
                              epochs=5, batch_size=32, seed=1, progress=False)
     ls, lt = records["scratch"].step_losses, records["torch"].step_losses
-    worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt))
+    worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt, strict=True))
     assert worst <= agreement.LOCKSTEP_LOSS_FLOAT64, f"largest per-step relative loss difference {worst:.3e}"

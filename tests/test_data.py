@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from idx_files import NAMES, idx_bytes, make_dataset, write
 
 from compare import data
 from compare.data import DataError, find_files, load_dataset, read_idx
-
-from idx_files import NAMES, idx_bytes, make_dataset, write
-
 
 # --- read_idx ---------------------------------------------------------------
 
@@ -59,7 +57,8 @@ def test_truncated_header(tmp_path):
 def test_trailing_bytes(tmp_path):
     content = idx_bytes(np.zeros(3, np.uint8))
     path = write(tmp_path / "long-labels.gz", content + b"junk", gz=True)
-    with pytest.raises(DataError, match=f"long-labels.gz is followed by trailing bytes.*{len(content)} bytes.*{len(content) + 4}"):
+    expected = f"long-labels.gz is followed by trailing bytes.*{len(content)} bytes.*{len(content) + 4}"
+    with pytest.raises(DataError, match=expected):
         read_idx(path)
 
 
@@ -113,7 +112,8 @@ def test_missing_files_with_failing_download(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno route to host")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
-    with pytest.raises(DataError, match=r"Downloading with torchvision failed too \(RuntimeError: no route to host\)") as info:
+    expected = r"Downloading with torchvision failed too \(RuntimeError: no route to host\)"
+    with pytest.raises(DataError, match=expected) as info:
         load_dataset("fashion-mnist", tmp_path, download=True)
     assert calls and calls[0][1]["download"] is True
     assert str(tmp_path / "fashion-mnist") in str(info.value)

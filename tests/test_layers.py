@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters
 from torch import nn
 
 import scratch
-from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters
 
 # name: (scratch factory, torch factory taking the scratch layer, input shape)
 LAYERS = {

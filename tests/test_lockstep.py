@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from compare.config import Config
-from compare.models import make_spec
 from compare.learners import build_pair, build_scratch, parameter_mismatches
 from compare.loop import evaluate, train_lockstep
+from compare.models import make_spec
 
 
 @pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("tanh", "mse")])
@@ -23,7 +23,7 @@ def test_float64_lockstep_losses_equal_for_100_steps(mnist64, activation, loss):
                              epochs=10, batch_size=32, seed=3, progress=False)  # 10 x 10 = 100 steps
     ls, lt = records["scratch"].step_losses, records["torch"].step_losses
     assert len(ls) == len(lt) == 100
-    worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt))
+    worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt, strict=True))
     assert worst <= 1e-10, f"largest per-step relative loss difference {worst:.3e}"
     assert ls[-1] < ls[0]  # and it learned something
     assert torch.equal(records["scratch"].predictions, records["torch"].predictions)

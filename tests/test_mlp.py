@@ -10,9 +10,9 @@ import torch
 import scratch
 from compare import agreement
 from compare.config import Config
-from compare.models import make_spec
 from compare.gradcheck import finite_difference, finite_difference_error, step_for
 from compare.learners import build_pair, parameter_mismatches
+from compare.models import make_spec
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh"]
 LOSSES = ["cross-entropy", "mse"]
@@ -81,7 +81,7 @@ def test_default_is_the_lessons_network():
 def test_state_dict_round_trip_and_mismatch():
     a, b = scratch.MLP(), scratch.MLP()
     b.load_state_dict(a.state_dict())
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     with pytest.raises(KeyError, match="same spec"):
         scratch.MLP(hidden_sizes=(16,)).load_state_dict(a.state_dict())
 

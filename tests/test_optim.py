@@ -49,7 +49,7 @@ def gradient_sequence(steps: int, dtype: torch.dtype, seed: int = 1) -> list[lis
     values[torch.rand(steps, total, generator=g) < 0.1] = 0  # a dead ReLU's gradient
     values = values.to(dtype)
     sizes = [torch.Size(shape).numel() for shape in SHAPES]
-    return [[part.view(shape) for part, shape in zip(row.split(sizes), SHAPES)] for row in values]
+    return [[part.view(shape) for part, shape in zip(row.split(sizes), SHAPES, strict=True)] for row in values]
 
 
 def run_both(name: str, kwargs: dict, dtype: torch.dtype, schedule: tuple[str, dict] | None = None,
@@ -70,7 +70,7 @@ def run_both(name: str, kwargs: dict, dtype: torch.dtype, schedule: tuple[str, d
     traj_s, traj_t = [torch.cat([p.flatten() for p in start])], [torch.cat([p.flatten() for p in start])]
     lrs_s, lrs_t = [opt_s.lr], [opt_t.param_groups[0]["lr"]]
     for sequence in gradient_sequence(steps, dtype):
-        for buffer, p, gradient in zip(grads, module, sequence):
+        for buffer, p, gradient in zip(grads, module, sequence, strict=True):
             buffer.copy_(gradient)  # the scratch layer's backward writes into its buffer ...
             p.grad = gradient.clone()  # ... autograd into .grad
         opt_s.step()
@@ -179,7 +179,8 @@ def l2_loss_gradient(g: torch.Tensor, p: torch.Tensor, wd: float) -> torch.Tenso
     return g + wd * p
 
 
-@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True)],
+@pytest.mark.parametrize("kwargs", [dict(lr=0.1), dict(lr=0.05, momentum=0.9),
+                                    dict(lr=0.05, momentum=0.9, nesterov=True)],
                          ids=["sgd", "momentum", "nesterov"])
 def test_l2_term_in_the_loss_is_sgd_weight_decay(kwargs):
     wd = 0.01

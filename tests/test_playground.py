@@ -8,16 +8,14 @@ import math
 
 import pytest
 import torch
-
-from compare import plots, toy_data
-from compare.commands import playground
-from compare.cli import main
-from compare.config import Config
-from compare.models import make_spec
-from compare.learners import build_pair
-
 from test_plots import assert_picture
 
+from compare import plots, toy_data
+from compare.cli import main
+from compare.commands import playground
+from compare.config import Config
+from compare.learners import build_pair
+from compare.models import make_spec
 
 # --- toy datasets -----------------------------------------------------------------------------
 
@@ -127,8 +125,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
 
 
 def test_the_dataset_option_is_the_playground_s_own(capsys):
-    with pytest.raises(SystemExit):
-        main(["playground", "--dataset", "mnist"])
+    assert main(["playground", "--dataset", "mnist"]) == 2
     assert "invalid choice: 'mnist'" in capsys.readouterr().err
 
 
@@ -148,7 +145,7 @@ def test_hidden_activations_are_the_hidden_layers():
     hs, ht = playground.hidden_activations(scratch_l, points), playground.hidden_activations(torch_l, points)
     assert [h.shape for h in hs] == [(49, 5), (49, 3)]
     assert all(h.abs().max() <= 1 for h in hs)  # tanh outputs
-    for a, b in zip(hs, ht):
+    for a, b in zip(hs, ht, strict=True):
         assert (a - b).abs().max() <= 1e-15
     last = scratch_l.model.layers.layers[-1]
     assert torch.allclose(last.forward(hs[-1]), scratch_l.logits(points), rtol=0, atol=1e-15)

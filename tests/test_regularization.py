@@ -19,12 +19,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters
 from torch import nn
 
 import scratch
 import torch_impl
 from compare.agreement import assert_agree, gradient_tolerance
-from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters
 
 MASK_SEED = 1234  # the global random state every dropout forward starts from, in these tests
 
@@ -239,7 +239,7 @@ def test_mlp_with_batchnorm_and_dropout_matches_torch(activation):
     model_t = torch_impl.MLP(12, (8, 6), activation, 3, dropout=0.25, batch_norm=True).double()
     assert [n for n, _ in model_s.named_parameters()] == [n for n, _ in model_t.named_parameters()]
     assert all(torch.equal(a, b.detach()) for (_, a), (_, b) in zip(model_s.named_parameters(),
-                                                                      model_t.named_parameters()))
+                                                                      model_t.named_parameters(), strict=True))
     x = torch.randn(10, 12, dtype=torch.float64)
     dout = torch.randn(10, 3, dtype=torch.float64)
     tol = gradient_tolerance(torch.float64)
@@ -254,7 +254,7 @@ def test_mlp_with_batchnorm_and_dropout_matches_torch(activation):
         out_t = model_t(x)
         (out_t * dout).sum().backward()
         assert_agree(f"logits (training={training})", out_s, out_t.detach(), tol)
-        for (n, g), (_, p) in zip(model_s.named_gradients(), model_t.named_parameters()):
+        for (n, g), (_, p) in zip(model_s.named_gradients(), model_t.named_parameters(), strict=True):
             assert_agree(f"d{n} (training={training})", g, p.grad, tol)
-    for (n, b), (_, bt) in zip(model_s.named_buffers(), model_t.named_buffers()):
+    for (n, b), (_, bt) in zip(model_s.named_buffers(), model_t.named_buffers(), strict=True):
         assert_agree(n, b, bt, tol)

@@ -16,17 +16,16 @@ import re
 
 import pytest
 import torch
+from conftest import requires_cuda, requires_data
 
-from compare import agreement
+from compare import agreement, options
 from compare.cli import build_parser, main, resolve
-from compare.errors import UsageError
+from compare.commands import COMMANDS
 from compare.config import Config
-from compare.models import make_spec
+from compare.errors import UsageError
 from compare.learners import build_pair, dropout_stream
 from compare.loop import train_lockstep
-from compare import options
-from compare.commands import COMMANDS
-from conftest import requires_cuda, requires_data
+from compare.models import make_spec
 
 
 @pytest.fixture
@@ -167,7 +166,8 @@ def test_batch_norm_and_adam_agree_on_cuda(tiny_data):
                     device="cuda", model=make_spec(hidden=(16, 8), batch_norm=True))
     s, t = build_pair(config)
     records = train_lockstep([s, t], x, y, x, y, epochs=2, batch_size=20, seed=0, progress=False)
-    worst = max(abs(a - b) / abs(b) for a, b in zip(records["scratch"].step_losses, records["torch"].step_losses))
+    pairs = zip(records["scratch"].step_losses, records["torch"].step_losses, strict=True)
+    worst = max(abs(a - b) / abs(b) for a, b in pairs)
     assert worst <= agreement.LOCKSTEP_LOSS_FLOAT64
     for name, b in s.named_buffers().items():
         assert b.device.type == "cuda", f"{name} stayed on {b.device}"

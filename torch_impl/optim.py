@@ -10,17 +10,20 @@ import torch
 from torch import nn
 
 
-def SGD(model: nn.Module, lr: float, momentum: float = 0.0, dampening: float = 0.0,  # noqa: N802 (mirrors scratch.optim.SGD)
-        nesterov: bool = False, weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
-                           weight_decay=weight_decay, foreach=False)
+class SGD(torch.optim.SGD):
+    def __init__(self, model: nn.Module, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
+        super().__init__(model.parameters(), lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                         weight_decay=weight_decay, foreach=False)
 
 
-def Adam(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,  # noqa: N802
-         weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+class Adam(torch.optim.Adam):
+    def __init__(self, model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        super().__init__(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
 
 
-def AdamW(model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,  # noqa: N802
-          weight_decay: float = 1e-2) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)
+class AdamW(torch.optim.AdamW):
+    def __init__(self, model: nn.Module, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
+        super().__init__(model.parameters(), lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, foreach=False)

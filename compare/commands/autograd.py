@@ -43,7 +43,8 @@ def pair_name(a: str, b: str) -> str:
 def run(config: Config, data) -> dict:
     x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
     shape = dict(input_size=x.shape[1], num_classes=len(data.classes))
-    hand, engine, reference = build_scratch(config, **shape), build_engine(config, **shape), build_torch(config, **shape)
+    hand, engine, reference = (build_scratch(config, **shape), build_engine(config, **shape),
+                               build_torch(config, **shape))
     mismatched = sorted(set(parameter_mismatches(hand, reference)) | set(parameter_mismatches(engine, reference)))
     print(f"Initial parameters of hand, engine and torch: "
           f"{'bit-identical' if not mismatched else 'DIFFERENT in ' + ', '.join(mismatched)}")

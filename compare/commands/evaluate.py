@@ -44,7 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_side(config: Config, side: str, shape: dict[str, int]):
     if side == "torch":
         return build_torch(config, **shape)
-    return build_engine(config, name="scratch", **shape) if config.engine == "autograd" else build_scratch(config, **shape)
+    if config.engine == "autograd":
+        return build_engine(config, name="scratch", **shape)
+    return build_scratch(config, **shape)
 
 
 def run(config: Config, data: None = None) -> dict:

@@ -38,6 +38,7 @@ from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy
 from compare.options import BATCH, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
 from compare.verdict import print_checks, verdict
+
 # Tuned so that the default run learns the spiral smoothly: full-batch Adam from lr 0.03, cosine
 # schedule. Measured for seeds 0-4: 99.2-99.8% training accuracy after 300 epochs (95% near epoch
 # 100), float64 per-step losses within 4.2e-12 of each other. (Mini-batch SGD at lr 0.2 learns it
@@ -165,7 +166,7 @@ def run(config: Config, data: None = None) -> dict:
 
     def snapshot(epoch: int, stats: dict[str, EpochStats] | None) -> None:
         frames.append(dict(epoch=epoch, loss={n: s.train_loss for n, s in (stats or {}).items()},
-                           probability={l.name: class1_probability(l, grid, GRID).cpu() for l in learners}))
+                           probability={m.name: class1_probability(m, grid, GRID).cpu() for m in learners}))
 
     def on_epoch(epoch: int, stats: dict[str, EpochStats]) -> None:
         for learner in learners:
@@ -187,19 +188,21 @@ def run(config: Config, data: None = None) -> dict:
                                  batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch, progress=False)
         result = verdict(config, records, identical_start=not mismatched)
         maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
-    hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"])), default=0.0)
+    hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"], strict=True)),
+                      default=0.0)
     result["hidden_activation_max_diff"] = hidden_diff
 
     report: dict = {"data": dict(dataset=config.dataset, samples=len(x_train), test_samples=len(x_test),
                                  noise=config.extra["noise"])}
     for learner in learners:
         record = records[learner.name]
-        history = [dict(h.to_dict(), train_accuracy=a) for h, a in zip(record.history, train_accuracy[learner.name])]
+        history = [dict(h.to_dict(), train_accuracy=a)
+                   for h, a in zip(record.history, train_accuracy[learner.name], strict=True)]
         report[learner.name] = dict(train_accuracy=train_accuracy[learner.name][-1],
                                     test_accuracy=record.history[-1].test_accuracy,
                                     history=history, step_losses=record.step_losses)
 
-    print(f"\nScratch network's decision regions ('#' class 1, '.' class 0) on [-6, 6]^2:")
+    print("\nScratch network's decision regions ('#' class 1, '.' class 0) on [-6, 6]^2:")
     print(text_regions(scratch_l, config.torch_dtype, config.device))
     print(f"\nLargest per-step loss difference: {result['max_step_loss_rel_diff']:.3e} relative over "
           f"{result['steps']} steps; hidden activations on the plane differ by at most {hidden_diff:.3e}")
@@ -225,9 +228,9 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
     """The playground's pictures (compare/plots.py): boundaries, curves, hidden neurons and the GIF."""
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     net = models.family_of(config.model).describe(config.model, 2, len(toy_data.CLASSES))
-    titles = {l.name: f"{l.name}: training accuracy {train_accuracy[l.name][-1]:.1%}, "
-                      f"test {records[l.name].history[-1].test_accuracy:.1%}" for l in learners}
-    probability = {l.name: class1_probability(l, grid, GRID) for l in learners}
+    titles = {m.name: f"{m.name}: training accuracy {train_accuracy[m.name][-1]:.1%}, "
+                      f"test {records[m.name].history[-1].test_accuracy:.1%}" for m in learners}
+    probability = {m.name: class1_probability(m, grid, GRID) for m in learners}
     paths = [
         plots.decision_boundaries(folder, probability, x_train, y_train, toy_data.DOMAIN, titles,
                                   f"{config.dataset} after {config.epochs} epochs, {net}, {config.dtype}: "
@@ -241,7 +244,8 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
             title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, {describe_training(config)}, "
                   f"{config.dtype}"),
         plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy_data.DOMAIN,
-                             f"Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per layer); "
+                             "Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per "
+                             "layer); "
                              f"torch's differ by at most {hidden_diff:.1e}"),
     ]
     if config.extra["gif"]:

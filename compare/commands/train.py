@@ -21,8 +21,19 @@ from compare.errors import UsageError
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import EpochStats, train_lockstep
 from compare.metrics import confusion_matrix, per_class_scores
-from compare.options import (BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, check_output_path,
-                             describe_training, plural)
+from compare.options import (
+    BATCH,
+    DATA,
+    EPOCHS,
+    LOSS,
+    MODEL,
+    OPTIMIZER,
+    PLOTS,
+    RUN,
+    check_output_path,
+    describe_training,
+    plural,
+)
 from compare.report import table
 from compare.verdict import max_buffer_difference, max_parameter_difference, print_checks, verdict
 
@@ -57,7 +68,7 @@ def print_class_report(name: str, scores: dict, confusion, classes) -> None:
     print(f"\n{name}: per-class precision, recall (sensitivity), F1")
     print(table(["class", "precision", "recall", "F1", "images"],
                 [[c, p, r, f, int(n)] for c, p, r, f, n in
-                 zip(classes, scores["precision"], scores["recall"], scores["f1"], confusion.sum(dim=1))]))
+                 zip(classes, scores["precision"], scores["recall"], scores["f1"], confusion.sum(dim=1), strict=True)]))
     print(f"{name}: confusion matrix (rows: true class, columns: predicted)")
     print(table(["true\\pred", *[str(i) for i in range(len(classes))]],
                 [[str(i), *[int(v) for v in row]] for i, row in enumerate(confusion)]))

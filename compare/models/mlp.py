@@ -17,8 +17,7 @@ import torch_impl
 from compare import argtypes
 from compare.errors import UsageError
 from compare.gradcheck import KINKED_ACTIVATIONS
-from compare.models.family import (ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults,
-                                   show_sizes)
+from compare.models.family import ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults, show_sizes
 from compare.models.spec import ModelSpec
 from scratch import engine_nn
 
@@ -62,7 +61,8 @@ def check(spec: ModelSpec) -> None:
 
 def describe(spec: ModelSpec, input_size: int, num_classes: int) -> str:
     sizes = "-".join(map(str, (input_size, *spec["hidden"], num_classes)))
-    extra = (", batch norm" if spec["batch_norm"] else "") + (f", dropout {spec['dropout']:g}" if spec["dropout"] else "")
+    extra = ", batch norm" if spec["batch_norm"] else ""
+    extra += f", dropout {spec['dropout']:g}" if spec["dropout"] else ""
     return f"MLP {sizes} {spec['activation']}{extra}"
 
 

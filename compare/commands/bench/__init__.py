@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from compare import models
+from compare.command import Command
 from compare.commands.bench import tables
 from compare.commands.bench.contenders import TypicalPipeline, make_batches
 from compare.commands.bench.point import measure_point
 from compare.commands.bench.timing import torch_threads
-from compare import models
-from compare.command import Command
 from compare.config import Config
 from compare.data import DataError, load_dataset
 from compare.errors import UsageError

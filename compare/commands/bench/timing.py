@@ -81,7 +81,7 @@ def warm_up(contender: Contender, device: torch.device, odd_batch: Batch | None)
             # The epoch ends on a smaller batch: compile for that shape now, not inside the timed epoch.
             contender.train_step(*odd_batch)
         return timed(device, lambda: contender.run(WARMUP_STEPS)) / WARMUP_STEPS
-    except Exception as error:  # noqa: BLE001 - an optional contender's failure is reported, not raised
+    except Exception as error:  # an optional contender's failure is reported, not raised
         if contender.name in ("scratch", "torch"):
             raise  # the two being compared must run; their failure is a bug to see, not a table cell
         reason = (str(error).strip().splitlines() or [""])[0][:160]
