@@ -66,6 +66,14 @@ FIRST_STEP_LOSS_FLOAT32 = 1e-5
 ACCURACY_GAP_FLOAT32 = 0.01
 
 
+# Re-synchronized checks (compare/resync.py): both implementations from one state, one step on one batch; the
+# loss, every gradient and every updated parameter and buffer, relative to the tensor's largest entry. float64:
+# as AUTOGRAD_FLOAT64. float32: measured worst 2e-7 to 2e-6 on the lesson's network and with batch norm (a sum
+# of 32 products in another order); 1e-5 leaves room and still catches a gradient off by 1e-4 (a factor 1.0001).
+RESYNC_FLOAT64 = Tolerance("resync-float64", rtol=1e-10)
+RESYNC_FLOAT32 = Tolerance("resync-float32", rtol=1e-5)
+
+
 def gradient_tolerance(dtype: torch.dtype) -> Tolerance:
     return AUTOGRAD_FLOAT64 if dtype == torch.float64 else AUTOGRAD_FLOAT32
 
@@ -125,3 +133,12 @@ def assert_agree(name: str, actual: Tensor, expected: Tensor, tol: Tolerance) ->
     if not result.passed:
         raise AssertionError(result.message)
     return result
+
+
+def resync_tolerance(dtype: torch.dtype) -> Tolerance:
+    return RESYNC_FLOAT64 if dtype == torch.float64 else RESYNC_FLOAT32
+
+
+def separation_threshold(dtype: torch.dtype) -> float:
+    """The per-step relative loss difference beyond which two runs' trajectories count as separated."""
+    return LOCKSTEP_LOSS_FLOAT64 if dtype == torch.float64 else FIRST_STEP_LOSS_FLOAT32

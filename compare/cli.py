@@ -21,7 +21,7 @@ from compare import models, options
 from compare.command import Command
 from compare.commands import COMMANDS
 from compare.data import load_dataset
-from compare.errors import CheckpointError, DataError, InterruptedRunError, TrainingDivergedError, UsageError
+from compare.errors import CheckpointError, DataError, InterruptedRunError, UsageError
 from compare.report import write_report
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -84,9 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except TrainingDivergedError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
     except (InterruptedRunError, KeyboardInterrupt) as error:
         print(f"stopped: {error or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED

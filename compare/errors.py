@@ -5,8 +5,7 @@ This module is a leaf: it imports nothing of the project, so every layer can rai
     UsageError        bad input on the command line (an option, a path, a size)      exit 2
     DataError         the dataset files are missing or not what they should be       exit 2
     CheckpointError   a checkpoint folder is missing, damaged or does not fit        exit 2
-    TrainingDivergedError  a loss became inf or NaN                                   exit 1
-    InterruptedRunError    Ctrl-C during a run; says where it stopped                 exit 130
+    InterruptedRunError  Ctrl-C during a run; says where it stopped                   exit 130
 """
 
 from __future__ import annotations
@@ -22,10 +21,6 @@ class DataError(Exception):
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be loaded: missing or damaged files, another architecture or dtype."""
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss of one implementation became inf or NaN: the training diverged."""
 
 
 class InterruptedRunError(Exception):

@@ -23,6 +23,13 @@ import torch_impl.optim
 from compare import models
 from compare.config import Config
 from compare.options import optimizer_spec, schedule_spec
+from compare.training_state import (
+    TrainingState,
+    load_scratch_optimizer_state,
+    load_torch_optimizer_state,
+    scratch_optimizer_state,
+    torch_optimizer_state,
+)
 from scratch import engine
 
 
@@ -69,6 +76,19 @@ class Learner:
     def load_state(self, state: dict[str, Tensor]) -> None:
         """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError when it
         does not fit."""
+        raise NotImplementedError
+
+    def export_state(self) -> TrainingState:
+        """Everything the next training step depends on, copied (compare/training_state.py)."""
+        raise NotImplementedError
+
+    def import_state(self, state: TrainingState) -> None:
+        """Take another learner's exported state: parameters, buffers, optimizer state, lr, random stream."""
+        self.load_state({**state.parameters, **state.buffers})
+        self.random_state = None if state.random_state is None else state.random_state.clone()
+        self._import_optimizer_state(state)
+
+    def _import_optimizer_state(self, state: TrainingState) -> None:
         raise NotImplementedError
 
     def step(self) -> None:
@@ -122,6 +142,16 @@ class ScratchLearner(Learner):
     def load_state(self, state: dict[str, Tensor]) -> None:
         self.model.load_state_dict(state)
 
+    def export_state(self) -> TrainingState:
+        names = list(self.named_parameters())
+        optimizer, step = scratch_optimizer_state(self.optimizer, names)
+        return TrainingState({n: p.clone() for n, p in self.named_parameters().items()},
+                             {n: b.clone() for n, b in self.named_buffers().items()}, optimizer, step,
+                             self.optimizer.lr, None if self.random_state is None else self.random_state.clone())
+
+    def _import_optimizer_state(self, state: TrainingState) -> None:
+        load_scratch_optimizer_state(self.optimizer, list(self.named_parameters()), state)
+
     def training_forward(self, x: Tensor) -> Tensor:
         """Logits in training mode (batch statistics, dropout), nothing kept for a backward: what a
         finite-difference nudge of one parameter measures."""
@@ -172,6 +202,15 @@ class TorchLearner(Learner):
 
     def load_state(self, state: dict[str, Tensor]) -> None:
         self.model.load_state_dict(state)  # strict: any missing or unexpected key raises
+
+    def export_state(self) -> TrainingState:
+        optimizer, step = torch_optimizer_state(self.optimizer, dict(self.model.named_parameters()))
+        return TrainingState({n: p.clone() for n, p in self.named_parameters().items()},
+                             {n: b.clone() for n, b in self.named_buffers().items()}, optimizer, step,
+                             self.learning_rate(), None if self.random_state is None else self.random_state.clone())
+
+    def _import_optimizer_state(self, state: TrainingState) -> None:
+        load_torch_optimizer_state(self.optimizer, dict(self.model.named_parameters()), state)
 
     def step(self) -> None:
         self.optimizer.step()
@@ -225,6 +264,15 @@ class EngineLearner(Learner):
 
     def learning_rate(self) -> float:
         return self.optimizer.lr
+
+    def export_state(self) -> TrainingState:
+        names = list(self.named_parameters())
+        optimizer, step = scratch_optimizer_state(self.optimizer, names)
+        return TrainingState({n: p.clone() for n, p in self.named_parameters().items()}, {}, optimizer, step,
+                             self.optimizer.lr)
+
+    def _import_optimizer_state(self, state: TrainingState) -> None:
+        load_scratch_optimizer_state(self.optimizer, list(self.named_parameters()), state)
 
     def load_state(self, state: dict[str, Tensor]) -> None:
         own = self.named_parameters()

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from compare.errors import InterruptedRunError, TrainingDivergedError
+from compare.errors import InterruptedRunError
 from compare.learners import Learner
 from compare.metrics import accuracy
 
@@ -43,6 +43,11 @@ class RunRecord:
     step_losses: list[float] = field(default_factory=list)
     history: list[EpochStats] = field(default_factory=list)
     predictions: Tensor | None = None  # test-set predictions after the last epoch
+    diverged_at: int | None = None  # the global step (1-based) whose loss became inf or NaN, if any
+
+# A hook called before each step, with (epoch, step in the epoch, global step, batch x, batch y, the records so
+# far): the re-synchronized checks (compare/resync.py) run from here.
+BeforeStep = Callable[[int, int, int, Tensor, Tensor, dict[str, RunRecord]], None]
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
@@ -72,9 +77,14 @@ def train_lockstep(
     x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
     *, epochs: int, batch_size: int, seed: int,
     on_epoch: Callable[[int, dict[str, EpochStats]], None] | None = None,
+    before_step: BeforeStep | None = None,
     progress: bool = True,
 ) -> dict[str, RunRecord]:
-    """Train every learner on identical batches; returns per-step losses and per-epoch stats of each."""
+    """Train every learner on identical batches; returns per-step losses and per-epoch stats of each.
+
+    A loss that becomes inf or NaN ends the run after that step (every learner still takes it, so the
+    records say whether the others diverged at the same step), with the epoch's statistics as they are.
+    """
     order = torch.Generator().manual_seed(seed)  # one batch order for all, drawn on the CPU
     records = {learner.name: RunRecord() for learner in learners}
     epoch, step = 1, 0
@@ -85,17 +95,20 @@ def train_lockstep(
             bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
                        disable=None if progress else True,  # None: shown on a terminal, not in logs
                        dynamic_ncols=True)
+            diverged = False
             for step, index in enumerate(bar, start=1):
                 index = index.to(x_train.device)
                 xb, yb = x_train[index], y_train[index]
+                if before_step is not None:
+                    before_step(epoch, step, len(records[learners[0].name].step_losses) + 1, xb, yb, records)
                 for learner in learners:
+                    record = records[learner.name]
                     loss = learner.train_step(xb, yb)
-                    if not math.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"{learner.name}: loss became {loss} at epoch {epoch}, step {step}: training "
-                            "diverged; lower the learning rate (--lr)"
-                        )
-                    records[learner.name].step_losses.append(loss)
+                    record.step_losses.append(loss)
+                    if not math.isfinite(loss) and record.diverged_at is None:
+                        record.diverged_at, diverged = len(record.step_losses), True
+                if diverged:
+                    break
                 if step % 50 == 1:
                     bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
             epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
@@ -113,6 +126,8 @@ def train_lockstep(
                 record.predictions = predictions
             if on_epoch is not None:
                 on_epoch(epoch, stats)
+            if diverged:
+                break
     except KeyboardInterrupt:
         raise InterruptedRunError(f"interrupted at epoch {epoch} of {epochs}, step {step} of "
                           f"{math.ceil(len(x_train) / batch_size)}; nothing was written") from None

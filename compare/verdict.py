@@ -1,52 +1,117 @@
-"""The verdict of a lockstep run: do the two implementations agree? Shared by `train` and `playground`.
+"""The verdict of a lockstep run, in two parts: do the implementations agree, and what did the runs do?
 
-float64: every per-step loss within LOCKSTEP_LOSS_FLOAT64 and identical test predictions.
-float32: the first step within rounding, and final test accuracies within ACCURACY_GAP_FLOAT32
-(the runs drift apart chaotically afterwards; see README "Tolerances").
+- implementation: re-synchronized checks (compare/resync.py) put both implementations in the
+  same state at several points of the run and compare one step at the dtype's tolerance. The
+  verdict, and the exit status, rest on these (and on a bit-identical start): they hold
+  wherever the trajectories went.
+- trajectory: how long the two runs stayed identical (per-step losses within the separation
+  threshold: LOCKSTEP_LOSS_FLOAT64 in float64, FIRST_STEP_LOSS_FLOAT32 in float32), how fast their
+  difference grew afterwards (steps per doubling), what the training was doing (loss falling,
+  rising, spiking), and the figures of the end: identical predictions, accuracy gap. Reported,
+  not judged: unstable training amplifies last-bit differences of two correct implementations
+  until the runs have nothing in common (see README "Tolerances").
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 
 from compare import agreement
 from compare.config import Config
 from compare.learners import Learner
 from compare.loop import RunRecord
 from compare.metrics import accuracy
+from compare.resync import relative_difference
+
+SATURATED = 0.1  # a relative loss difference this large: the runs no longer share anything
 
 
 def step_loss_differences(a: RunRecord, b: RunRecord) -> list[float]:
-    return [abs(x - y) / max(abs(y), 1e-300) for x, y in zip(a.step_losses, b.step_losses, strict=True)]
+    return [relative_difference(x, y) for x, y in zip(a.step_losses, b.step_losses, strict=True)]
 
 
-def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool) -> dict:
-    """The figures judged and the named checks, with `passed` when every check holds."""
+def training_behaviour(losses: list[float]) -> str:
+    """What the training was doing, read from one run's per-step losses."""
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < len(losses):
+        return "diverged (loss became inf or NaN)"
+    tenth = max(1, len(finite) // 10)
+    first, last = statistics.fmean(finite[:tenth]), statistics.fmean(finite[-tenth:])
+    window = 50
+    spikes = sum(1 for k in range(window, len(finite))
+                 if finite[k] > 3 * statistics.median(finite[k - window:k]) and finite[k] > 0.5)
+    if last > first:
+        return "unstable: loss rising"
+    if spikes > len(finite) // 100:
+        return f"unstable: {spikes} loss spikes (a step's loss over 3x the median of the 50 before)"
+    return "loss falling"
+
+
+def trajectory(diffs: list[float], reference: RunRecord, threshold: float) -> dict:
+    beyond = [k for k, d in enumerate(diffs) if not d <= threshold]
+    figures = dict(steps=len(diffs), threshold=threshold, identical_steps=beyond[0] if beyond else len(diffs),
+                   separated_at=beyond[0] + 1 if beyond else None, steps_per_doubling=None,
+                   max_step_loss_rel_diff=max(diffs) if diffs else 0.0,
+                   training=training_behaviour(reference.step_losses))
+    if beyond:
+        first = beyond[0]
+        end = next((k for k in range(first, len(diffs)) if not diffs[k] < SATURATED), len(diffs) - 1)
+        start_value, end_value = max(diffs[first], 1e-300), diffs[end]
+        if math.isfinite(end_value) and end_value > start_value and end > first:
+            figures["steps_per_doubling"] = (end - first) / math.log2(end_value / start_value)
+    return figures
+
+
+def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool, implementation: dict) -> dict:
+    """The figures judged and reported: `passed` rests on the start and the re-synchronized checks."""
     s, t = records["scratch"], records["torch"]
     diffs = step_loss_differences(s, t)
+    threshold = agreement.separation_threshold(config.torch_dtype)
+    path = trajectory(diffs, t, threshold)
     acc_s, acc_t = s.history[-1].test_accuracy, t.history[-1].test_accuracy
-    same_predictions = accuracy(s.predictions, t.predictions)
-    figures = dict(identical_start=identical_start, steps=len(diffs),
-                   max_step_loss_rel_diff=max(diffs), first_step_loss_rel_diff=diffs[0],
-                   prediction_agreement=same_predictions, test_accuracy_gap=abs(acc_s - acc_t))
-    if config.dtype == "float64":
-        checks = {
-            f"every per-step loss within {agreement.LOCKSTEP_LOSS_FLOAT64:g} relative":
-                figures["max_step_loss_rel_diff"] <= agreement.LOCKSTEP_LOSS_FLOAT64,
-            f"identical test predictions on at least {agreement.PREDICTION_MATCH_FLOAT64:.1%} of images":
-                same_predictions >= agreement.PREDICTION_MATCH_FLOAT64,
-        }
+    path.update(prediction_agreement=accuracy(s.predictions, t.predictions), test_accuracy_gap=abs(acc_s - acc_t),
+                diverged_at={"scratch": s.diverged_at, "torch": t.diverged_at})
+    same_divergence = s.diverged_at == t.diverged_at
+    checks = {
+        "bit-identical initial parameters": identical_start,
+        f"{implementation['count']} re-synchronized one-step checks within {implementation['tolerance']}":
+            implementation["passed"],
+    }
+    if not same_divergence:
+        checks["both diverged at the same step, or neither"] = False
+    return dict(passed=all(checks.values()), checks=checks, identical_start=identical_start,
+                implementation=implementation, trajectory=path,
+                # the trajectory's figures at the top level too (reports and plots read them there)
+                steps=len(diffs), max_step_loss_rel_diff=path["max_step_loss_rel_diff"],
+                first_step_loss_rel_diff=diffs[0] if diffs else 0.0,
+                prediction_agreement=path["prediction_agreement"], test_accuracy_gap=path["test_accuracy_gap"])
+
+
+def summary_line(result: dict) -> str:
+    """'implementations agree (k re-synchronized checks, worst 3e-16); trajectories identical for 225 steps, ...'"""
+    impl, path = result["implementation"], result["trajectory"]
+    worst = impl["worst_rel_error"]
+    first = (f"implementations agree ({impl['count']} re-synchronized checks, worst {worst:.1e})" if impl["passed"]
+             else f"implementations DISAGREE ({sum(not c['passed'] for c in impl['checks'])} of {impl['count']} "
+                  f"re-synchronized checks failed, first at step "
+                  f"{next(c['step'] for c in impl['checks'] if not c['passed'])})")
+    if path["separated_at"] is None:
+        second = f"trajectories identical for all {path['steps']} steps (within {path['threshold']:g})"
     else:
-        checks = {
-            f"first step's loss within {agreement.FIRST_STEP_LOSS_FLOAT32:g} relative (rounding only)":
-                diffs[0] <= agreement.FIRST_STEP_LOSS_FLOAT32,
-            f"test accuracies within {agreement.ACCURACY_GAP_FLOAT32:.1%} of each other":
-                abs(acc_s - acc_t) <= agreement.ACCURACY_GAP_FLOAT32,
-        }
-    checks = {"bit-identical initial parameters": identical_start, **checks}
-    figures["checks"] = checks
-    figures["passed"] = all(checks.values()) and all(math.isfinite(v) for v in diffs)
-    return figures
+        second = f"trajectories identical for {path['identical_steps']} steps, then separated"
+        if path["steps_per_doubling"]:
+            second += f" (difference doubling every {path['steps_per_doubling']:.0f} steps"
+        else:
+            second += " ("
+        second += ("; " if path["steps_per_doubling"] else "") + path["training"]
+        if path["training"].startswith(("unstable", "diverged")):
+            second += "; lower --lr"
+        second += ")"
+    diverged = {k: v for k, v in path["diverged_at"].items() if v is not None}
+    if diverged:
+        second += "; diverged at step " + ", ".join(f"{k} {v}" for k, v in diverged.items())
+    return f"{first}; {second}"
 
 
 def max_parameter_difference(a: Learner, b: Learner) -> tuple[str, float]:
@@ -67,8 +132,15 @@ def max_buffer_difference(a: Learner, b: Learner) -> tuple[str | None, float]:
 
 
 def print_checks(result: dict, summary: str) -> None:
-    """The "Agreement checks" list and the verdict line."""
+    """The re-synchronized checks, the "Agreement checks" list and the verdict line."""
+    impl = result["implementation"]
+    print(f"\nRe-synchronized checks (both from the scratch state, one step on the same batch; {impl['tolerance']}):")
+    for check in impl["checks"]:
+        print(f"  [{'pass' if check['passed'] else 'FAIL'}] step {check['step']:>6} ({check['reason']}): worst "
+              f"relative error {check['worst_rel_error']:.1e} in {check['worst_name']}")
+        for failure in check["failures"][:3]:
+            print(f"         {failure}")
     print("\nAgreement checks:")
     for name, ok in result["checks"].items():
         print(f"  [{'pass' if ok else 'FAIL'}] {name}")
-    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'} ({summary})")
+    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'}: {summary_line(result)} ({summary})")

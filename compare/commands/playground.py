@@ -37,6 +37,7 @@ from compare.learners import Learner, ScratchLearner, build_pair, parameter_mism
 from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy
 from compare.options import BATCH, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
+from compare.resync import ResyncMonitor
 from compare.verdict import print_checks, verdict
 
 # Tuned so that the default run learns the spiral smoothly: full-batch Adam from lr 0.03, cosine
@@ -184,9 +185,12 @@ def run(config: Config, data: None = None) -> dict:
             snapshot(0, None)
         print(f"\n{'epoch':>7}  {'loss scratch':>13}  {'loss torch':>11}  {'train scratch':>14}  {'train torch':>12}  "
               f"{'test scratch':>13}  {'test torch':>11}")
+        monitor = ResyncMonitor(scratch_l, torch_l, agreement.resync_tolerance(config.torch_dtype),
+                                agreement.separation_threshold(config.torch_dtype), config.epochs)
         records = train_lockstep(learners, x_train, y_train, x_test, y_test, epochs=config.epochs,
-                                 batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch, progress=False)
-        result = verdict(config, records, identical_start=not mismatched)
+                                 batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch,
+                                 before_step=monitor, progress=False)
+        result = verdict(config, records, not mismatched, monitor.summary())
         maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
     hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"], strict=True)),
                       default=0.0)

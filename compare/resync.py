@@ -1,0 +1,102 @@
+"""Re-synchronized checks: do the two implementations agree at this point of training, wherever the runs went?
+
+Two correct implementations, trained in lockstep, still drift apart: they add the same numbers
+in different orders, and training amplifies those last-bit differences (slowly when it is
+stable, explosively when it is not). So comparing the two runs says little about the
+implementations once they have separated. A re-synchronized check does, at any point:
+
+    1. copy both learners (so the runs themselves go on undisturbed);
+    2. give the torch copy the scratch copy's whole state: parameters, buffers (batch norm's
+       running statistics), optimizer state (momentum, Adam's moments and step), learning rate,
+       and the random stream of the dropout masks (compare/training_state.py);
+    3. run one training step of each on the same batch and compare the loss, every gradient,
+       and every parameter and buffer after the update, at the dtype's tolerance
+       (RESYNC_FLOAT64 / RESYNC_FLOAT32, compare/agreement.py).
+
+`ResyncMonitor` runs one at the first step of the first epoch, of every `every`-th epoch after it
+(every epoch for runs up to MAX_REGULAR_CHECKS epochs, about that many checks for longer ones) and
+of the last epoch, and one at the step after the per-step losses first differ beyond the
+trajectory threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+
+from torch import Tensor
+
+from compare import agreement
+from compare.learners import Learner
+from compare.loop import RunRecord
+
+
+@dataclass
+class ResyncCheck:
+    step: int  # the global step (1-based) whose batch and starting state were used
+    epoch: int
+    reason: str
+    passed: bool
+    worst_rel_error: float  # over the loss, the gradients and the updated state
+    worst_name: str
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_one_step(a: Learner, b: Learner, x: Tensor, y: Tensor, tol: agreement.Tolerance
+                   ) -> tuple[bool, float, str, list[str]]:
+    """One step of copies of `a` and `b` from `a`'s state, compared; the learners themselves are untouched."""
+    pa, pb = copy.deepcopy(a), copy.deepcopy(b)
+    pb.import_state(pa.export_state())
+    results = [agreement.compare("loss", pa.forward_backward(x, y), pb.forward_backward(x, y), tol)]
+    grads_b = pb.named_gradients()
+    results += [agreement.compare(f"d{name}", g, grads_b[name], tol) for name, g in pa.named_gradients().items()]
+    pa.step()
+    pb.step()
+    after_b = {**pb.named_parameters(), **pb.named_buffers()}
+    results += [agreement.compare(f"{name} after the update", t, after_b[name], tol)
+                for name, t in {**pa.named_parameters(), **pa.named_buffers()}.items() if t.is_floating_point()]
+    worst = max(results, key=lambda r: r.max_rel_error)
+    failures = [r.message for r in results if not r.passed]
+    return not failures, worst.max_rel_error, worst.name, failures
+
+
+def relative_difference(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-300)
+
+
+MAX_REGULAR_CHECKS = 20
+
+
+class ResyncMonitor:
+    """A `before_step` hook for compare.loop.train_lockstep that runs the re-synchronized checks."""
+
+    def __init__(self, a: Learner, b: Learner, tol: agreement.Tolerance, separation: float, epochs: int) -> None:
+        self.a, self.b, self.tol, self.separation, self.epochs = a, b, tol, separation, epochs
+        self.every = math.ceil(epochs / MAX_REGULAR_CHECKS)
+        self.checks: list[ResyncCheck] = []
+        self.separated = False
+
+    def __call__(self, epoch: int, step_in_epoch: int, step: int, x: Tensor, y: Tensor,
+                 records: dict[str, RunRecord]) -> None:
+        reason = None
+        la, lb = records[self.a.name].step_losses, records[self.b.name].step_losses
+        if not self.separated and la and lb and relative_difference(la[-1], lb[-1]) > self.separation:
+            self.separated = True
+            reason = f"the step after the losses first differed by more than {self.separation:g} (step {len(la)})"
+        elif step_in_epoch == 1 and ((epoch - 1) % self.every == 0 or epoch == self.epochs):
+            reason = f"first step of epoch {epoch}"
+        if reason is None:
+            return
+        passed, worst, name, failures = check_one_step(self.a, self.b, x, y, self.tol)
+        self.checks.append(ResyncCheck(step, epoch, reason, passed, worst, name, failures))
+
+    def summary(self) -> dict:
+        worst = max(self.checks, key=lambda c: c.worst_rel_error) if self.checks else None
+        return dict(passed=bool(self.checks) and all(c.passed for c in self.checks), count=len(self.checks),
+                    worst_rel_error=worst.worst_rel_error if worst else None,
+                    worst_at_step=worst.step if worst else None, tolerance=self.tol.describe(),
+                    checks=[c.to_dict() for c in self.checks])

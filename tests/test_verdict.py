@@ -1,0 +1,129 @@
+"""The verdict judges the implementations (re-synchronized checks), in every training regime.
+
+An unstable run of two correct implementations passes, naming where its trajectories separated;
+a wrong backward or a wrong optimizer constant fails, in float32 and float64; a diverged run
+still gives its report, with the step where each side diverged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import scratch.activations
+import scratch.optim
+from compare import agreement
+from compare.cli import main
+from compare.config import Config
+from compare.learners import build_pair
+from compare.loop import train_lockstep
+from compare.models import make_spec
+from compare.resync import ResyncMonitor, check_one_step
+from compare.verdict import summary_line, trajectory, verdict
+
+
+def train(tiny_data_root, tmp_path, *args: str) -> tuple[int, dict]:
+    path = tmp_path / "train.json"
+    code = main(["train", "--data-root", str(tiny_data_root), "--hidden", "16", "--batch-size", "20",
+                 "--report", str(path), *args])
+    return code, json.loads(path.read_text())
+
+
+RELU_BACKWARD = scratch.activations.ReLU.backward
+
+
+def scaled_relu_backward(self, dout):
+    """A gradient off by one part in 10,000: the kind of bug rounding could hide."""
+    return RELU_BACKWARD(self, dout) * 1.0001
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_gradient_scaled_by_1_0001_fails(tiny_data_root, tmp_path, monkeypatch, dtype):
+    monkeypatch.setattr(scratch.activations.ReLU, "backward", scaled_relu_backward)
+    code, report = train(tiny_data_root, tmp_path, "--dtype", dtype, "--epochs", "1")
+    assert code == 1 and report["agreement"]["passed"] is False
+    failed = [c for c in report["agreement"]["implementation"]["checks"] if not c["passed"]]
+    assert failed and failed[0]["step"] == 1 and any("dlayers.0.weight" in f for f in failed[0]["failures"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_wrong_momentum_constant_fails(tiny_data_root, tmp_path, monkeypatch, dtype):
+    """Momentum 0.9 in the options, 0.91 in the scratch update: visible from the second step on."""
+    init = scratch.optim.SGD.__init__
+
+    def off_by_a_hundredth(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.momentum += 0.01
+
+    monkeypatch.setattr(scratch.optim.SGD, "__init__", off_by_a_hundredth)
+    code, report = train(tiny_data_root, tmp_path, "--dtype", dtype, "--epochs", "2", "--optimizer", "momentum",
+                         "--lr", "0.01")
+    assert code == 1
+    failed = [c for c in report["agreement"]["implementation"]["checks"] if not c["passed"]]
+    assert failed and all("after the update" in f for f in failed[0]["failures"])
+
+
+def test_correct_implementations_pass_in_float32_and_report_both_parts(tiny_data_root, tmp_path):
+    code, report = train(tiny_data_root, tmp_path, "--epochs", "2")
+    a = report["agreement"]
+    assert code == 0 and a["passed"] is True
+    assert a["implementation"]["count"] >= 2 and a["implementation"]["worst_rel_error"] <= 1e-5
+    assert {"identical_steps", "separated_at", "steps_per_doubling", "training"} <= set(a["trajectory"])
+
+
+def test_an_unstable_float64_run_passes_and_names_where_it_separated(mnist64):
+    """Momentum 0.9 at lr 0.1, constant: on 6400 real images the two correct runs part after ~120 steps."""
+    config = Config(dtype="float64", optimizer="momentum", momentum=0.9, lr=0.1, lr_schedule="none", epochs=1)
+    s, t = build_pair(config)
+    monitor = ResyncMonitor(s, t, agreement.RESYNC_FLOAT64, agreement.LOCKSTEP_LOSS_FLOAT64, epochs=1)
+    records = train_lockstep([s, t], mnist64.x_train[:6400], mnist64.y_train[:6400], mnist64.x_test[:1000],
+                             mnist64.y_test[:1000], epochs=1, batch_size=32, seed=0, before_step=monitor,
+                             progress=False)
+    result = verdict(config, records, True, monitor.summary())
+    path = result["trajectory"]
+    assert path["separated_at"] is not None and path["max_step_loss_rel_diff"] > 1e-6, "meant to be unstable"
+    assert result["passed"] is True
+    assert all(c["worst_rel_error"] <= 1e-10 for c in result["implementation"]["checks"])
+    assert any(f"(step {path['separated_at']})" in c["reason"] for c in result["implementation"]["checks"])
+    assert f"trajectories identical for {path['identical_steps']} steps, then separated" in summary_line(result)
+
+
+def test_a_diverged_run_still_writes_its_report(tiny_data_root, tmp_path):
+    code, report = train(tiny_data_root, tmp_path, "--dtype", "float64", "--epochs", "2", "--lr", "1e4",
+                         "--loss", "mse", "--lr-schedule", "none")
+    diverged = report["agreement"]["trajectory"]["diverged_at"]
+    assert diverged["scratch"] is not None and diverged["scratch"] == diverged["torch"]
+    assert code == 0, "both diverging at the same step is itself agreement"
+
+
+def test_check_one_step_leaves_the_learners_alone():
+    s, t = build_pair(Config(dtype="float64", model=make_spec(hidden=(8,))), input_size=12, num_classes=3)
+    before = {n: p.clone() for n, p in t.named_parameters().items()}
+    x, y = torch.randn(6, 12, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    passed, worst, _, failures = check_one_step(s, t, x, y, agreement.RESYNC_FLOAT64)
+    assert passed and worst <= 1e-12 and failures == []
+    assert all(torch.equal(before[n], p) for n, p in t.named_parameters().items())
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_state_moves_across_implementations(optimizer):
+    """After some steps apart, the torch learner takes the scratch learner's state and both step alike."""
+    config = Config(dtype="float64", optimizer=optimizer, lr=0.01,
+                    momentum=0.9 if optimizer in ("momentum", "nesterov") else 0.0,
+                    model=make_spec(hidden=(8,), batch_norm=True))
+    s, t = build_pair(config, input_size=12, num_classes=3)
+    g = torch.Generator().manual_seed(0)
+    for k in range(3):  # different batches: the two now hold different states
+        s.train_step(torch.randn(6, 12, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2]))
+    x, y = torch.randn(6, 12, generator=g, dtype=torch.float64), torch.tensor([2, 1, 0, 2, 1, 0])
+    passed, worst, name, failures = check_one_step(s, t, x, y, agreement.RESYNC_FLOAT64)
+    assert passed, failures
+
+
+def test_trajectory_figures():
+    diffs = [0.0] * 10 + [1e-8 * 2 ** k for k in range(30)]
+    path = trajectory(diffs, type("R", (), {"step_losses": [1.0] * 40})(), 1e-9)
+    assert path["identical_steps"] == 10 and path["separated_at"] == 11
+    assert path["steps_per_doubling"] == pytest.approx(1.0)
