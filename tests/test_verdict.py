@@ -115,7 +115,7 @@ def test_state_moves_across_implementations(optimizer):
                     model=make_spec(hidden=(8,), batch_norm=True))
     s, t = build_pair(config, input_size=12, num_classes=3)
     g = torch.Generator().manual_seed(0)
-    for k in range(3):  # different batches: the two now hold different states
+    for _ in range(3):  # different batches: the two now hold different states
         s.train_step(torch.randn(6, 12, generator=g, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2]))
     x, y = torch.randn(6, 12, generator=g, dtype=torch.float64), torch.tensor([2, 1, 0, 2, 1, 0])
     passed, worst, name, failures = check_one_step(s, t, x, y, agreement.RESYNC_FLOAT64)
