@@ -144,7 +144,12 @@ def find_files(name: str, root: str | Path) -> dict[str, tuple[Path, Path]]:
 
 
 def _try_download(info: DatasetInfo, root: Path) -> str | None:
-    """Let torchvision download into root/<TorchvisionFolder>/raw; return why it failed, or None."""
+    """Let torchvision download into root/<TorchvisionFolder>/raw; return why it failed, or None.
+
+    A failed download leaves nothing behind: the folders it made (root, <TorchvisionFolder>, raw) are
+    removed again when they hold no file."""
+    made = [p for p in (root, root / info.torchvision_folder, root / info.torchvision_folder / "raw")
+            if not p.exists()]
     try:
         import torchvision.datasets as tvd
 
@@ -153,6 +158,9 @@ def _try_download(info: DatasetInfo, root: Path) -> str | None:
             getattr(tvd, info.torchvision_folder)(str(root), train=True, download=True)
         return None
     except Exception as e:  # no internet, a proxy, a full disk: all end the same way
+        for folder in reversed(made):  # innermost first; rmdir refuses a folder that holds anything
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         # torchvision's messages span lines and end with the cause ("Name or service not known").
         cause = (str(e).strip().splitlines() or [""])[-1][:200]
         return f"{type(e).__name__}: {cause}" if cause else type(e).__name__

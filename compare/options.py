@@ -107,7 +107,12 @@ def _default_text(d: Defaults, key: str) -> str:
     """The command's own default, or the model families' (which one applies depends on --model)."""
     if d.given(key) is not None:
         return str(d.given(key))
-    return "the family's: " + ", ".join(f"{name} {getattr(f.training, key)}" for name, f in models.FAMILIES.items())
+
+    def show(value: object) -> str:
+        return ", ".join(f"{k} {v:g}" for k, v in value.items()) if isinstance(value, Mapping) else str(value)
+
+    return "the family's: " + "; ".join(f"{name}: {show(getattr(f.training, key))}"
+                                        for name, f in models.FAMILIES.items())
 
 
 def _resolve_batch(args: argparse.Namespace) -> None:
@@ -129,7 +134,7 @@ EPOCHS = OptionGroup("epochs", _add_epochs)
 def _add_optimizer(p: argparse.ArgumentParser, d: Defaults) -> None:
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=d.given("lr"),
-                   help=f"learning rate (default: {_default_text(d, 'lr')})")
+                   help=f"learning rate (default: {_default_text(d, 'lr')}, by --optimizer)")
     g.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
                    help="sgd; sgd with momentum or Nesterov momentum; Adam; AdamW (decoupled weight decay). "
                         f"Adam and AdamW usually want --lr 1e-3 (default: {d.optimizer})")
@@ -150,7 +155,7 @@ def _add_optimizer(p: argparse.ArgumentParser, d: Defaults) -> None:
 def _resolve_optimizer(args: argparse.Namespace) -> None:
     training = models.family_of(args.model).training
     if args.lr is None:
-        args.lr = training.lr
+        args.lr = training.lr[args.optimizer]
     if not args.lr > 0:
         raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
     if args.lr_schedule is None:

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA_ROOT, requires_data
 
 from compare import graph
 from compare.cli import main
@@ -172,10 +172,10 @@ def test_real_graphviz_renders_the_graph(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("MNIST_DATA_ROOT"), reason="set MNIST_DATA_ROOT to run on real MNIST")
+@requires_data
 def test_three_way_agreement_on_real_mnist(tmp_path: Path, capsys) -> None:
     report_path = tmp_path / "autograd.json"
-    code, out, _ = run_cli(["autograd", "--dtype", "float64", "--data-root", os.environ["MNIST_DATA_ROOT"],
+    code, out, _ = run_cli(["autograd", "--dtype", "float64", "--data-root", DATA_ROOT,
                             "--report", str(report_path)], capsys)
     assert code == 0, out
     worst = json.loads(report_path.read_text())["agreement"]["max_rel_error"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import requires_data
 
 import compare.commands.bench as bench
 import scratch
@@ -285,7 +285,7 @@ def test_scratch_learner_still_matches_autograd_in_float64() -> None:
         agreement.assert_agree(name, g, t.named_gradients()[name], agreement.AUTOGRAD_FLOAT64)
 
 
-@pytest.mark.skipif(not os.environ.get("MNIST_DATA_ROOT"), reason="set MNIST_DATA_ROOT to bench real MNIST")
+@requires_data
 def test_quick_on_real_mnist(tmp_path: Path) -> None:
     code, report = run_bench(["--quick", "--batch-sizes", "32", "--repeats", "2", "--epoch-images", "2000"], tmp_path)
     assert code == 0 and report["data"] == "mnist training images"

@@ -53,7 +53,7 @@ DROPOUT = ModelOption("dropout", "dropout probability after each hidden activati
 class TrainingDefaults:
     """The training settings a family trains well with, chosen by measurement (see the family's file)."""
 
-    lr: float  # learning rate of plain SGD
+    lr: Mapping[str, float]  # the learning rate of each --optimizer (sgd, momentum, nesterov, adam, adamw)
     batch_size: int = 32
     lr_schedule: str = "cosine"
 

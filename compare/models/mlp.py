@@ -24,6 +24,8 @@ from scratch import engine_nn
 HIDDEN = ModelOption("hidden", "hidden layer sizes, comma-separated", dict(type=argtypes.hidden_sizes), show=show_sizes)
 
 DEFAULTS = dict(hidden=(16, 16), activation="relu", batch_norm=False, dropout=0.0)
+# Adam's and AdamW's rate, 3 epochs, seed 0, scratch/torch test accuracy: 1e-3 93.87/93.87%, 3e-3 94.49/94.49%.
+ADAM_LR = 3e-3
 
 
 def _kwargs(spec: ModelSpec, input_size: int, num_classes: int) -> dict:
@@ -75,8 +77,12 @@ FAMILY = Family(
     input_shape=lambda spec, input_size: (input_size,),
     describe=describe,
     # Measured (784-16-16-10, 3 seeds): cosine from lr 0.1 gives 95.1-95.5% after 3 epochs and 95.9-96.2% after
-    # 10, against 93.4-94.4% after 3 epochs at a constant rate (0.02 to 0.1).
-    training=TrainingDefaults(lr=0.1, batch_size=32, lr_schedule="cosine"),
+    # 10, against 93.4-94.4% after 3 epochs at a constant rate (0.02 to 0.1). Per optimizer, 3 epochs, seed 0,
+    # test accuracy scratch/torch: momentum 0.9 at lr 0.01 95.67/95.84% (0.02: 95.40/95.24, 0.05: 94.21/93.89);
+    # nesterov 0.01 95.62/95.62% (0.02: 95.19/95.48, 0.05: 94.69/94.75); momentum multiplies the step by about
+    # 1 / (1 - 0.9) = 10, so a tenth of plain SGD's rate. Adam and AdamW: see ADAM_LR.
+    training=TrainingDefaults(lr=dict(sgd=0.1, momentum=0.01, nesterov=0.01, adam=ADAM_LR, adamw=ADAM_LR),
+                              batch_size=32, lr_schedule="cosine"),
     check=check,
     engine_problem=engine_problem,
     kinked=lambda spec: spec["activation"] in KINKED_ACTIVATIONS,
