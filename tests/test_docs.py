@@ -1,0 +1,127 @@
+"""Every command shown in README.md and docs/*.md runs, and gives the exit status the text implies (0).
+
+Commands are read from the text itself: lines of code blocks with `python -m compare ...`, and
+inline code that starts with `python -m compare` or with a command's name (`train --epochs 10`).
+They run in-process on small fake data (tests/idx_files.py) and for fewer epochs, so that every
+one of them fits in the test suite; output paths go to a temporary folder. What the text
+measured on the real data is rerun by hand (README "Measured on this machine"); here the
+question is whether the command, as printed, works.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+from idx_files import make_dataset
+
+from compare.cli import main
+from compare.commands import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PATH_OPTIONS = ("--plots", "--report", "--save", "--checkpoint", "--graph", "--show")
+PLACEHOLDERS = re.compile(r"\b(COMMAND|NAME|N|P|LR)\b|\.\.\.|\|")  # a synopsis, not a command
+FAST = {  # added where the command does not say otherwise, so that it runs in seconds
+    "train": ["--epochs", "1"], "grads": [], "autograd": [], "evaluate": [],
+    "playground": ["--epochs", "3", "--samples", "50"],
+    "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
+}
+
+
+def commands_in(text: str) -> list[tuple[int, str]]:
+    """(line number, command text without `python -m compare`) of every command the text shows."""
+    found = []
+    in_fence = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        code = in_fence or line.startswith("    ")
+        if code and "python -m compare " in line:
+            command = line.split("python -m compare ", 1)[1].split("  #")[0].split(" # ")[0]
+            found += [(number, part.strip().removeprefix("python -m compare ").strip())
+                      for part in command.split("&&")]
+        elif not code:
+            for span in re.findall(r"`([^`]+)`", line):
+                span = span.removeprefix(".venv/bin/").removeprefix("python -m compare ").strip()
+                if span.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(span):
+                    found.append((number, span))
+    return [(n, c) for n, c in found if c and c.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(c)]
+
+
+def all_commands() -> list[tuple[str, str]]:
+    seen, out = set(), []
+    for doc in DOCUMENTS:
+        for number, command in commands_in(doc.read_text()):
+            if command not in seen:
+                seen.add(command)
+                out.append((f"{doc.relative_to(ROOT)}:{number}", command))
+    return out
+
+
+COMMAND_LINES = all_commands()
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("docs-data")
+    for name in ("mnist", "fashion-mnist"):
+        make_dataset(root / name, gz=True, n_train=120, n_test=40)
+    return root
+
+
+def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
+    args = shlex.split(command)
+    name, rest = args[0], args[1:]
+    fixed: list[str] = []
+    k = 0
+    while k < len(rest):
+        option = rest[k]
+        if option in PATH_OPTIONS and k + 1 < len(rest):
+            fixed += [option, str(outputs / rest[k + 1].strip("/").replace("/", "_"))]
+            k += 2
+            continue
+        if option == "--epochs" and k + 1 < len(rest):
+            fixed += [option, "1"]
+            k += 2
+            continue
+        fixed.append(option)
+        k += 1
+    extra = list(FAST[name])
+    if name == "bench" and "--show" not in fixed:
+        extra += [] if "--models" in fixed else ["--models", "8"]
+        extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
+    if "--show" in fixed:
+        extra = []
+    if name in ("train", "grads", "autograd", "evaluate", "bench") and "--data-root" not in fixed and \
+            "--show" not in fixed:
+        extra += ["--data-root", str(data_root)]
+    if "--epochs" in fixed:
+        extra = [e for e in extra if e not in ("--epochs",)]
+        extra = [e for i, e in enumerate(extra) if not (i > 0 and extra[i - 1] == "--epochs")]
+    return [name, *fixed, *extra]
+
+
+def test_commands_are_found():
+    names = {command.split(" ")[0] for _, command in COMMAND_LINES}
+    assert {"train", "grads", "autograd", "bench", "playground", "evaluate"} <= names, names
+
+
+@pytest.mark.parametrize("where,command", COMMAND_LINES, ids=[w for w, _ in COMMAND_LINES])
+def test_documented_command_runs(where, command, fake_data, tmp_path_factory, capsys):
+    if "--device cuda" in command and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    outputs = tmp_path_factory.getbasetemp() / "docs-outputs"  # shared: evaluate reads what train --save wrote
+    outputs.mkdir(exist_ok=True)
+    args = runnable(command, fake_data, outputs)
+    if "--show" in args or "--checkpoint" in args:
+        target = Path(args[args.index("--show" if "--show" in args else "--checkpoint") + 1])
+        if not target.exists():
+            pytest.skip(f"reads {target.name}, which a command of the text writes on a GPU machine")
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 0, f"{where}: `python -m compare {command}` exited {code}\n{captured.err[-2000:]}"
