@@ -540,12 +540,12 @@ def test_docs_point_at_the_right_lines() -> None:
 
 
 def link_target_matches(text: str, line: str) -> bool:
-    """A code fragment appears on the line; `Value.exp` is the method's def (indented once), `no_grad`
-    a top-level def (so a link cannot land on one of the nested `def backward(dout)` rules)."""
+    """A code fragment appears on the line; `Value.exp` is the method's def (indented once, taking self),
+    `no_grad` a top-level def (so a link cannot land on one of the nested `def backward(dout)` rules)."""
     if "(" in text or " " in text:
         return text in line
     if "." in text:
-        return line.startswith(f"    def {text.rsplit('.', 1)[-1]}(")
+        return line.startswith(f"    def {text.rsplit('.', 1)[-1]}(self")
     return line.startswith(f"def {text}(") or line.startswith(f"class {text}")
 
 
