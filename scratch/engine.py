@@ -42,8 +42,9 @@ from torch import Tensor
 from scratch.activations import INV_SQRT_2PI, SQRT_HALF
 from scratch.losses import check_loss_inputs
 
-# A backward rule: given dout (same shape as the op's output), one gradient per parent.
-BackwardRule = Callable[[Tensor], Sequence[Tensor]]
+# A backward rule: given dout (same shape as the op's output), one gradient per parent
+# (None where that parent needs no gradient and the rule did not compute one).
+BackwardRule = Callable[[Tensor], Sequence[Tensor | None]]
 
 _recording = True  # switched off inside `no_grad()`
 
@@ -144,8 +145,9 @@ class Value:
         return Value(self.data, name=self.name)
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero, in place when there is a buffer (an optimizer may hold it)."""
-        if self.grad is None:
+        """Set the gradient to zero: in place for a leaf's buffer (an optimizer may hold it); an
+        intermediate result's gradient may be shared with another value's, so it is replaced."""
+        if self.grad is None or self._parents:
             self.grad = torch.zeros_like(self.data)
         else:
             self.grad.zero_()
@@ -272,8 +274,12 @@ class Value:
                 f"{b.shape[-2]} must match (a is [..., n, k], b must be [..., k, m])"
             )
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
-            return dout @ b.transpose(-2, -1), a.transpose(-2, -1) @ dout
+        need_a, need_b = self.requires_grad, other.requires_grad
+
+        def backward(dout: Tensor) -> tuple[Tensor | None, Tensor | None]:
+            # Only the gradients someone needs: for a first layer, da is the input images' gradient.
+            return (dout @ b.transpose(-2, -1) if need_a else None,
+                    a.transpose(-2, -1) @ dout if need_b else None)
 
         return _result(a @ b, (self, other), "matmul", backward)
 
@@ -630,8 +636,10 @@ class Value:
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
-        if self.grad is None:
-            self.grad = dout.clone()  # own copy: a rule may pass one tensor on to several values
+        if self._parents:  # an intermediate result: .grad records this pass, and is never changed in place
+            self.grad = dout if self.grad is None else self.grad + dout
+        elif self.grad is None:
+            self.grad = dout.clone()  # a leaf's own buffer: a rule may pass one tensor on to several values
         else:
             self.grad.add_(dout)  # in place, so an optimizer holding this buffer sees the new gradient
 

@@ -360,6 +360,18 @@ def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
     assert w.grad is buffer and w.grad.item() == 0.0
 
 
+def test_intermediate_gradients_stay_separate_across_passes() -> None:
+    """add hands one tensor to both of its inputs; their recorded .grad must not change each other."""
+    w = Value(torch.ones(3, dtype=F64), requires_grad=True)
+    h1, h2 = w * 2.0, w * 3.0
+    y = (h1 + h2).sum()
+    y.backward(retain_graph=True)
+    h1.zero_grad()  # after one pass, h1.grad and h2.grad may be one tensor
+    assert h1.grad.tolist() == [0.0] * 3 and h2.grad.tolist() == [1.0] * 3
+    y.backward()  # the second pass adds to each
+    assert h1.grad.tolist() == [1.0] * 3 and h2.grad.tolist() == [2.0] * 3 and w.grad.tolist() == [10.0] * 3
+
+
 def test_no_grad_records_nothing() -> None:
     w = Value(torch.randn(3, dtype=F64), requires_grad=True)
     with no_grad():
