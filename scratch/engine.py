@@ -27,6 +27,14 @@ Each op's backward rule sits right under its forward, in the notation of the REA
 rule returns the gradient with respect to each input (`da`, `db`, ...). The engine,
 not the rule, undoes broadcasting (`_sum_to_shape`) and adds up the gradients of a
 value that is used more than once. See docs/autograd.md for a walk-through.
+
+The ops, as torch names them:
+    arithmetic   + - * / ** and @ (batched, broadcasting), broadcasting like torch
+    shapes       reshape, flatten, transpose (.T), permute, indexing x[:, t, :], unfold, pad2d; cat, stack
+    reductions   sum, mean, max (with indices)
+    functions    exp, log, sqrt, rsqrt, relu, sigmoid, tanh, gelu, softmax, log_softmax
+    losses       cross_entropy, mse_loss (built from the ops)
+Layers built from them (convolution, pooling, layer norm, attention, LSTM) are in scratch/engine_nn.py.
 """
 
 from __future__ import annotations
