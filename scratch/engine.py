@@ -610,7 +610,7 @@ class Value:
             node._add_to_grad(dout)
             if not node._parents:
                 continue
-            for parent, dparent in zip(node._parents, node._backward(dout)):
+            for parent, dparent in zip(node._parents, node._backward(dout), strict=True):
                 if not parent.requires_grad:
                     continue  # a constant (input data, a target): nobody asks for its gradient
                 dparent = _sum_to_shape(dparent, parent.shape, node._op)

@@ -156,7 +156,7 @@ class MLP(Layer):
             raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
         sizes = [input_size, *hidden_sizes]
         self.layers: list[Linear | Activation] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             self.layers += [Linear(fan_in, fan_out), Activation(activation)]
         self.layers.append(Linear(sizes[-1], num_classes))
         for name, p in self.named_parameters():

@@ -17,18 +17,23 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F  # noqa: N812 (torch's own name for it)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch.nn import functional
 
 from compare import gradcheck
 from compare.agreement import (
-    AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT64, ENGINE_VS_HAND_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree,
+    AUTOGRAD_EXPRESSIONS_FLOAT64,
+    AUTOGRAD_FLOAT64,
+    ENGINE_VS_HAND_FLOAT64,
+    FINITE_DIFF_FLOAT64,
+    Tolerance,
+    assert_agree,
 )
 from compare.config import Config
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from scratch import engine_nn
 from scratch.engine import GraphError, Value, cat, cross_entropy, mse_loss, no_grad, stack
-from scratch.engine_nn import MLP as EngineMLP
 from scratch.engine_nn import avg_pool2d, conv2d, max_pool2d
 
 F64 = torch.float64
@@ -107,20 +112,22 @@ OPS = [
     Op("max-of-0d", lambda a: a.max(dim=0).values, ((),)),
     Op("softmax", lambda a: a.softmax(dim=-1), ((3, 5),)),
     Op("softmax-dim0", lambda a: a.softmax(dim=0), ((3, 5),)),
-    Op("gelu", lambda a: a.gelu(), ((3, 4),), reference=F.gelu),
+    Op("gelu", lambda a: a.gelu(), ((3, 4),), reference=functional.gelu),
     Op("unfold", lambda a: a.unfold(1, 3, 2), ((2, 8, 3),)),
     Op("unfold-overlapping", lambda a: a.unfold(-1, 3, 1), ((2, 6),)),
-    Op("pad2d", lambda a: a.pad2d(2), ((2, 3, 4, 5),), reference=lambda a: F.pad(a, (2, 2, 2, 2))),
-    Op("conv2d", conv2d, ((2, 3, 6, 6), (4, 3, 3, 3), (4,)), reference=F.conv2d),
+    Op("pad2d", lambda a: a.pad2d(2), ((2, 3, 4, 5),), reference=lambda a: functional.pad(a, (2, 2, 2, 2))),
+    Op("conv2d", conv2d, ((2, 3, 6, 6), (4, 3, 3, 3), (4,)), reference=functional.conv2d),
     Op("conv2d-stride-padding", lambda x, w, b: conv2d(x, w, b, stride=2, padding=1),
-       ((2, 2, 7, 7), (3, 2, 3, 3), (3,)), reference=lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1)),
-    Op("conv2d-no-bias-2x3-kernel", lambda x, w: conv2d(x, w), ((1, 2, 5, 6), (3, 2, 2, 3)), reference=F.conv2d),
-    Op("max_pool2d", lambda x: max_pool2d(x, 2), ((2, 3, 6, 6),), reference=lambda x: F.max_pool2d(x, 2)),
+       ((2, 2, 7, 7), (3, 2, 3, 3), (3,)),
+       reference=lambda x, w, b: functional.conv2d(x, w, b, stride=2, padding=1)),
+    Op("conv2d-no-bias-2x3-kernel", lambda x, w: conv2d(x, w), ((1, 2, 5, 6), (3, 2, 2, 3)),
+       reference=functional.conv2d),
+    Op("max_pool2d", lambda x: max_pool2d(x, 2), ((2, 3, 6, 6),), reference=lambda x: functional.max_pool2d(x, 2)),
     Op("max_pool2d-overlapping", lambda x: max_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
-       reference=lambda x: F.max_pool2d(x, 3, stride=2)),
-    Op("avg_pool2d", lambda x: avg_pool2d(x, 2), ((2, 3, 6, 7),), reference=lambda x: F.avg_pool2d(x, 2)),
+       reference=lambda x: functional.max_pool2d(x, 3, stride=2)),
+    Op("avg_pool2d", lambda x: avg_pool2d(x, 2), ((2, 3, 6, 7),), reference=lambda x: functional.avg_pool2d(x, 2)),
     Op("avg_pool2d-overlapping", lambda x: avg_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
-       reference=lambda x: F.avg_pool2d(x, 3, stride=2)),
+       reference=lambda x: functional.avg_pool2d(x, 3, stride=2)),
 ]
 
 
@@ -147,7 +154,7 @@ def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
     out_e, out_t, values, leaves, _ = run_both(fn, inputs, reference=reference)
     assert out_e.shape == out_t.shape, f"{name}: shape {list(out_e.shape)}, torch's {list(out_t.shape)}"
     assert_agree(f"{name} forward", out_e.data, out_t.detach(), tol)
-    for i, (v, leaf) in enumerate(zip(values, leaves)):
+    for i, (v, leaf) in enumerate(zip(values, leaves, strict=True)):
         if leaf.grad is None:  # torch: this input does not reach the output; the engine: a zero buffer
             assert torch.count_nonzero(v.grad) == 0, f"{name}: input {i} is unused, but its gradient is not zero"
         else:
@@ -180,8 +187,8 @@ def test_op_matches_finite_differences(op: Op) -> None:
 @pytest.mark.parametrize("name,fn,reference", [
     ("max", lambda a: a.max(dim=-1).values, None),
     ("max-keepdim", lambda a: a.max(dim=1, keepdim=True).values, None),
-    ("max_pool2d", lambda a: max_pool2d(a, 2), lambda a: F.max_pool2d(a, 2)),
-    ("max_pool2d-overlapping", lambda a: max_pool2d(a, 3, stride=2), lambda a: F.max_pool2d(a, 3, stride=2)),
+    ("max_pool2d", lambda a: max_pool2d(a, 2), lambda a: functional.max_pool2d(a, 2)),
+    ("max_pool2d-overlapping", lambda a: max_pool2d(a, 3, stride=2), lambda a: functional.max_pool2d(a, 3, stride=2)),
 ])
 def test_max_breaks_ties_like_torch(name: str, fn: Callable, reference: Callable | None) -> None:
     """Inputs drawn from {0, 1, 2}, so most windows hold several maxima: the first one gets the gradient."""
@@ -252,7 +259,7 @@ UNARY = {
     "transpose": lambda a, k: (a.transpose(0, -1) * 1.5).transpose(0, -1),
     "permute": lambda a, k: (a.permute(tuple(reversed(range(a.dim())))) * 1.5).permute(tuple(reversed(range(a.dim())))),
     "rsqrt": lambda a, k: (a * a + 1).rsqrt(),
-    "gelu": lambda a, k: a.gelu() if isinstance(a, Value) else F.gelu(a),
+    "gelu": lambda a, k: a.gelu() if isinstance(a, Value) else functional.gelu(a),
     "softmax": lambda a, k: a.softmax(dim=-1 - k % max(a.dim(), 1)),
     "max-keepdim": lambda a, k: a.max(dim=-1 - k % max(a.dim(), 1), keepdim=True).values,  # ties after relu
     "cat-halves": lambda a, k: a if a.dim() == 0 else join(cat, torch.cat, [a[..., :k % 2], a[..., k % 2:]], -1),
@@ -382,7 +389,7 @@ def test_no_grad_records_nothing() -> None:
     assert torch.count_nonzero(w.grad) == 0
     # recording resumes afterwards, also after an exception inside the block
     with pytest.raises(ZeroDivisionError), no_grad():
-        1 / 0
+        _ = 1 / 0
     z = (w * 2.0).sum()
     assert z.requires_grad and len(z._parents) == 1
 
@@ -431,7 +438,7 @@ def test_shape_errors_say_what_to_do() -> None:
     with pytest.raises(ValueError, match="inner sizes 3 and 4"):
         Value(torch.ones(2, 3)) @ Value(torch.ones(4, 2))
     with pytest.raises(ValueError, match="use .transpose"):
-        Value(torch.ones(2, 3, 4)).T
+        _ = Value(torch.ones(2, 3, 4)).T
 
 
 def test_topological_order_lists_each_value_after_its_parents() -> None:
@@ -535,9 +542,9 @@ def test_engine_learner_evaluation_records_nothing() -> None:
 
 def test_engine_mlp_checks_its_spec() -> None:
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        EngineMLP(activation="gelu")
+        engine_nn.MLP(activation="gelu")
     with pytest.raises(ValueError, match=r"expects input of shape \[batch, 784\]"):
-        EngineMLP()(Value(torch.zeros(2, 28, 28)))
+        engine_nn.MLP()(Value(torch.zeros(2, 28, 28)))
 
 
 def test_docs_point_at_the_right_lines() -> None:
