@@ -355,10 +355,10 @@ class Value:
         if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
             raise TypeError(f"a Value takes basic indices (ints, slices, None, ...), got {index!r}; "
                             "indexing by a tensor or a list of indices is not supported")
-        in_shape, like = self.data.shape, self.data
+        in_shape = self.data.shape
 
         def backward(dout: Tensor) -> tuple[Tensor]:
-            da = like.new_zeros(in_shape)
+            da = dout.new_zeros(in_shape)
             da[index] = dout
             return (da,)
 
@@ -375,13 +375,13 @@ class Value:
                    along two dims this is col2im, the backward of the windows a convolution reads.
         Saves only a's shape.
         """
-        in_shape, like = self.data.shape, self.data
+        in_shape = self.data.shape
         d = dim % max(self.data.dim(), 1)
         out = self.data.unfold(d, size, step)
         windows = out.shape[d]
 
         def backward(dout: Tensor) -> tuple[Tensor]:
-            da = like.new_zeros(in_shape)
+            da = dout.new_zeros(in_shape)
             for i in range(size):
                 at = (slice(None),) * d + (slice(i, i + step * (windows - 1) + 1, step),)
                 da[at] += dout[..., i]
@@ -446,10 +446,10 @@ class Value:
                              torch.zeros((), dtype=torch.int64, device=self.data.device))
         d = dim % self.data.dim()
         values, where = self.data.max(dim=d, keepdim=True)  # where: the winners' indices, dim d kept (size 1)
-        in_shape, like = self.data.shape, self.data
+        in_shape = self.data.shape
 
         def backward(dout: Tensor) -> tuple[Tensor]:
-            return (like.new_zeros(in_shape).scatter_(d, where, dout if keepdim else dout.unsqueeze(d)),)
+            return (dout.new_zeros(in_shape).scatter_(d, where, dout if keepdim else dout.unsqueeze(d)),)
 
         if keepdim:
             return MaxResult(_result(values, (self,), "max", backward), where)
