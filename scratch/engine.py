@@ -27,6 +27,14 @@ Each op's backward rule sits right under its forward, in the notation of the REA
 rule returns the gradient with respect to each input (`da`, `db`, ...). The engine,
 not the rule, undoes broadcasting (`_sum_to_shape`) and adds up the gradients of a
 value that is used more than once. See docs/autograd.md for a walk-through.
+
+The ops, as torch names them:
+    arithmetic   + - * / ** and @ (batched, broadcasting), broadcasting like torch
+    shapes       reshape, flatten, transpose (.T), permute, indexing x[:, t, :], unfold, pad2d; cat, stack
+    reductions   sum, mean, max (with indices)
+    functions    exp, log, sqrt, rsqrt, relu, sigmoid, tanh, gelu, softmax, log_softmax
+    losses       cross_entropy, mse_loss (built from the ops)
+Layers built from them (convolution, pooling, layer norm, attention, LSTM) are in scratch/engine_nn.py.
 """
 
 from __future__ import annotations
@@ -34,14 +42,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from numbers import Number
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from scratch.activations import INV_SQRT_2PI, SQRT_HALF
 from scratch.losses import check_loss_inputs
 
-# A backward rule: given dout (same shape as the op's output), one gradient per parent.
-BackwardRule = Callable[[Tensor], Sequence[Tensor]]
+# A backward rule: given dout (same shape as the op's output), one gradient per parent
+# (None where that parent needs no gradient and the rule did not compute one).
+BackwardRule = Callable[[Tensor], Sequence[Tensor | None]]
 
 _recording = True  # switched off inside `no_grad()`
 
@@ -63,6 +74,13 @@ def no_grad() -> Iterator[None]:
 
 def is_recording() -> bool:
     return _recording
+
+
+class MaxResult(NamedTuple):
+    """What Value.max(dim) returns, as torch's max(dim): the values (a Value) and their indices (a tensor)."""
+
+    values: Value
+    indices: Tensor
 
 
 class GraphError(RuntimeError):
@@ -135,8 +153,9 @@ class Value:
         return Value(self.data, name=self.name)
 
     def zero_grad(self) -> None:
-        """Set the gradient to zero, in place when there is a buffer (an optimizer may hold it)."""
-        if self.grad is None:
+        """Set the gradient to zero: in place for a leaf's buffer (an optimizer may hold it); an
+        intermediate result's gradient may be shared with another value's, so it is replaced."""
+        if self.grad is None or self._parents:
             self.grad = torch.zeros_like(self.data)
         else:
             self.grad.zero_()
@@ -263,8 +282,12 @@ class Value:
                 f"{b.shape[-2]} must match (a is [..., n, k], b must be [..., k, m])"
             )
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
-            return dout @ b.transpose(-2, -1), a.transpose(-2, -1) @ dout
+        need_a, need_b = self.requires_grad, other.requires_grad
+
+        def backward(dout: Tensor) -> tuple[Tensor | None, Tensor | None]:
+            # Only the gradients someone needs: for a first layer, da is the input images' gradient.
+            return (dout @ b.transpose(-2, -1) if need_a else None,
+                    a.transpose(-2, -1) @ dout if need_b else None)
 
         return _result(a @ b, (self, other), "matmul", backward)
 
@@ -298,6 +321,92 @@ class Value:
 
         return _result(self.data.reshape(shape), (self,), "reshape", backward)
 
+    def permute(self, *dims: int | Sequence[int]) -> Value:
+        """out = a with its dims reordered: out dim i is a's dim dims[i].   da = dout with the inverse order."""
+        if len(dims) == 1 and not isinstance(dims[0], int):
+            dims = tuple(dims[0])
+        ndim = self.data.dim()
+        if sorted(d % max(ndim, 1) for d in dims) != list(range(ndim)):
+            raise ValueError(f"permute{tuple(dims)} of a Value with {ndim} dims: name every dim once")
+        inverse = [0] * ndim
+        for i, d in enumerate(dims):
+            inverse[d % ndim] = i
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout.permute(inverse),)
+
+        return _result(self.data.permute(dims), (self,), "permute", backward)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
+        """Dims start_dim..end_dim merged into one, as torch: a reshape, so reshape's rule undoes it."""
+        shape = list(self.data.shape)
+        start, end = start_dim % max(len(shape), 1), end_dim % max(len(shape), 1)
+        if not shape:
+            return self.reshape(1)
+        return self.reshape(shape[:start] + [-1] + shape[end + 1:])
+
+    def __getitem__(self, index: int | slice | tuple | None) -> Value:
+        """out = a[index], with torch's basic indexing: ints, slices (x[:, t, :], x[:, :, 0:H]), None and ...
+
+        da = zeros of a's shape with dout written back at `index` (basic indexing picks every
+        entry at most once, so writing is enough). Saves only a's shape.
+        """
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
+            raise TypeError(f"a Value takes basic indices (ints, slices, None, ...), got {index!r}; "
+                            "indexing by a tensor or a list of indices is not supported")
+        in_shape = self.data.shape
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            da = dout.new_zeros(in_shape)
+            da[index] = dout
+            return (da,)
+
+        return _result(self.data[index], (self,), "getitem", backward)
+
+    def unfold(self, dim: int, size: int, step: int) -> Value:
+        """Every window of `size` entries along `dim`, `step` apart, as torch's Tensor.unfold.
+
+        forward:   dim of length n becomes the window index w (n_w = (n - size) // step + 1 windows),
+                   and a new last dim holds the offset i within the window:
+                   out[..., w, ..., i] = a[..., w*step + i, ...]   (a view: overlapping windows share entries)
+        backward:  da[..., w*step + i, ...] += dout[..., w, ..., i], one strided add for each of the
+                   `size` offsets i (an entry in several windows collects a gradient from each):
+                   along two dims this is col2im, the backward of the windows a convolution reads.
+        Saves only a's shape.
+        """
+        in_shape = self.data.shape
+        d = dim % max(self.data.dim(), 1)
+        out = self.data.unfold(d, size, step)
+        windows = out.shape[d]
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            da = dout.new_zeros(in_shape)
+            for i in range(size):
+                at = (slice(None),) * d + (slice(i, i + step * (windows - 1) + 1, step),)
+                da[at] += dout[..., i]
+            return (da,)
+
+        return _result(out, (self,), "unfold", backward)
+
+    def pad2d(self, padding: int) -> Value:
+        """out = a with `padding` zeros added on every side of its last two dims (height and width).
+
+        As torch's zero padding, F.pad(a, (p, p, p, p)).   da = dout with the border cut off
+        (the zeros are constants: no gradient goes to them).
+        """
+        if padding == 0:
+            return self
+        p = padding
+        *lead, h, w = self.data.shape
+        out = self.data.new_zeros(*lead, h + 2 * p, w + 2 * p)
+        out[..., p:p + h, p:p + w] = self.data
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout[..., p:p + h, p:p + w],)
+
+        return _result(out, (self,), "pad2d", backward)
+
     # ------------------------------------------------------------------ reductions
 
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Value:
@@ -324,6 +433,27 @@ class Value:
             return (_unreduce(dout / n, in_shape, dims, keepdim),)
 
         return _result(out, (self,), "mean", backward)
+
+    def max(self, dim: int, keepdim: bool = False) -> MaxResult:
+        """(values, indices): the largest entry along `dim`, and where it is, as torch's max(dim).
+
+        When several entries tie, the first one wins, as in torch (and in torch's max pooling).
+        da = dout at the winning position, 0 elsewhere: only the winner moved the output.
+        Saves the indices. Returns the values as a Value and the indices as a plain tensor.
+        """
+        if self.data.dim() == 0:  # a 0-dim value is its own maximum
+            return MaxResult(_result(self.data.clone(), (self,), "max", lambda dout: (dout,)),
+                             torch.zeros((), dtype=torch.int64, device=self.data.device))
+        d = dim % self.data.dim()
+        values, where = self.data.max(dim=d, keepdim=True)  # where: the winners' indices, dim d kept (size 1)
+        in_shape = self.data.shape
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout.new_zeros(in_shape).scatter_(d, where, dout if keepdim else dout.unsqueeze(d)),)
+
+        if keepdim:
+            return MaxResult(_result(values, (self,), "max", backward), where)
+        return MaxResult(_result(values.squeeze(d), (self,), "max", backward), where.squeeze(d))
 
     # ------------------------------------------------------------------ elementwise functions
 
@@ -372,6 +502,38 @@ class Value:
 
         return _result(out, (self,), "tanh", backward)
 
+    def sqrt(self) -> Value:
+        """out = a^(1/2).   da = dout / (2 out).   Saves out."""
+        out = torch.sqrt(self.data)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout / (2 * out),)
+
+        return _result(out, (self,), "sqrt", backward)
+
+    def rsqrt(self) -> Value:
+        """out = a^(-1/2), as in layer norm's 1/sqrt(var + eps).   da = -dout * out^3 / 2.   Saves out."""
+        out = torch.rsqrt(self.data)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (-0.5 * dout * out * out * out,)
+
+        return _result(out, (self,), "rsqrt", backward)
+
+    def gelu(self) -> Value:
+        """out = a * Phi(a), Phi(a) = (1 + erf(a / sqrt(2))) / 2: the exact (erf) form, as scratch.GELU.
+
+        da = dout * (Phi(a) + a * phi(a)),  phi(a) = e^(-a^2 / 2) / sqrt(2 pi)   (product rule; phi = Phi')
+        Saves a and Phi(a).
+        """
+        a = self.data
+        cdf = 0.5 * (1 + torch.erf(a * SQRT_HALF))
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * (cdf + a * torch.exp(-0.5 * a * a) * INV_SQRT_2PI),)
+
+        return _result(a * cdf, (self,), "gelu", backward)
+
     def log_softmax(self, dim: int = -1) -> Value:
         """out = a - log sum_j e^(a_j) along `dim`: log-probabilities that sum (as probabilities) to 1.
 
@@ -386,6 +548,20 @@ class Value:
             return (dout - torch.exp(out) * dout.sum(dim=dim, keepdim=True),)
 
         return _result(out, (self,), "log_softmax", backward)
+
+    def softmax(self, dim: int = -1) -> Value:
+        """out = e^a / sum_j e^(a_j) along `dim`: positive, summing to 1 (computed as e^(a - max a)).
+
+        da = out * (dout - sum_j dout_j out_j)   (the Jacobian diag(out) - out out^T, applied to dout).
+        Saves out.
+        """
+        e = torch.exp(self.data - self.data.amax(dim=dim, keepdim=True))
+        out = e / e.sum(dim=dim, keepdim=True)
+
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (out * (dout - (dout * out).sum(dim=dim, keepdim=True)),)
+
+        return _result(out, (self,), "softmax", backward)
 
     # ------------------------------------------------------------------ backpropagation
 
@@ -434,7 +610,7 @@ class Value:
             node._add_to_grad(dout)
             if not node._parents:
                 continue
-            for parent, dparent in zip(node._parents, node._backward(dout)):
+            for parent, dparent in zip(node._parents, node._backward(dout), strict=True):
                 if not parent.requires_grad:
                     continue  # a constant (input data, a target): nobody asks for its gradient
                 dparent = _sum_to_shape(dparent, parent.shape, node._op)
@@ -468,8 +644,10 @@ class Value:
         return order
 
     def _add_to_grad(self, dout: Tensor) -> None:
-        if self.grad is None:
-            self.grad = dout.clone()  # own copy: a rule may pass one tensor on to several values
+        if self._parents:  # an intermediate result: .grad records this pass, and is never changed in place
+            self.grad = dout if self.grad is None else self.grad + dout
+        elif self.grad is None:
+            self.grad = dout.clone()  # a leaf's own buffer: a rule may pass one tensor on to several values
         else:
             self.grad.add_(dout)  # in place, so an optimizer holding this buffer sees the new gradient
 
@@ -521,6 +699,36 @@ def _unreduce(dout: Tensor, in_shape: torch.Size, dims: tuple[int, ...], keepdim
         for d in dims:  # sorted, so each unsqueeze lands where the dim was
             dout = dout.unsqueeze(d)
     return dout.expand(in_shape)
+
+
+# ---------------------------------------------------------------------- ops on several Values
+
+
+def cat(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
+    """out = the inputs joined end to end along `dim`, as torch.cat.
+
+    d(input k) = the slice of dout that input k filled (dout split at the same sizes).
+    """
+    values = [v if isinstance(v, Value) else Value(v) for v in values]
+    sizes = [v.shape[dim] for v in values]
+
+    def backward(dout: Tensor) -> tuple[Tensor, ...]:
+        return dout.split(sizes, dim=dim)
+
+    return _result(torch.cat([v.data for v in values], dim=dim), tuple(values), "cat", backward)
+
+
+def stack(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
+    """out = the inputs (all of one shape) stacked along a new dim `dim`, as torch.stack.
+
+    d(input k) = dout's k-th slice along `dim`.
+    """
+    values = [v if isinstance(v, Value) else Value(v) for v in values]
+
+    def backward(dout: Tensor) -> tuple[Tensor, ...]:
+        return dout.unbind(dim)
+
+    return _result(torch.stack([v.data for v in values], dim=dim), tuple(values), "stack", backward)
 
 
 # ---------------------------------------------------------------------- losses built from the ops

@@ -19,6 +19,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch.nn import functional
 
 from compare import gradcheck
 from compare.agreement import (
@@ -33,7 +34,8 @@ from compare.config import Config
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from compare.models import make_spec
 from scratch import engine_nn
-from scratch.engine import GraphError, Value, cross_entropy, mse_loss, no_grad
+from scratch.engine import GraphError, Value, cat, cross_entropy, mse_loss, no_grad, stack
+from scratch.engine_nn import avg_pool2d, conv2d, max_pool2d
 
 F64 = torch.float64
 
@@ -47,6 +49,7 @@ class Op:
     fn: Callable  # works on Values and on torch tensors alike: the same expression, twice
     shapes: tuple[tuple[int, ...], ...]  # one shape per input; different shapes broadcast
     positive: bool = False  # inputs drawn from [0.5, 2) (log, fractional powers, division)
+    reference: Callable | None = None  # the torch expression, where torch spells it differently from fn
 
 
 OPS = [
@@ -88,6 +91,44 @@ OPS = [
     Op("tanh", lambda a: a.tanh(), ((3, 4),)),
     Op("log_softmax", lambda a: a.log_softmax(dim=1), ((3, 5),)),
     Op("log_softmax-dim0", lambda a: a.log_softmax(dim=0), ((3, 5),)),
+    # what a CNN, a vision transformer and an LSTM need
+    Op("permute", lambda a: a.permute(2, 0, 1), ((2, 3, 4),)),
+    Op("permute-4d", lambda a: a.permute(0, 2, -1, 1), ((2, 3, 4, 5),)),
+    Op("transpose-4d", lambda a: a.transpose(-2, -1), ((2, 3, 4, 5),)),
+    Op("flatten", lambda a: a.flatten(1), ((2, 3, 4, 5),)),
+    Op("flatten-middle", lambda a: a.flatten(1, 2), ((2, 3, 4, 5),)),
+    Op("getitem-time-step", lambda a: a[:, 1, :], ((2, 3, 4),)),
+    Op("getitem-slice", lambda a: a[:, :, 1:3], ((2, 3, 4),)),
+    Op("getitem-int-ellipsis-none-step", lambda a: a[1, ..., None, ::2], ((2, 3, 5),)),
+    Op("cat", lambda a, b: cat([a, b, a * 2.0], dim=1), ((2, 3, 4), (2, 1, 4)),  # a twice: its shares add up
+       reference=lambda a, b: torch.cat([a, b, a * 2.0], dim=1)),
+    Op("stack", lambda a, b: stack([a, b, a * 2.0], dim=-1), ((2, 3), (2, 3)),
+       reference=lambda a, b: torch.stack([a, b, a * 2.0], dim=-1)),
+    Op("matmul-3d", lambda a, b: a @ b, ((2, 3, 5), (2, 5, 4))),
+    Op("matmul-4d-batch-broadcast", lambda a, b: a @ b, ((2, 1, 3, 5), (1, 4, 5, 2))),
+    Op("sqrt", lambda a: a.sqrt(), ((3, 4),), positive=True),
+    Op("rsqrt", lambda a: a.rsqrt(), ((3, 4),), positive=True),
+    Op("max-dim", lambda a: a.max(dim=1).values, ((2, 3, 4),)),
+    Op("max-dim-keepdim", lambda a: a.max(dim=-1, keepdim=True)[0], ((2, 3, 4),)),
+    Op("max-of-0d", lambda a: a.max(dim=0).values, ((),)),
+    Op("softmax", lambda a: a.softmax(dim=-1), ((3, 5),)),
+    Op("softmax-dim0", lambda a: a.softmax(dim=0), ((3, 5),)),
+    Op("gelu", lambda a: a.gelu(), ((3, 4),), reference=functional.gelu),
+    Op("unfold", lambda a: a.unfold(1, 3, 2), ((2, 8, 3),)),
+    Op("unfold-overlapping", lambda a: a.unfold(-1, 3, 1), ((2, 6),)),
+    Op("pad2d", lambda a: a.pad2d(2), ((2, 3, 4, 5),), reference=lambda a: functional.pad(a, (2, 2, 2, 2))),
+    Op("conv2d", conv2d, ((2, 3, 6, 6), (4, 3, 3, 3), (4,)), reference=functional.conv2d),
+    Op("conv2d-stride-padding", lambda x, w, b: conv2d(x, w, b, stride=2, padding=1),
+       ((2, 2, 7, 7), (3, 2, 3, 3), (3,)),
+       reference=lambda x, w, b: functional.conv2d(x, w, b, stride=2, padding=1)),
+    Op("conv2d-no-bias-2x3-kernel", lambda x, w: conv2d(x, w), ((1, 2, 5, 6), (3, 2, 2, 3)),
+       reference=functional.conv2d),
+    Op("max_pool2d", lambda x: max_pool2d(x, 2), ((2, 3, 6, 6),), reference=lambda x: functional.max_pool2d(x, 2)),
+    Op("max_pool2d-overlapping", lambda x: max_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
+       reference=lambda x: functional.max_pool2d(x, 3, stride=2)),
+    Op("avg_pool2d", lambda x: avg_pool2d(x, 2), ((2, 3, 6, 7),), reference=lambda x: functional.avg_pool2d(x, 2)),
+    Op("avg_pool2d-overlapping", lambda x: avg_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
+       reference=lambda x: functional.avg_pool2d(x, 3, stride=2)),
 ]
 
 
@@ -98,11 +139,11 @@ def make_inputs(op: Op, seed: int = 0) -> list[torch.Tensor]:
     return [torch.randn(s, generator=g, dtype=F64) for s in op.shapes]
 
 
-def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1):
-    """fn on engine Values and on torch leaves; backward from the same random dout on both."""
+def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1, reference: Callable | None = None):
+    """fn on engine Values and `reference` (default: fn) on torch leaves; backward from one random dout on both."""
     values = [Value(t.clone(), requires_grad=True) for t in inputs]
     leaves = [t.clone().requires_grad_(True) for t in inputs]
-    out_e, out_t = fn(*values), fn(*leaves)
+    out_e, out_t = fn(*values), (reference or fn)(*leaves)
     dout = torch.randn(out_t.shape, generator=torch.Generator().manual_seed(seed), dtype=F64)
     out_e.backward(dout)
     out_t.backward(dout)
@@ -110,8 +151,9 @@ def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1):
 
 
 def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
-                         tol: Tolerance = AUTOGRAD_FLOAT64) -> None:
-    out_e, out_t, values, leaves, _ = run_both(fn, inputs)
+                         tol: Tolerance = AUTOGRAD_FLOAT64, reference: Callable | None = None) -> None:
+    out_e, out_t, values, leaves, _ = run_both(fn, inputs, reference=reference)
+    assert out_e.shape == out_t.shape, f"{name}: shape {list(out_e.shape)}, torch's {list(out_t.shape)}"
     assert_agree(f"{name} forward", out_e.data, out_t.detach(), tol)
     for i, (v, leaf) in enumerate(zip(values, leaves, strict=True)):
         if leaf.grad is None:  # torch: this input does not reach the output; the engine: a zero buffer
@@ -122,7 +164,7 @@ def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
 def test_op_matches_torch_autograd(op: Op) -> None:
-    assert_matches_torch(op.name, op.fn, make_inputs(op))
+    assert_matches_torch(op.name, op.fn, make_inputs(op), reference=op.reference)
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
@@ -141,6 +183,26 @@ def test_op_matches_finite_differences(op: Op) -> None:
         numeric = gradcheck.finite_difference(loss_at, v.data, torch.arange(v.numel()))
         assert_agree(f"{op.name} d(input {i}) vs finite differences", v.grad.reshape(-1), numeric,
                      FINITE_DIFF_FLOAT64)
+
+
+@pytest.mark.parametrize("name,fn,reference", [
+    ("max", lambda a: a.max(dim=-1).values, None),
+    ("max-keepdim", lambda a: a.max(dim=1, keepdim=True).values, None),
+    ("max_pool2d", lambda a: max_pool2d(a, 2), lambda a: functional.max_pool2d(a, 2)),
+    ("max_pool2d-overlapping", lambda a: max_pool2d(a, 3, stride=2), lambda a: functional.max_pool2d(a, 3, stride=2)),
+])
+def test_max_breaks_ties_like_torch(name: str, fn: Callable, reference: Callable | None) -> None:
+    """Inputs drawn from {0, 1, 2}, so most windows hold several maxima: the first one gets the gradient."""
+    x = torch.randint(0, 3, (2, 3, 7, 7), generator=torch.Generator().manual_seed(0)).to(F64)
+    assert_matches_torch(name, fn, [x], reference=reference)
+
+
+def test_engine_index_and_permute_errors_say_what_to_do() -> None:
+    v = Value(torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="basic indices"):
+        _ = v[torch.tensor([0, 1])]
+    with pytest.raises(ValueError, match="name every dim once"):
+        v.permute(0, 0)
 
 
 def test_cross_entropy_and_mse_match_torch() -> None:
@@ -196,7 +258,19 @@ UNARY = {
     "log_softmax": lambda a, k: a.log_softmax(dim=-1 - k % max(a.dim(), 1)),
     "reshape": lambda a, k: a.reshape(-1).reshape(a.shape),
     "transpose": lambda a, k: (a.transpose(0, -1) * 1.5).transpose(0, -1),
+    "permute": lambda a, k: (a.permute(tuple(reversed(range(a.dim())))) * 1.5).permute(tuple(reversed(range(a.dim())))),
+    "rsqrt": lambda a, k: (a * a + 1).rsqrt(),
+    "gelu": lambda a, k: a.gelu() if isinstance(a, Value) else functional.gelu(a),
+    "softmax": lambda a, k: a.softmax(dim=-1 - k % max(a.dim(), 1)),
+    "max-keepdim": lambda a, k: a.max(dim=-1 - k % max(a.dim(), 1), keepdim=True).values,  # ties after relu
+    "cat-halves": lambda a, k: a if a.dim() == 0 else join(cat, torch.cat, [a[..., :k % 2], a[..., k % 2:]], -1),
+    "stack-then-index": lambda a, k: join(stack, torch.stack, [a, a * 2.0], 0)[k % 2],
 }
+
+
+def join(engine_fn: Callable, torch_fn: Callable, parts: list, dim: int):
+    """cat or stack, the engine's on Values and torch's on tensors (the expressions run on both)."""
+    return engine_fn(parts, dim=dim) if isinstance(parts[0], Value) else torch_fn(parts, dim=dim)
 
 
 BINARY = {
@@ -292,6 +366,18 @@ def test_leaf_gradients_add_up_across_backward_calls_until_zero_grad() -> None:
     assert w.grad is buffer and w.grad.item() == 7.0
     w.zero_grad()
     assert w.grad is buffer and w.grad.item() == 0.0
+
+
+def test_intermediate_gradients_stay_separate_across_passes() -> None:
+    """add hands one tensor to both of its inputs; their recorded .grad must not change each other."""
+    w = Value(torch.ones(3, dtype=F64), requires_grad=True)
+    h1, h2 = w * 2.0, w * 3.0
+    y = (h1 + h2).sum()
+    y.backward(retain_graph=True)
+    h1.zero_grad()  # after one pass, h1.grad and h2.grad may be one tensor
+    assert h1.grad.tolist() == [0.0] * 3 and h2.grad.tolist() == [1.0] * 3
+    y.backward()  # the second pass adds to each
+    assert h1.grad.tolist() == [1.0] * 3 and h2.grad.tolist() == [2.0] * 3 and w.grad.tolist() == [10.0] * 3
 
 
 def test_no_grad_records_nothing() -> None:
@@ -474,12 +560,12 @@ def test_docs_point_at_the_right_lines() -> None:
 
 
 def link_target_matches(text: str, line: str) -> bool:
-    """A code fragment appears on the line; `Value.exp` is the method's def (indented once), `no_grad`
-    a top-level def (so a link cannot land on one of the nested `def backward(dout)` rules)."""
+    """A code fragment appears on the line; `Value.exp` is the method's def (indented once, taking self),
+    `no_grad` a top-level def (so a link cannot land on one of the nested `def backward(dout)` rules)."""
     if "(" in text or " " in text:
         return text in line
     if "." in text:
-        return line.startswith(f"    def {text.rsplit('.', 1)[-1]}(")
+        return line.startswith(f"    def {text.rsplit('.', 1)[-1]}(self")
     return line.startswith(f"def {text}(") or line.startswith(f"class {text}")
 
 
