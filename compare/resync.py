@@ -9,9 +9,12 @@ implementations once they have separated. A re-synchronized check does, at any p
     2. give the torch copy the scratch copy's whole state: parameters, buffers (batch norm's
        running statistics), optimizer state (momentum, Adam's moments and step), learning rate,
        and the random stream of the dropout masks (compare/training_state.py);
-    3. run one training step of each on the same batch and compare the loss, every gradient,
-       and every parameter and buffer after the update, at the dtype's tolerance
-       (RESYNC_FLOAT64 / RESYNC_FLOAT32, compare/agreement.py).
+    3. run one forward and backward pass of each on the same batch and compare the loss and every
+       gradient; then give the torch copy the scratch copy's gradients too, update both, and
+       compare every parameter and buffer: so the backward passes are judged by their gradients
+       and the optimizers by their update rules alone (Adam's first step, about lr * sign(g), would
+       otherwise turn a rounding-level difference in a gradient near 0 into a difference of order lr).
+       All at the dtype's tolerance (RESYNC_FLOAT64 / RESYNC_FLOAT32, compare/agreement.py).
 
 `ResyncMonitor` runs one at the first step of the first epoch, of every `every`-th epoch after it
 (every epoch for runs up to MAX_REGULAR_CHECKS epochs, about that many checks for longer ones) and
@@ -52,8 +55,10 @@ def check_one_step(a: Learner, b: Learner, x: Tensor, y: Tensor, tol: agreement.
     pa, pb = copy.deepcopy(a), copy.deepcopy(b)
     pb.import_state(pa.export_state())
     results = [agreement.compare("loss", pa.forward_backward(x, y), pb.forward_backward(x, y), tol)]
-    grads_b = pb.named_gradients()
-    results += [agreement.compare(f"d{name}", g, grads_b[name], tol) for name, g in pa.named_gradients().items()]
+    grads_a, grads_b = pa.named_gradients(), pb.named_gradients()
+    results += [agreement.compare(f"d{name}", g, grads_b[name], tol) for name, g in grads_a.items()]
+    for name, g in grads_b.items():  # the gradient buffers themselves: the update starts from equal gradients
+        g.copy_(grads_a[name])
     pa.step()
     pb.step()
     after_b = {**pb.named_parameters(), **pb.named_buffers()}

@@ -47,9 +47,11 @@ def commands_in(text: str) -> list[tuple[int, str]]:
                       for part in command.split("&&")]
         elif not code:
             for span in re.findall(r"`([^`]+)`", line):
-                span = span.removeprefix(".venv/bin/").removeprefix("python -m compare ").strip()
-                if span.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(span):
-                    found.append((number, span))
+                span = span.removeprefix(".venv/bin/")
+                if span.startswith("python -m compare "):
+                    found.append((number, span.removeprefix("python -m compare ").strip()))
+                elif " " in span:  # a command's name alone names it; with options, it is a command to run
+                    found.append((number, span.strip()))
     return [(n, c) for n, c in found if c and c.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(c)]
 
 
@@ -91,7 +93,11 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
             continue
         fixed.append(option)
         k += 1
-    extra = list(FAST[name])
+    extra: list[str] = []
+    for k, item in enumerate(FAST[name]):  # its options that the command does not give itself
+        if item.startswith("--") and item not in fixed:
+            extra += [item] + ([FAST[name][k + 1]] if k + 1 < len(FAST[name]) and
+                               not FAST[name][k + 1].startswith("--") else [])
     if name == "bench" and "--show" not in fixed:
         extra += [] if "--models" in fixed else ["--models", "8"]
         extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
@@ -100,9 +106,6 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
     if name in ("train", "grads", "autograd", "evaluate", "bench") and "--data-root" not in fixed and \
             "--show" not in fixed:
         extra += ["--data-root", str(data_root)]
-    if "--epochs" in fixed:
-        extra = [e for e in extra if e not in ("--epochs",)]
-        extra = [e for i, e in enumerate(extra) if not (i > 0 and extra[i - 1] == "--epochs")]
     return [name, *fixed, *extra]
 
 
