@@ -113,6 +113,7 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
     in the report's config), `NEEDS_DATA = False` (then `data` is None) and `DEFAULTS` (a Config
     whose values become the common options' defaults)."""
     from compare import autograd, bench, grads, playground, train
+    from compare.commands import check
 
     return {
         "grads": ("one batch: scratch gradients vs torch.autograd vs finite differences", grads),
@@ -122,6 +123,8 @@ def command_table() -> dict[str, tuple[str, ModuleType]]:
                   "pipeline; fraction of the matmul peak; memory", bench),
         "autograd": ("one batch: hand-derived backprop vs the scratch autograd engine vs torch.autograd; "
                      "the engine's computation graph", autograd),
+        "check": ("check a hand-written backward (TARGET package.module:Name) against torch.autograd and finite "
+                  "differences; --mutants proves the checker on deliberately wrong ones", check),
     }
 
 
