@@ -164,6 +164,15 @@ def test_random_parameters_catch_what_a_weight_of_ones_hides():
     assert not check_backward(bug, args=(5,), shapes=[(6, 5)]).passed
 
 
+def test_gradients_that_cancel_to_zero_are_judged_against_their_rounding():
+    """With dout all ones and a weight of ones, batch norm's dx and dweight are exactly 0 (a symmetry): both
+    sides hold rounding noise, which must pass on its own floor, not fail relative to a scale of 1e-16."""
+    result = check_backward(scratch.BatchNorm1d, args=(5,), shapes=[(6, 5)], upstream="ones", nudge_parameters=False)
+    assert result.passed, summary(result)
+    assert result.non_differentiable() == 0  # rounding noise is not mistaken for kinks either
+    assert max(c.max_abs_diff for c in result.comparisons if c.tensor == "input") < 1e-8
+
+
 def test_a_mutant_that_only_agrees_with_itself_is_caught_by_the_reference():
     result = check_backward(mutants.DropoutNotRescaled, args=(0.5,), shapes=[(4, 6)])
     assert not result.passed

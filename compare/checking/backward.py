@@ -183,7 +183,7 @@ def _compare(bound: Bound, seed: int, st: finite_diff.Settings, mode: str, sampl
     tensors = dict(zip(bound.input_names, bound.inputs, strict=True)) | bound.params
     comparisons = []
     if bound.reference is not None:
-        comparisons += _against_reference(bound, seed, front, dout, out_own.detach(), own, stream, dtype,
+        comparisons += _against_reference(bound, seed, front, dout, out_own.detach(), own, stream, st.reference,
                                           f"torch.autograd ({reference_name})")
     total = sum(t.numel() for t in tensors.values())
     chosen = mode if mode != "auto" else ("full" if total <= FULL_LIMIT else "sampled")
@@ -290,7 +290,7 @@ def _front_nudges(first: Tensor, front: Tensor, run: Callable[[Tensor], Tensor])
 
 
 def _against_reference(bound: Bound, seed: int, front: Tensor | None, dout: Tensor, out_own: Tensor,
-                       own: dict[str, Tensor], stream: Tensor, dtype: torch.dtype,
+                       own: dict[str, Tensor], stream: Tensor, tol: agreement.Tolerance,
                        against: str) -> list[TensorComparison]:
     leaves_in = [t.detach().clone().requires_grad_(True) for t in bound.inputs]
     first = leaves_in[0] @ front if front is not None else leaves_in[0]
@@ -303,7 +303,6 @@ def _against_reference(bound: Bound, seed: int, front: Tensor | None, dout: Tens
     expected = {"output": out_ref.detach()}
     expected.update({n: torch.zeros_like(t) if g is None else g for n, t, g in zip(names, leaves, grads, strict=True)})
     actual = {"output": out_own, **own}
-    tol = agreement.gradient_tolerance(dtype)
     return [compare_tensors(n, against, seed, actual.get(n), expected[n], tol) for n in expected]
 
 
@@ -315,8 +314,8 @@ def _against_coordinates(name: str, seed: int, analytic: Tensor, coords: Tensor,
     keep = ~kinks
     kept = coords[keep]
     a, e = a_all[kept], slopes.central[keep]
-    return _scored(name, "finite differences", seed, list(analytic.shape), a, e, scale, st.coordinates,
-                   kept, analytic.numel(), int(kinks.sum()),
+    return _scored(name, "finite differences", seed, list(analytic.shape), a, e, slopes.noise[keep], scale,
+                   st.coordinates, kept, analytic.numel(), int(kinks.sum()),
                    lambda k: [int(i) for i in torch.unravel_index(kept[k], analytic.shape)])
 
 
@@ -329,30 +328,33 @@ def _against_directions(name: str, seed: int, analytic: Tensor, directions: Tens
     keep = ~kinks
     numbers = torch.arange(len(directions))[keep]
     return _scored(name, "directional derivative", seed, list(analytic.shape), projected[keep],
-                   slopes.central[keep], scale, st.directions, numbers, len(directions), int(kinks.sum()),
+                   slopes.central[keep], slopes.noise[keep], scale, st.directions, numbers, len(directions),
+                   int(kinks.sum()),
                    lambda k: [int(numbers[k])])
 
 
-def _scored(name: str, against: str, seed: int, shape: list[int], actual: Tensor, numeric: Tensor, scale: float,
-            tol: agreement.Tolerance, kept: Tensor, total: int, kinks: int,
+def _scored(name: str, against: str, seed: int, shape: list[int], actual: Tensor, numeric: Tensor, noise: Tensor,
+            scale: float, tol: agreement.Tolerance, kept: Tensor, total: int, kinks: int,
             index_of: Callable[[int], list[int]]) -> TensorComparison:
-    """actual (the target's backward) against numeric differences, both at the kept coordinates/directions."""
+    """actual (the target's backward) against numeric differences, both at the kept coordinates/directions;
+    allowed: rtol * scale, plus the rounding error of each difference quotient (finite_diff.Slopes.noise)."""
     scale_text = "|g| |v|" if against.startswith("directional") else "max|g|"
-    rule = f"{tol.name}: |a-e| <= {tol.rtol:g} * {scale_text}"
+    rule = f"{tol.name}: |a-e| <= {tol.rtol:g} * {scale_text} + rounding"
     if len(kept) == 0:
         return TensorComparison(name, against, seed, shape, True, None, 0.0, 0.0, None, 0, total, kinks, rule)
     diff = (actual - numeric).abs()
+    excess = torch.nan_to_num(diff - (tol.rtol * scale + noise), nan=math.inf)
     finite = bool(torch.isfinite(actual).all() and torch.isfinite(numeric).all())
-    passed = finite and bool((diff <= tol.rtol * scale).all())
-    k = int(torch.nan_to_num(diff, nan=math.inf).argmax())
-    max_abs = diff[k].item()
+    passed = finite and bool((excess <= 0).all())
+    k = int(excess.argmax()) if not passed else int(torch.nan_to_num(diff, nan=math.inf).argmax())
+    max_abs = diff.max().item()
     index = index_of(k) if max_abs > 0 else None
     message = ""
     if not passed:
         index = index_of(k)
         where = f"direction {index[0]}" if against.startswith("directional") else f"index {tuple(index)}"
         message = (f"d{name} vs {against}: at {where} the backward gives {actual[k].item()!r}, "
-                   f"{against} {numeric[k].item()!r} (|diff| {max_abs:.3e}, {max_abs / scale:.3e} of {scale_text}; "
-                   f"{rule})")
+                   f"{against} {numeric[k].item()!r} (|diff| {diff[k].item():.3e}, {diff[k].item() / scale:.3e} of "
+                   f"{scale_text}; {rule})")
     return TensorComparison(name, against, seed, shape, passed, None, max_abs, max_abs / scale, index,
                             len(kept), total, kinks, rule, message)

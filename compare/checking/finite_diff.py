@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from compare.agreement import FINITE_DIFF_FLOAT64, Tolerance
+from compare.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT32, FINITE_DIFF_FLOAT64, Tolerance
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Settings:
     """The step, the tolerances and the kink threshold of one floating-point type."""
 
     dtype: torch.dtype
+    reference: Tolerance  # the target's gradients against torch.autograd on its reference
     step: float  # h
     coordinates: Tolerance  # |numeric - analytic| <= rtol * max|analytic| over the whole tensor
     directions: Tolerance  # |numeric - <g, v>| <= rtol * |g| |v|
@@ -45,11 +46,12 @@ class Settings:
 
 # float64: h = 1e-6 keeps rounding (~eps |out| / h ~ 2e-10 |out|) and truncation (~1e-12 L''') far below
 # 1e-7, and the smooth part of s+ - s- (h L'' = 1e-6 L'') far below the kink threshold 1e-3.
-FLOAT64 = Settings(torch.float64, 1e-6, FINITE_DIFF_FLOAT64,
+# Against the reference: 1e-10 relative, with agreement's 1e-13 absolute floor for gradients that cancel to 0.
+FLOAT64 = Settings(torch.float64, AUTOGRAD_EXPRESSIONS_FLOAT64, 1e-6, FINITE_DIFF_FLOAT64,
                    Tolerance("directional-derivative-float64", rtol=1e-7), kink_rtol=1e-3)
 # float32 (only when forced): eps is 1.2e-7, so h must be ~1e-3 and rounding alone is ~1e-4 |out|;
 # 1e-2 passes correct layers, and a bug that moves a gradient by less than about 1% goes unseen.
-FLOAT32 = Settings(torch.float32, 1e-3, Tolerance("finite-difference-float32", rtol=1e-2),
+FLOAT32 = Settings(torch.float32, AUTOGRAD_FLOAT32, 1e-3, Tolerance("finite-difference-float32", rtol=1e-2),
                    Tolerance("directional-derivative-float32", rtol=1e-2), kink_rtol=5e-2)
 
 
@@ -63,6 +65,9 @@ Nudge = Callable[[int, float], tuple[Tensor, float]]
 NudgeAlong = Callable[[Tensor, float], Tensor]
 
 
+ROUNDING = 8  # rounding error of one output entry, in units of eps * |out| (a few operations' worth, with room)
+
+
 @dataclass
 class Slopes:
     """Difference quotients of L at k coordinates (or along k directions), float64."""
@@ -70,38 +75,55 @@ class Slopes:
     central: Tensor  # k
     forward: Tensor  # k, s+
     backward: Tensor  # k, s-
+    # k: the rounding error of the central difference, ROUNDING * eps * sum |out_j dout_j| / h over the outputs
+    # the nudge moved. It is the floor under every comparison: where a gradient is exactly 0 (a symmetry), the
+    # difference quotient is rounding noise of this size and nothing else.
+    noise: Tensor
 
     def kinks(self, scale: float, rtol: float) -> Tensor:
         """True where the one-sided slopes disagree: L is not differentiable there (bool, k)."""
-        return (self.forward - self.backward).abs() > rtol * scale
+        return (self.forward - self.backward).abs() > rtol * scale + 2 * self.noise
 
 
-def _dot(difference: Tensor, dout: Tensor) -> float:
-    return torch.dot(difference.reshape(-1).double(), dout.reshape(-1).double()).item()
+def _differences(plus: Tensor, minus: Tensor, out0: Tensor, dout: Tensor, weight: Tensor) -> tuple[float, float, float]:
+    """L(p + h) - L(p), L(p) - L(p - h), and the rounding in them (before dividing by h)."""
+    rise, fall = (plus - out0).reshape(-1).double(), (out0 - minus).reshape(-1).double()
+    moved = ((rise != 0) | (fall != 0)).double()
+    return torch.dot(rise, dout).item(), torch.dot(fall, dout).item(), torch.dot(moved, weight).item()
+
+
+def _weights(out0: Tensor, dout: Tensor) -> tuple[Tensor, Tensor]:
+    """dout flattened in float64, and ROUNDING * eps * |out0 * dout| per output."""
+    d = dout.reshape(-1).double()
+    return d, ROUNDING * torch.finfo(out0.dtype).eps * (out0.reshape(-1).double() * d).abs()
 
 
 def coordinate_slopes(nudge: Nudge, out0: Tensor, dout: Tensor, coords: Tensor, h: float) -> Slopes:
     """Central and one-sided differences at the flat indices `coords`; `out0` is the output unmoved."""
-    central, forward, backward = (torch.empty(len(coords), dtype=torch.float64) for _ in range(3))
+    d, weight = _weights(out0, dout)
+    central, forward, backward, noise = (torch.empty(len(coords), dtype=torch.float64) for _ in range(4))
     for k, i in enumerate(coords.tolist()):
         plus, up = nudge(i, h)
         minus, down = nudge(i, -h)  # down < 0
-        rise, fall = _dot(plus - out0, dout), _dot(out0 - minus, dout)  # L(p + h) - L(p), L(p) - L(p - h)
+        rise, fall, rounding = _differences(plus, minus, out0, d, weight)
         central[k] = (rise + fall) / (up - down)
         forward[k] = rise / up
         backward[k] = fall / -down
-    return Slopes(central, forward, backward)
+        noise[k] = rounding / up
+    return Slopes(central, forward, backward, noise)
 
 
 def directional_slopes(nudge_along: NudgeAlong, out0: Tensor, dout: Tensor, directions: Tensor, h: float) -> Slopes:
     """The same along each row of `directions` ([k, numel] unit vectors)."""
-    central, forward, backward = (torch.empty(len(directions), dtype=torch.float64) for _ in range(3))
+    d, weight = _weights(out0, dout)
+    central, forward, backward, noise = (torch.empty(len(directions), dtype=torch.float64) for _ in range(4))
     for k, v in enumerate(directions):
-        rise, fall = _dot(nudge_along(v, h) - out0, dout), _dot(out0 - nudge_along(v, -h), dout)
+        rise, fall, rounding = _differences(nudge_along(v, h), nudge_along(v, -h), out0, d, weight)
         central[k] = (rise + fall) / (2 * h)
         forward[k] = rise / h
         backward[k] = fall / h
-    return Slopes(central, forward, backward)
+        noise[k] = rounding / h
+    return Slopes(central, forward, backward, noise)
 
 
 def sample_coordinates(numel: int, k: int, generator: torch.Generator) -> Tensor:

@@ -152,7 +152,7 @@ def run_suite(seed: int, seeds: int) -> dict:
     sweep = false_positive_sweep(seed, seeds)
     print(f"\nThe correct subjects over seeds {seed}-{seed + seeds - 1}:")
     print(table(["subject", "seeds", "failed seeds", "non-diff. left out", "seconds"],
-                [[s["subject"], s["seeds"], len(s["failed_seeds"]), s["non_differentiable"], float(s["seconds"])]
+                [[s["subject"], s["seeds"], len(s["failed_seeds"]), s["non_differentiable"], f"{s['seconds']:.2f}"]
                  for s in sweep["subjects"]]))
     for s in sweep["subjects"]:
         for message in s["failures"]:
