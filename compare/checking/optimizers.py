@@ -24,15 +24,18 @@ from compare.checking.results import CheckResult, TensorComparison, compare_tens
 from compare.checking.targets import TargetError, describe, is_optimizer, resolve, twin_of
 
 DEFAULT_STEPS = 3
+FLOAT32_NOTE = ("float32 was asked for; the check ran in float64 anyway, where the two updates must agree to 1e-12 "
+                "instead of to float32's rounding; force_dtype (--force-dtype) compares them in float32")
 DEFAULT_SHAPES = {"weight": (7, 5), "bias": (5,)}
 
 
 def check_optimizer(target: object, *, kwargs: dict | None = None, shapes: dict[str, Sequence[int]] | None = None,
                     steps: int = DEFAULT_STEPS, seeds: int | Sequence[int] = 3, seed: int = 0,
-                    reference: object = None, dtype: str = "float64") -> CheckResult:
+                    reference: object = None, dtype: str = "float64", force_dtype: bool = False) -> CheckResult:
     """Parameters after each of `steps` steps of `target` (a scratch-style optimizer class, or its
     `package.module:Name`: Opt(params, grads, **kwargs), grads read at each step) against `reference`
-    (default: its torch.optim twin, built with the same kwargs and foreach=False)."""
+    (default: its torch.optim twin, built with the same kwargs and foreach=False). In float64 unless
+    float32 is forced, as check_backward."""
     start = time.perf_counter()
     kwargs = dict(kwargs or {})
     cls = resolve(target) if isinstance(target, str) else target
@@ -43,12 +46,14 @@ def check_optimizer(target: object, *, kwargs: dict | None = None, shapes: dict[
     if ref is None:
         raise TargetError(f"{describe(cls)} has no torch.optim twin; pass reference=")
     shapes = dict(shapes or DEFAULT_SHAPES)
-    torch_dtype = getattr(torch, dtype)
+    used = dtype if force_dtype else "float64"
+    torch_dtype = getattr(torch, used)
     tol = agreement.TRAJECTORY_FLOAT64 if torch_dtype == torch.float64 else agreement.TRAJECTORY_FLOAT32
     seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
     call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    result = CheckResult(f"{describe(cls)}({call})", "optimizer", describe(ref), dtype, dtype, "full", None, None,
-                         seed_list, None)
+    notes = [FLOAT32_NOTE] if dtype == "float32" and not force_dtype else []
+    result = CheckResult(f"{describe(cls)}({call})", "optimizer", describe(ref), dtype, used, "full", None, None,
+                         seed_list, None, notes)
     against = f"{describe(ref)} ({steps} steps)"
     for s in seed_list:
         result.comparisons += _check_seed(cls, ref, kwargs, shapes, steps, s, torch_dtype, tol, against)

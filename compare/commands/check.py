@@ -135,7 +135,7 @@ def check_target(config: Config) -> CheckResult:
     seeds = extra["seeds"] or DEFAULT_SEEDS
     if is_optimizer(resolve(extra["target"])):
         return check_optimizer(extra["target"], kwargs=kwargs, seeds=seeds, seed=config.seed,
-                               reference=extra["reference"], dtype=config.dtype)
+                               reference=extra["reference"], dtype=config.dtype, force_dtype=extra["force_dtype"])
     return check_backward(extra["target"], args=extra["args"], kwargs=kwargs, shapes=extra["shape"],
                           reference=extra["reference"], seeds=seeds, seed=config.seed, mode=extra["mode"],
                           samples=extra["samples"], directions=extra["directions"], dtype=config.dtype,
