@@ -113,6 +113,22 @@ def test_an_instance_is_given_back_as_it_came():
     assert layer.weight.dtype == torch.float32 and torch.equal(layer.weight, before)
 
 
+def test_the_input_comes_through_a_random_layer_in_front():
+    seen = []
+
+    class Recording(scratch.Tanh):
+        def forward(self, x):
+            seen.append(x.clone())
+            return super().forward(x)
+
+    x = torch.randn(3, 4, dtype=F64)
+    assert check_backward(Recording, inputs=[x], seeds=1).passed
+    assert not torch.allclose(seen[0], x) and seen[0].shape == x.shape  # x M, M random
+    seen.clear()
+    assert check_backward(Recording, inputs=[x], seeds=1, front_layer=False).passed
+    assert torch.equal(seen[0], x)
+
+
 def test_optimizers_match_torch_optim():
     for name, kwargs in [("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.1)), ("Adam", dict(lr=1e-2)),
                          ("AdamW", dict(lr=1e-2, weight_decay=0.1))]:

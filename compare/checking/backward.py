@@ -34,6 +34,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -119,12 +120,12 @@ def check_backward(
     if upstream == "ones":
         notes.append("upstream gradient all ones: errors that sum to zero over the outputs are not seen")
 
+    plan = Plan(settings, mode, samples, directions, front_layer, nudge_parameters, upstream)
     result = CheckResult(resolved.name, resolved.kind, resolved.reference_name, requested, used, mode,
                          None, None, seed_list, settings.step, notes)
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         for s in seed_list:
-            comparisons, chosen = _check_seed(resolved, s, settings, mode, samples, directions, shapes, inputs,
-                                              front_layer, nudge_parameters, upstream)
+            comparisons, chosen = _check_seed(resolved, s, plan, shapes, inputs)
             result.comparisons += comparisons
             result.mode = chosen
     if result.mode == "sampled":
@@ -140,28 +141,40 @@ def _dtype_name(dtype: str | torch.dtype) -> str:
     return name
 
 
-def _check_seed(target: Target, seed: int, settings: finite_diff.Settings, mode: str, samples: int,
-                directions: int, shapes, inputs, front_layer: bool, nudge_parameters: bool,
-                upstream: str) -> tuple[list[TensorComparison], str]:
+@dataclass(frozen=True)
+class Plan:
+    """How each seed is checked (check_backward's options, resolved)."""
+
+    settings: finite_diff.Settings  # step, tolerances and kink threshold of the dtype used
+    mode: str  # "auto", "full" or "sampled"
+    samples: int
+    directions: int
+    front_layer: bool
+    nudge_parameters: bool
+    upstream: str
+
+
+def _check_seed(target: Target, seed: int, plan: Plan, shapes: Sequence[Sequence[int]] | None,
+                inputs: Sequence[Tensor] | None) -> tuple[list[TensorComparison], str]:
+    """Build the target for this seed and compare; returns the comparisons and the mode chosen."""
     torch.manual_seed(seed)  # the target's own initialisation draws from the global stream
     generator = torch.Generator().manual_seed(seed)  # everything the checker draws
-    bound = target.bind(settings.dtype, [tuple(s) for s in shapes] if shapes else None,
+    bound = target.bind(plan.settings.dtype, [tuple(s) for s in shapes] if shapes else None,
                         list(inputs) if inputs is not None else None, generator)
     try:
-        return _compare(bound, seed, settings, mode, samples, directions, front_layer, nudge_parameters,
-                        upstream, generator, target.reference_name)
+        return _compare(bound, seed, plan, generator, target.reference_name)
     finally:
         bound.restore()
 
 
-def _compare(bound: Bound, seed: int, st: finite_diff.Settings, mode: str, samples: int, directions: int,
-             front_layer: bool, nudge_parameters: bool, upstream: str, generator: torch.Generator,
+def _compare(bound: Bound, seed: int, plan: Plan, generator: torch.Generator,
              reference_name: str | None) -> tuple[list[TensorComparison], str]:
+    st = plan.settings
     dtype = st.dtype
-    if nudge_parameters:
+    if plan.nudge_parameters:
         _nudge(bound.params, generator)
     x0 = bound.inputs[0]
-    front = _front_matrix(x0, generator) if front_layer and x0.dim() >= 1 and x0.shape[-1] > 0 else None
+    front = _front_matrix(x0, generator) if plan.front_layer and x0.dim() >= 1 and x0.shape[-1] > 0 else None
     first = x0 @ front if front is not None else x0
     rest = bound.inputs[1:]
     stream = torch.get_rng_state()  # every forward pass starts from here: the same dropout mask each time
@@ -172,8 +185,8 @@ def _compare(bound: Bound, seed: int, st: finite_diff.Settings, mode: str, sampl
 
     with torch.no_grad():
         out0 = run(first)
-    dout = (torch.randn(out0.shape, generator=generator, dtype=torch.float64).to(dtype) if upstream == "random"
-            else torch.ones_like(out0))
+    dout = (torch.randn(out0.shape, generator=generator, dtype=torch.float64).to(dtype)
+            if plan.upstream == "random" else torch.ones_like(out0))
     torch.set_rng_state(stream)
     out_own, d_inputs, d_params = bound.own([first, *rest], dout)
     own = dict(zip(bound.input_names, [g.detach() for g in d_inputs], strict=True))
@@ -186,7 +199,7 @@ def _compare(bound: Bound, seed: int, st: finite_diff.Settings, mode: str, sampl
         comparisons += _against_reference(bound, seed, front, dout, out_own.detach(), own, stream, st.reference,
                                           f"torch.autograd ({reference_name})")
     total = sum(t.numel() for t in tensors.values())
-    chosen = mode if mode != "auto" else ("full" if total <= FULL_LIMIT else "sampled")
+    chosen = plan.mode if plan.mode != "auto" else ("full" if total <= FULL_LIMIT else "sampled")
     with torch.no_grad():
         for i, (name, tensor) in enumerate(tensors.items()):
             if i == 0 and front is not None:
@@ -194,7 +207,7 @@ def _compare(bound: Bound, seed: int, st: finite_diff.Settings, mode: str, sampl
             else:
                 nudges = _in_place_nudges(tensor, lambda: run(first))
             comparisons += _against_finite_differences(name, seed, tensor, own.get(name), nudges, out0, dout, st,
-                                                       chosen, samples, directions, generator)
+                                                       chosen, plan.samples, plan.directions, generator)
     return comparisons, chosen
 
 
