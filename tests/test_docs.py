@@ -1,7 +1,8 @@
 """Every command shown in README.md and docs/*.md runs, and gives the exit status the text implies (0).
 
 Commands are read from the text itself: lines of code blocks with `python -m compare ...`, and
-inline code that starts with `python -m compare` or with a command's name (`train --epochs 10`).
+inline code that gives a command's name and options (`train --epochs 10`, with or without
+`python -m compare` before it; a name alone only names the command).
 They run in-process on small fake data (tests/idx_files.py) and for fewer epochs, so that every
 one of them fits in the test suite; output paths go to a temporary folder. What the text
 measured on the real data is rerun by hand (README "Measured on this machine"); here the
@@ -29,7 +30,10 @@ FAST = {  # added where the command does not say otherwise, so that it runs in s
     "train": ["--epochs", "1"], "grads": [], "autograd": [], "evaluate": [],
     "playground": ["--epochs", "3", "--samples", "50"],
     "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
+    "check": ["--seeds", "2"],
 }
+# The user's own package of docs/checking-your-backward.md is tests/user_layers.py here.
+USER_PACKAGES = ("mypackage.layers:", "mypackage.ops:")
 
 
 def commands_in(text: str) -> list[tuple[int, str]]:
@@ -47,11 +51,9 @@ def commands_in(text: str) -> list[tuple[int, str]]:
                       for part in command.split("&&")]
         elif not code:
             for span in re.findall(r"`([^`]+)`", line):
-                span = span.removeprefix(".venv/bin/")
-                if span.startswith("python -m compare "):
-                    found.append((number, span.removeprefix("python -m compare ").strip()))
-                elif " " in span:  # a command's name alone names it; with options, it is a command to run
-                    found.append((number, span.strip()))
+                span = span.removeprefix(".venv/bin/").removeprefix("python -m compare ").strip()
+                if " " in span:  # a command's name alone names it; with options, it is a command to run
+                    found.append((number, span))
     return [(n, c) for n, c in found if c and c.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(c)]
 
 
@@ -77,6 +79,8 @@ def fake_data(tmp_path_factory) -> Path:
 
 
 def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
+    for package in USER_PACKAGES:
+        command = command.replace(package, "user_layers:")
     args = shlex.split(command)
     name, rest = args[0], args[1:]
     fixed: list[str] = []

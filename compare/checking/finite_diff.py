@@ -1,0 +1,140 @@
+"""Finite differences for the gradient checker: central differences, kink detection, directions, sampling.
+
+With the fake loss L = sum(out * dout) (dout a random upstream gradient):
+
+    central:      dL/dp_i  ~  (L(p + h e_i) - L(p - h e_i)) / 2h          error ~h^2 L''' / 6 + rounding / h
+    one-sided:    s+ = (L(p + h e_i) - L(p)) / h,   s- = (L(p) - L(p - h e_i)) / h
+    directional:  <dL/dp, v>  ~  (L(p + h v) - L(p - h v)) / 2h            (as JAX's check_grads)
+
+Differences are taken of the outputs first, then dotted with dout: L(p + h e_i) - L(p - h e_i) =
+sum((out+ - out-) * dout). The outputs a nudge does not touch cancel exactly, so the rounding of a
+sum over every output (large for a big layer) never enters the difference.
+
+Where L is smooth, s+ and s- differ by h L'' only (1e-6 times the curvature). Where a kink (a ReLU
+at 0, a tie in a max) lies within h of p, they differ by the jump in slope, and the central difference
+lands anywhere between the two slopes: a correct gradient would be reported wrong. So a coordinate
+(or direction) whose one-sided slopes disagree by more than `kink_rtol` times the gradient's scale is
+reported as non-differentiable there and left out of the comparison, with a count; it is never
+covered by a looser tolerance.
+
+Nothing here knows about layers: a `Nudge` moves one coordinate (or the tensor along one direction) by
+a step, runs the forward pass, puts the value back and returns the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from compare.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT32, FINITE_DIFF_FLOAT64, Tolerance
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The step, the tolerances and the kink threshold of one floating-point type."""
+
+    dtype: torch.dtype
+    reference: Tolerance  # the target's gradients against torch.autograd on its reference
+    step: float  # h
+    coordinates: Tolerance  # |numeric - analytic| <= rtol * max|analytic| over the whole tensor
+    directions: Tolerance  # |numeric - <g, v>| <= rtol * |g| |v|
+    kink_rtol: float  # |s+ - s-| above this times the gradient's scale: not differentiable there
+
+
+# float64: h = 1e-6 keeps rounding (~eps |out| / h ~ 2e-10 |out|) and truncation (~1e-12 L''') far below
+# 1e-7, and the smooth part of s+ - s- (h L'' = 1e-6 L'') far below the kink threshold 1e-3.
+# Against the reference: 1e-10 relative, with agreement's 1e-13 absolute floor for gradients that cancel to 0.
+FLOAT64 = Settings(torch.float64, AUTOGRAD_EXPRESSIONS_FLOAT64, 1e-6, FINITE_DIFF_FLOAT64,
+                   Tolerance("directional-derivative-float64", rtol=1e-7), kink_rtol=1e-3)
+# float32 (only when forced): eps is 1.2e-7, so h must be ~1e-3 and rounding alone is ~1e-4 |out|;
+# 1e-2 passes correct layers, and a bug that moves a gradient by less than about 1% goes unseen.
+FLOAT32 = Settings(torch.float32, AUTOGRAD_FLOAT32, 1e-3, Tolerance("finite-difference-float32", rtol=1e-2),
+                   Tolerance("directional-derivative-float32", rtol=1e-2), kink_rtol=5e-2)
+
+
+def settings_for(dtype: torch.dtype) -> Settings:
+    return FLOAT64 if dtype == torch.float64 else FLOAT32
+
+
+# nudge(i, step) -> (the output with flat coordinate i moved by step, the step actually taken after rounding)
+Nudge = Callable[[int, float], tuple[Tensor, float]]
+# nudge_along(v, step) -> the output with the whole tensor moved by step * v
+NudgeAlong = Callable[[Tensor, float], Tensor]
+
+
+ROUNDING = 8  # rounding error of one output entry, in units of eps * |out| (a few operations' worth, with room)
+
+
+@dataclass
+class Slopes:
+    """Difference quotients of L at k coordinates (or along k directions), float64."""
+
+    central: Tensor  # k
+    forward: Tensor  # k, s+
+    backward: Tensor  # k, s-
+    # k: the rounding error of the central difference, ROUNDING * eps * sum |out_j dout_j| / h over the outputs
+    # the nudge moved. It is the floor under every comparison: where a gradient is exactly 0 (a symmetry), the
+    # difference quotient is rounding noise of this size and nothing else.
+    noise: Tensor
+
+    def kinks(self, scale: float, rtol: float) -> Tensor:
+        """True where the one-sided slopes disagree: L is not differentiable there (bool, k)."""
+        return (self.forward - self.backward).abs() > rtol * scale + 2 * self.noise
+
+
+def _differences(plus: Tensor, minus: Tensor, out0: Tensor, dout: Tensor, weight: Tensor) -> tuple[float, float, float]:
+    """L(p + h) - L(p), L(p) - L(p - h), and the rounding in them (before dividing by h)."""
+    rise, fall = (plus - out0).reshape(-1).double(), (out0 - minus).reshape(-1).double()
+    moved = ((rise != 0) | (fall != 0)).double()
+    return torch.dot(rise, dout).item(), torch.dot(fall, dout).item(), torch.dot(moved, weight).item()
+
+
+def _weights(out0: Tensor, dout: Tensor) -> tuple[Tensor, Tensor]:
+    """dout flattened in float64, and ROUNDING * eps * |out0 * dout| per output."""
+    d = dout.reshape(-1).double()
+    return d, ROUNDING * torch.finfo(out0.dtype).eps * (out0.reshape(-1).double() * d).abs()
+
+
+def coordinate_slopes(nudge: Nudge, out0: Tensor, dout: Tensor, coords: Tensor, h: float) -> Slopes:
+    """Central and one-sided differences at the flat indices `coords`; `out0` is the output unmoved."""
+    d, weight = _weights(out0, dout)
+    central, forward, backward, noise = (torch.empty(len(coords), dtype=torch.float64) for _ in range(4))
+    for k, i in enumerate(coords.tolist()):
+        plus, up = nudge(i, h)
+        minus, down = nudge(i, -h)  # down < 0
+        rise, fall, rounding = _differences(plus, minus, out0, d, weight)
+        central[k] = (rise + fall) / (up - down)
+        forward[k] = rise / up
+        backward[k] = fall / -down
+        noise[k] = rounding / up
+    return Slopes(central, forward, backward, noise)
+
+
+def directional_slopes(nudge_along: NudgeAlong, out0: Tensor, dout: Tensor, directions: Tensor, h: float) -> Slopes:
+    """The same along each row of `directions` ([k, numel] unit vectors)."""
+    d, weight = _weights(out0, dout)
+    central, forward, backward, noise = (torch.empty(len(directions), dtype=torch.float64) for _ in range(4))
+    for k, v in enumerate(directions):
+        rise, fall, rounding = _differences(nudge_along(v, h), nudge_along(v, -h), out0, d, weight)
+        central[k] = (rise + fall) / (2 * h)
+        forward[k] = rise / h
+        backward[k] = fall / h
+        noise[k] = rounding / h
+    return Slopes(central, forward, backward, noise)
+
+
+def sample_coordinates(numel: int, k: int, generator: torch.Generator) -> Tensor:
+    """k distinct flat indices, sorted (all of them when k >= numel)."""
+    if k >= numel:
+        return torch.arange(numel)
+    return torch.randperm(numel, generator=generator)[:k].sort().values
+
+
+def random_directions(numel: int, k: int, generator: torch.Generator) -> Tensor:
+    """k random unit vectors ([k, numel], float64): every coordinate moves at once."""
+    # Normal draws in float32 (3x faster than float64; a direction needs no more precision), then normalised.
+    v = torch.randn(k, numel, generator=generator).double()
+    return v / v.norm(dim=1, keepdim=True)
