@@ -1,0 +1,120 @@
+"""Pooling written by hand: shrink each feature map by keeping one number per k x k window.
+
+    >>> pool = MaxPool2d(2)          # 2x2 windows, stride 2: [B, 6, 28, 28] -> [B, 6, 14, 14]
+    >>> out = pool(h)
+    >>> dh = pool.backward(dout)     # each window's gradient goes to its largest pixel
+    >>> AvgPool2d(2)(h)              # the windows' means instead; the gradient is shared evenly
+
+Pooling has no parameters and works on each channel separately. Both layers see the windows through
+`Tensor.unfold` (a view, nothing copied) and give the gradient back with one strided add per
+kernel offset, as scratch/conv.py's col2im does.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from scratch.module import Module
+
+
+class _Pool2d(Module):
+    """What max and average pooling share: the windows, and adding gradients back onto them."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False) -> None:
+        super().__init__()
+        name = type(self).__name__
+        stride = kernel_size if stride is None else stride  # as torch: non-overlapping windows by default
+        for arg, value in (("kernel_size", kernel_size), ("stride", stride)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: {arg} must be an int >= 1 (square windows), got {value!r}")
+        if padding != 0 or ceil_mode:
+            raise ValueError(f"{name} supports padding=0 and ceil_mode=False only (got padding={padding!r}, "
+                             f"ceil_mode={ceil_mode!r}): windows that run past the edge are dropped, as torch's "
+                             "default; pad the input before the layer if you need them")
+        self.kernel_size, self.stride = kernel_size, stride
+        self.x_shape: tuple[int, ...] | None = None
+
+    def windows(self, x: Tensor) -> Tensor:
+        """The view [B, C, OH, OW, k, k] of x's windows: window (y, x) starts at pixel (s*y, s*x).
+
+        Remembers x's shape, which backward needs to build dx."""
+        if x.dim() != 4:
+            raise ValueError(f"{self!r} expects input of shape [batch, channels, height, width], got {list(x.shape)}")
+        k, s = self.kernel_size, self.stride
+        if x.shape[2] < k or x.shape[3] < k:
+            raise ValueError(f"{self!r}: a {x.shape[2]}x{x.shape[3]} feature map is smaller than the {k}x{k} window; "
+                             "use fewer pooling stages, a larger image or more padding in the convolutions")
+        self.x_shape = tuple(x.shape)
+        # Rows (y, i) of the window view are pixel row s*y + i; the same for columns. Rows and columns
+        # that no whole window covers are dropped (floor), as torch's default.
+        return x.unfold(2, k, s).unfold(3, k, s)  # B,C,OH,OW,k,k
+
+    def add_to_windows(self, dwindows: Tensor) -> Tensor:
+        """The adjoint of `windows`: dx[b, c, s*y + i, s*x + j] += dwindows[b, c, y, x, i, j]."""
+        if self.x_shape is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward; run forward on a batch first")
+        k, s = self.kernel_size, self.stride
+        OH, OW = dwindows.shape[2], dwindows.shape[3]
+        dx = dwindows.new_zeros(self.x_shape)  # B,C,H,W
+        for i in range(k):
+            for j in range(k):
+                dx[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] += dwindows[..., i, j]  # B,C,OH,OW
+        return dx  # B,C,H,W
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride})"
+
+
+class MaxPool2d(_Pool2d):
+    """The largest value of each k x k window (as PyTorch's `nn.MaxPool2d`, without padding or dilation).
+
+    forward:   out[b, c, y, x] = max_{i, j} x[b, c, s*y + i, s*x + j]                  [B, C, OH, OW]
+    backward:  dx[b, c, s*y + i*, s*x + j*] += dout[b, c, y, x]                         [B, C, H, W]
+               with (i*, j*) the window's arg-max; every other pixel of the window gets 0 (it did not
+               change the output). A pixel that is the maximum of several overlapping windows collects
+               all their gradients.
+    Ties: the gradient goes to the FIRST maximum in row-major window order (the top row left to right,
+    then the next row), as PyTorch's CPU kernel does: it replaces the running maximum only on a strictly
+    greater value. On an all-equal input torch routes each window's gradient to its top-left pixel;
+    tests/test_conv.py checks that this layer does the same. `Tensor.max(dim)` returns the first maximal
+    index, so the flattened window's arg-max is exactly that pixel.
+    cache: the arg-max of each window (an index into its k*k pixels), all backward needs.
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        if dilation != 1:
+            raise ValueError(f"MaxPool2d supports dilation=1 only, got {dilation!r}")
+        self.argmax: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        windows = self.windows(x)  # B,C,OH,OW,k,k
+        flat = windows.reshape(*windows.shape[:4], -1)  # B,C,OH,OW,k*k: the window's pixels in row-major order
+        out, self.argmax = flat.max(dim=-1)  # B,C,OH,OW and B,C,OH,OW
+        return out
+
+    def backward(self, dout: Tensor) -> Tensor:
+        if self.argmax is None:
+            raise RuntimeError("MaxPool2d.backward called before forward; run forward on a batch first")
+        k = self.kernel_size
+        dflat = dout.new_zeros(*dout.shape, k * k)  # B,C,OH,OW,k*k
+        dflat.scatter_(-1, self.argmax.unsqueeze(-1), dout.unsqueeze(-1))  # dout at each window's arg-max
+        return self.add_to_windows(dflat.view(*dout.shape, k, k))  # B,C,H,W
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each k x k window (as PyTorch's `nn.AvgPool2d`, without padding).
+
+    forward:   out[b, c, y, x] = (1 / k^2) sum_{i, j} x[b, c, s*y + i, s*x + j]         [B, C, OH, OW]
+    backward:  dx[b, c, s*y + i, s*x + j] += dout[b, c, y, x] / k^2   for every (i, j)  [B, C, H, W]
+    cache: nothing but the input's shape (the derivative of a mean does not depend on x).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.windows(x).mean(dim=(-2, -1))  # B,C,OH,OW
+
+    def backward(self, dout: Tensor) -> Tensor:
+        k = self.kernel_size
+        share = (dout / (k * k))[..., None, None].expand(*dout.shape, k, k)  # B,C,OH,OW,k,k: a view
+        return self.add_to_windows(share)  # B,C,H,W
