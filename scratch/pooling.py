@@ -37,7 +37,8 @@ class _Pool2d(Module):
     def windows(self, x: Tensor) -> Tensor:
         """The view [B, C, OH, OW, k, k] of x's windows: window (y, x) starts at pixel (s*y, s*x).
 
-        Remembers x's shape, which backward needs to build dx."""
+        Remembers x's shape, which backward needs to build dx.
+        """
         if x.dim() != 4:
             raise ValueError(f"{self!r} expects input of shape [batch, channels, height, width], got {list(x.shape)}")
         k, s = self.kernel_size, self.stride
