@@ -12,9 +12,9 @@ from scratch.conv import Conv2d
 from scratch.dropout import Dropout
 from scratch.linear import Linear
 from scratch.losses import LOSSES, CrossEntropyLoss, MSELoss
+from scratch.lr_scheduler import CosineAnnealingLR, StepLR
 from scratch.mlp import MLP
 from scratch.module import Module, Sequential
-from scratch.lr_scheduler import CosineAnnealingLR, StepLR
 from scratch.optim import SGD, Adam, AdamW
 from scratch.pooling import AvgPool2d, MaxPool2d
 from scratch.shape import Flatten

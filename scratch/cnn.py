@@ -69,7 +69,7 @@ def plan_stages(in_channels: int, image_size: int, channels: Sequence[int], kern
     if any(not isinstance(p, int) or p < 0 for p in paddings):
         raise ValueError(f"CNN: paddings must be ints >= 0, got {paddings!r}")
     stages, size, fan_in = [], image_size, in_channels
-    for number, (out_channels, pad) in enumerate(zip(channels, paddings), start=1):
+    for number, (out_channels, pad) in enumerate(zip(channels, paddings, strict=True), start=1):
         conv_size = size + 2 * pad - kernel_size + 1
         if conv_size < POOL_SIZE:
             raise ValueError(f"CNN: conv stage {number} ({kernel_size}x{kernel_size} kernel, padding {pad}) gets "
@@ -123,7 +123,7 @@ class CNN(Module):
             layers.append(POOLS[pool](POOL_SIZE))
         layers.append(Flatten())
         sizes = [stages[-1].out_channels * stages[-1].size ** 2, *fc_sizes]
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers.append(Linear(fan_in, fan_out))
             layers.append(ACTIVATIONS[activation]())
         layers.append(Linear(sizes[-1], num_classes))

@@ -44,15 +44,15 @@ def im2col(x: Tensor, kernel_size: int, stride: int, padding: int) -> Tensor:
     below, and col2im's adds, move OW*B consecutive numbers at a time instead of OW: measured
     1.5x faster on LeNet's second layer than columns ordered (b, y, x).
     """
-    B, C, H, W = x.shape
+    batch, channels, height, width = x.shape
     k, s, p = kernel_size, stride, padding
-    OH, OW = output_size(H, k, s, p), output_size(W, k, s, p)
-    xpad = x.new_zeros(C, H + 2 * p, W + 2 * p, B)  # C,H+2p,W+2p,B: batch innermost
-    xpad[:, p:p + H, p:p + W] = x.permute(1, 2, 3, 0)
+    out_h, out_w = output_size(height, k, s, p), output_size(width, k, s, p)
+    xpad = x.new_zeros(channels, height + 2 * p, width + 2 * p, batch)  # C,H+2p,W+2p,B: batch innermost
+    xpad[:, p:p + height, p:p + width] = x.permute(1, 2, 3, 0)
     # Tensor.unfold(dim, k, s) is a view: along dim, window y starts at s*y and the window's k
     # entries become a new last dimension. Nothing is copied until the reshape.
     windows = xpad.unfold(1, k, s).unfold(2, k, s)  # C,OH,OW,B,k,k
-    return windows.permute(0, 4, 5, 1, 2, 3).reshape(C * k * k, OH * OW * B)  # C*k*k,OH*OW*B
+    return windows.permute(0, 4, 5, 1, 2, 3).reshape(channels * k * k, out_h * out_w * batch)  # C*k*k,OH*OW*B
 
 
 def col2im(cols: Tensor, x_shape: tuple[int, ...], kernel_size: int, stride: int, padding: int) -> Tensor:
@@ -65,16 +65,16 @@ def col2im(cols: Tensor, x_shape: tuple[int, ...], kernel_size: int, stride: int
     k*k large adds, much faster than an index_add_ of every single entry. Returns a view in the
     [B, C, H, W] order (its memory is batch-innermost): the caller copies it where it belongs.
     """
-    B, C, H, W = x_shape
+    batch, channels, height, width = x_shape
     k, s, p = kernel_size, stride, padding
-    OH, OW = output_size(H, k, s, p), output_size(W, k, s, p)
-    cols = cols.view(C, k, k, OH, OW, B)  # C,k,k,OH,OW,B
-    dxpad = cols.new_zeros(C, H + 2 * p, W + 2 * p, B)  # C,H+2p,W+2p,B
+    out_h, out_w = output_size(height, k, s, p), output_size(width, k, s, p)
+    cols = cols.view(channels, k, k, out_h, out_w, batch)  # C,k,k,OH,OW,B
+    dxpad = cols.new_zeros(channels, height + 2 * p, width + 2 * p, batch)  # C,H+2p,W+2p,B
     for i in range(k):
         for j in range(k):
             # Offset (i, j) of window (y, x) is the padded pixel (s*y + i, s*x + j).
-            dxpad[:, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] += cols[:, i, j]  # C,OH,OW,B
-    return dxpad[:, p:p + H, p:p + W].permute(3, 0, 1, 2)  # B,C,H,W
+            dxpad[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s] += cols[:, i, j]  # C,OH,OW,B
+    return dxpad[:, p:p + height, p:p + width].permute(3, 0, 1, 2)  # B,C,H,W
 
 
 class Conv2d(Module):
@@ -134,22 +134,22 @@ class Conv2d(Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{self!r} expects input of shape [batch, {self.in_channels}, height, width], "
                              f"got {list(x.shape)}")
-        B, _, H, W = x.shape
+        batch, _, height, width = x.shape
         k, s, p = self.kernel_size, self.stride, self.padding
-        OH, OW = output_size(H, k, s, p), output_size(W, k, s, p)
-        if OH <= 0 or OW <= 0:
-            raise ValueError(f"{self!r}: a {H}x{W} input with padding {p} is smaller than the "
+        out_h, out_w = output_size(height, k, s, p), output_size(width, k, s, p)
+        if out_h <= 0 or out_w <= 0:
+            raise ValueError(f"{self!r}: a {height}x{width} input with padding {p} is smaller than the "
                              f"{k}x{k} kernel; use a larger input or more padding")
         self.x = x  # B,C_in,H,W
         weight = self.weight.view(self.out_channels, -1)  # C_out,C_in*k*k
-        out = x.new_empty(B, self.out_channels, OH, OW)  # B,C_out,OH,OW
-        for part in self.slices(x, OH, OW):
+        out = x.new_empty(batch, self.out_channels, out_h, out_w)  # B,C_out,OH,OW
+        for part in self.slices(x, out_h, out_w):
             cols = im2col(x[part], k, s, p)  # C_in*k*k,OH*OW*b for the b examples of this slice
             if self.bias is None:
                 out_part = weight @ cols  # C_out,OH*OW*b
             else:
                 out_part = torch.addmm(self.bias.unsqueeze(1), weight, cols)  # C_out,OH*OW*b
-            out[part] = out_part.view(self.out_channels, OH, OW, -1).permute(3, 0, 1, 2)  # b,C_out,OH,OW
+            out[part] = out_part.view(self.out_channels, out_h, out_w, -1).permute(3, 0, 1, 2)  # b,C_out,OH,OW
         return out  # B,C_out,OH,OW
 
     def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:

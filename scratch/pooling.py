@@ -47,14 +47,14 @@ class _Pool2d(Module):
         if x.dim() != 4:
             raise ValueError(f"{self!r} expects input of shape [batch, channels, height, width], got {list(x.shape)}")
         k, s = self.kernel_size, self.stride
-        H, W = x.shape[2], x.shape[3]
-        if H < k or W < k:
-            raise ValueError(f"{self!r}: a {H}x{W} feature map is smaller than the {k}x{k} window; "
+        height, width = x.shape[2], x.shape[3]
+        if height < k or width < k:
+            raise ValueError(f"{self!r}: a {height}x{width} feature map is smaller than the {k}x{k} window; "
                              "use fewer pooling stages, a larger image or more padding in the convolutions")
         self.x_shape = tuple(x.shape)
         # Rows and columns that no whole window covers are dropped (floor), as torch's default.
-        OH, OW = (H - k) // s + 1, (W - k) // s + 1
-        return torch.stack([x[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]
+        out_h, out_w = (height - k) // s + 1, (width - k) // s + 1
+        return torch.stack([x[:, :, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s]
                             for i in range(k) for j in range(k)])  # k*k,B,C,OH,OW
 
     def add_to_windows(self, dcols: Tensor) -> Tensor:
@@ -62,15 +62,15 @@ class _Pool2d(Module):
         if self.x_shape is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward; run forward on a batch first")
         k, s = self.kernel_size, self.stride
-        OH, OW = dcols.shape[3], dcols.shape[4]
+        out_h, out_w = dcols.shape[3], dcols.shape[4]
         # When the windows tile x (stride = k, sides divisible by k, as LeNet's 2x2 pooling of even sides),
         # every pixel is in exactly one window: its entry is copied, and dx needs no zeros first
         # (measured 1.4x faster than zeros and adds). Otherwise windows overlap or miss pixels.
-        tiles = s == k and self.x_shape[2] == k * OH and self.x_shape[3] == k * OW
+        tiles = s == k and self.x_shape[2] == k * out_h and self.x_shape[3] == k * out_w
         dx = dcols.new_empty(self.x_shape) if tiles else dcols.new_zeros(self.x_shape)  # B,C,H,W
         for i in range(k):
             for j in range(k):
-                pixels = dx[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]  # B,C,OH,OW: a view
+                pixels = dx[:, :, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s]  # B,C,OH,OW: a view
                 if tiles:
                     pixels.copy_(dcols[i * k + j])
                 else:

@@ -54,7 +54,7 @@ class CNN(nn.Module):
             layers.append(POOLS[pool](POOL_SIZE))
         layers.append(nn.Flatten())
         sizes = [stages[-1].out_channels * stages[-1].size ** 2, *fc_sizes]
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers.append(nn.Linear(fan_in, fan_out))
             layers.append(ACTIVATIONS[activation]())
         layers.append(nn.Linear(sizes[-1], num_classes))
