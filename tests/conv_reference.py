@@ -13,6 +13,7 @@ and dx is dxpad without its padding. Four loops and a dot product per output: re
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -81,13 +82,14 @@ def time_against_im2col(batch: int = 32) -> list[tuple[str, float, float]]:
         conv2d_loops(x, conv.weight, conv.bias, padding=padding)
         conv2d_loops_backward(x, conv.weight, dout, padding=padding)
         loops = time.process_time() - start
-        repeats = 20
-        start = time.process_time()
-        for _ in range(repeats):
-            conv.forward(x)
-            conv.backward(dout)
-        im2col = (time.process_time() - start) / repeats
-        results.append((label, loops, im2col))
+        blocks = []
+        for _ in range(7):  # the median of 7 blocks of 20: a burst of load from elsewhere is left out
+            start = time.process_time()
+            for _ in range(20):
+                conv.forward(x)
+                conv.backward(dout)
+            blocks.append((time.process_time() - start) / 20)
+        results.append((label, loops, statistics.median(blocks)))
     return results
 
 
