@@ -15,6 +15,11 @@ scratch/torch as the median of each round's paired ratio. Times are the process'
 (time.process_time: user + system, page faults included) rather than wall-clock time: with one thread,
 that leaves out the time spent waiting while other programs hold the core, which on a shared machine
 is most of the noise. tests/conv_reference.py times the loop reference against im2col.
+
+Caution: single-layer times beyond batch 32 depend on what the process allocated before (nn.Conv2d's
+first layer at batch 128: 2.7 ms in a fresh process, 10 ms after the batch-32 rows, its temporary
+buffers then faulting in from the operating system each call); run one --batch-sizes value per
+process to compare layers. The whole-step ratios did not move that way (docs/cnn.md).
 """
 
 from __future__ import annotations
