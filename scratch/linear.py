@@ -21,16 +21,19 @@ from scratch.module import Module
 
 
 def linear_init_(weight: Tensor, bias: Tensor | None, generator: torch.Generator | None = None) -> None:
-    """Fill weight and bias exactly as `torch.nn.Linear.reset_parameters` does.
+    """Fill weight and bias exactly as PyTorch's `nn.Linear` and `nn.Conv2d` `reset_parameters` do.
 
     torch draws weight from kaiming_uniform(a=sqrt(5)), i.e. U(-b, b) with
     b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); the bias from U(-1/sqrt(fan_in), +).
+    fan_in is the number of inputs one output neuron sees: in_features for a Linear weight
+    [out, in], C_in * k * k for a convolution weight [C_out, C_in, k, k] (one window), i.e. the
+    product of every dimension after the first.
     The bound is computed with the same float operations in the same order, and the
     draws come from the same random stream in the same order (weight, then bias), so
     from one seed both implementations start bit-identical. Without a bias (bias=None), as
     torch, nothing is drawn for it.
     """
-    fan_in = weight.shape[1]
+    fan_in = math.prod(weight.shape[1:])
     a = math.sqrt(5)
     gain = math.sqrt(2.0 / (1 + a**2))
     std = gain / math.sqrt(fan_in)

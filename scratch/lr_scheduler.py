@@ -65,8 +65,9 @@ class CosineAnnealingLR(LRScheduler):
         self.T_max, self.eta_min = T_max, eta_min
 
     def next_lr(self, lr: float) -> float:
-        e, T = self.last_epoch, self.T_max
-        if (e - 1 - T) % (2 * T) == 0:
+        e, t_max = self.last_epoch, self.T_max
+        if (e - 1 - t_max) % (2 * t_max) == 0:
             # At the bottom the recursive ratio would divide by 1 + cos(pi) = 0: torch adds the step instead.
-            return lr + (self.base_lr - self.eta_min) * (1 - math.cos(math.pi / T)) / 2
-        return (1 + math.cos(math.pi * e / T)) / (1 + math.cos(math.pi * (e - 1) / T)) * (lr - self.eta_min) + self.eta_min
+            return lr + (self.base_lr - self.eta_min) * (1 - math.cos(math.pi / t_max)) / 2
+        ratio = (1 + math.cos(math.pi * e / t_max)) / (1 + math.cos(math.pi * (e - 1) / t_max))
+        return ratio * (lr - self.eta_min) + self.eta_min

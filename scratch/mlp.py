@@ -55,7 +55,7 @@ class MLP(Module):
             raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
         sizes = [input_size, *hidden_sizes]
         layers: list[Module] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers.append(Linear(fan_in, fan_out, bias=not batch_norm))
             if batch_norm:
                 layers.append(BatchNorm1d(fan_out))

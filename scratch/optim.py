@@ -27,7 +27,7 @@ class Optimizer:
     def __init__(self, params: list[Tensor], grads: list[Tensor], lr: float) -> None:
         if not lr > 0:
             raise ValueError(f"learning rate must be positive, got {lr}")
-        if len(params) != len(grads) or any(p.shape != g.shape for p, g in zip(params, grads)):
+        if len(params) != len(grads) or any(p.shape != g.shape for p, g in zip(params, grads, strict=True)):
             raise ValueError("every parameter needs a gradient buffer of the same shape")
         self.params, self.grads, self.lr = params, grads, lr
 
@@ -68,7 +68,7 @@ class SGD(Optimizer):
             # loop below, minus a Python round trip per tensor (a tenth of a small network's step).
             torch._foreach_add_(self.params, self.grads, alpha=-self.lr)
             return
-        for i, (p, dp) in enumerate(zip(self.params, self.grads)):
+        for i, (p, dp) in enumerate(zip(self.params, self.grads, strict=True)):
             g = dp
             if self.weight_decay != 0:
                 g = g.add(p, alpha=self.weight_decay)  # a new tensor: the layer's dp stays the loss gradient
@@ -104,7 +104,8 @@ class Adam(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, grads, lr)
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps < 0 or weight_decay < 0:
-            raise ValueError(f"Adam needs 0 <= betas < 1, eps >= 0, weight_decay >= 0; got {betas}, {eps}, {weight_decay}")
+            raise ValueError(f"Adam needs 0 <= betas < 1, eps >= 0, weight_decay >= 0; "
+                             f"got {betas}, {eps}, {weight_decay}")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.exp_avgs = [p.new_zeros(p.shape) for p in params]  # m
         self.exp_avg_sqs = [p.new_zeros(p.shape) for p in params]  # v
@@ -117,7 +118,7 @@ class Adam(Optimizer):
         bias_correction1 = 1 - beta1**self.t
         bias_correction2_sqrt = (1 - beta2**self.t) ** 0.5
         step_size = self.lr / bias_correction1
-        for p, dp, m, v in zip(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs):
+        for p, dp, m, v in zip(self.params, self.grads, self.exp_avgs, self.exp_avg_sqs, strict=True):
             g = dp
             if self.weight_decay != 0:
                 if self.decoupled_weight_decay:

@@ -40,6 +40,15 @@ def copy_parameters(layer, module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def copy_state(layer, module: torch.nn.Module) -> torch.nn.Module:
+    """Parameters and buffers (batch norm's running statistics) from the scratch layer into its torch twin."""
+    copy_parameters(layer, module)
+    with torch.no_grad():
+        for name, b in module.named_buffers():
+            b.copy_(dict(layer.named_buffers())[name])
+    return module
+
+
 def check_against_autograd(layer, module: torch.nn.Module, x: Tensor, dout: Tensor) -> None:
     tol = agreement.gradient_tolerance(x.dtype)
     out_s, dx_s, grads_s = scratch_forward_backward(layer, x, dout)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters
+from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters, copy_state
 from torch import nn
 
 import scratch
@@ -55,15 +55,6 @@ def trained_statistics(layer: scratch.BatchNorm1d) -> scratch.BatchNorm1d:
     layer.running_mean.uniform_(-1, 1, generator=g)
     layer.running_var.uniform_(0.5, 2, generator=g)
     return random_affine(layer)
-
-
-def copy_state(layer: scratch.Module, module: nn.Module) -> nn.Module:
-    """Parameters and buffers (running statistics) from the scratch layer into its torch twin."""
-    copy_parameters(layer, module)
-    with torch.no_grad():
-        for name, b in module.named_buffers():
-            b.copy_(dict(layer.named_buffers())[name])
-    return module
 
 
 # name: (scratch factory, torch factory taking the scratch layer, input shape, training mode)

@@ -37,7 +37,7 @@ class MLP(nn.Module):
             raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
         sizes = [input_size, *hidden_sizes]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers.append(nn.Linear(fan_in, fan_out, bias=not batch_norm))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(fan_out))
