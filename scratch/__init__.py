@@ -6,17 +6,24 @@ layer's `backward`.
 """
 
 from scratch.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from scratch.attention import MultiheadAttention
 from scratch.batchnorm import BatchNorm1d
 from scratch.dropout import Dropout
+from scratch.layernorm import LayerNorm
 from scratch.linear import Linear
 from scratch.losses import LOSSES, CrossEntropyLoss, MSELoss
+from scratch.lr_scheduler import CosineAnnealingLR, StepLR
 from scratch.mlp import MLP
 from scratch.module import Module, Sequential
-from scratch.lr_scheduler import CosineAnnealingLR, StepLR
 from scratch.optim import SGD, Adam, AdamW
+from scratch.rnn import LSTM, RNN
+from scratch.sequence import LSTMClassifier
+from scratch.transformer import TransformerEncoderLayer
+from scratch.vit import ViT
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "MLP", "SGD", "CrossEntropyLoss", "Linear", "MSELoss",
     "Module", "ReLU", "Sequential", "Sigmoid", "Tanh",
     "Adam", "AdamW", "BatchNorm1d", "CosineAnnealingLR", "Dropout", "GELU", "LeakyReLU", "StepLR",
+    "LSTM", "LSTMClassifier", "LayerNorm", "MultiheadAttention", "RNN", "TransformerEncoderLayer", "ViT",
 ]
