@@ -1,7 +1,7 @@
 """A small vision transformer (ViT) written by hand: a digit cut into patches, read as a sequence of tokens.
 
     >>> from scratch.vit import ViT
-    >>> model = ViT()                          # 28x28 digits, 7x7 patches -> 16 tokens of 64 features, 2 blocks
+    >>> model = ViT()                          # 28x28 digits, 7x7 patches -> 16 tokens of 64 features, 3 blocks
     >>> logits = model(x)                      # x: [B, 784], [B, 28, 28] or [B, 1, 28, 28]  ->  [B, 10]
     >>> model.backward(dlogits, input_grad=False)   # fills every d<name>; training never needs dx
     >>> maps = model.attention_maps(x)         # per block [B, heads, T, T]: which patch looks at which
@@ -67,7 +67,7 @@ class ViT(Module):
     """
 
     def __init__(self, image_size: int = 28, patch_size: int = 7, in_channels: int = 1, dim: int = 64,
-                 depth: int = 2, heads: int = 4, mlp_dim: int = 128, num_classes: int = 10,
+                 depth: int = 3, heads: int = 4, mlp_dim: int = 128, num_classes: int = 10,
                  pool: str = "mean") -> None:
         super().__init__()
         if image_size % patch_size:

@@ -164,7 +164,7 @@ def test_attention_maps_match_torch_and_are_distributions():
     theirs = copy_parameters(ours, torch_impl.ViT(pool="cls")).to(dtype=torch.float64).eval()
     x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
     maps_ours, maps_theirs = ours.attention_maps(x), theirs.attention_maps(x)
-    assert len(maps_ours) == len(maps_theirs) == 2
+    assert len(maps_ours) == len(maps_theirs) == 3  # one per block
     for k, (a, b) in enumerate(zip(maps_ours, maps_theirs, strict=True)):
         assert a.shape == (3, 4, 17, 17)  # batch, heads, tokens (16 patches + the class token), tokens
         agreement.assert_agree(f"attention map of block {k}", a, b, agreement.AUTOGRAD_FLOAT64)

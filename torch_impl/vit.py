@@ -29,7 +29,7 @@ class ViT(nn.Module):
     blocks (nn.TransformerEncoderLayer), final LayerNorm, mean or class-token pooling, Linear head."""
 
     def __init__(self, image_size: int = 28, patch_size: int = 7, in_channels: int = 1, dim: int = 64,
-                 depth: int = 2, heads: int = 4, mlp_dim: int = 128, num_classes: int = 10,
+                 depth: int = 3, heads: int = 4, mlp_dim: int = 128, num_classes: int = 10,
                  pool: str = "mean") -> None:
         super().__init__()
         if image_size % patch_size:
