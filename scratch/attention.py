@@ -82,8 +82,8 @@ class MultiheadAttention(Module):
         # torch's order of random draws: the parameters are created empty, then out_proj (a Linear)
         # draws its own weight and bias at construction, then _reset_parameters draws in_proj_weight
         # (Xavier) and sets both biases to 0 (out_proj's drawn bias is overwritten).
-        self.in_proj_weight = torch.empty(3 * embed_dim, embed_dim)
-        self.in_proj_bias = torch.empty(3 * embed_dim)
+        self.in_proj_weight = torch.empty(3 * embed_dim, embed_dim)  # 3E,E: W_q, W_k, W_v stacked
+        self.in_proj_bias = torch.empty(3 * embed_dim)  # 3E
         self.out_proj = Linear(embed_dim, embed_dim)
         xavier_uniform_(self.in_proj_weight)
         self.in_proj_bias.zero_()

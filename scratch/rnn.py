@@ -49,10 +49,10 @@ class RecurrentLayer(Module):
                              f"hidden_size={hidden_size}")
         self.input_size, self.hidden_size = input_size, hidden_size
         rows = self.gates * hidden_size
-        self.weight_ih_l0 = torch.empty(rows, input_size)
-        self.weight_hh_l0 = torch.empty(rows, hidden_size)
-        self.bias_ih_l0 = torch.empty(rows)
-        self.bias_hh_l0 = torch.empty(rows)
+        self.weight_ih_l0 = torch.empty(rows, input_size)  # G*H,I
+        self.weight_hh_l0 = torch.empty(rows, hidden_size)  # G*H,H
+        self.bias_ih_l0 = torch.empty(rows)  # G*H
+        self.bias_hh_l0 = torch.empty(rows)  # G*H
         # As torch's RNNBase.reset_parameters: every parameter, in this order, from U(-1/sqrt(H), 1/sqrt(H)).
         stdv = 1.0 / math.sqrt(hidden_size)
         for name in self.param_names:
@@ -80,7 +80,7 @@ class RecurrentLayer(Module):
         torch.mm(dz.t(), self.x, out=self.dweight_ih_l0)  # G*H,I
         torch.mm(dz.t(), h[:-1].reshape(steps * batch, self.hidden_size), out=self.dweight_hh_l0)  # G*H,H
         torch.sum(dz, dim=0, out=self.dbias_ih_l0)  # G*H
-        self.dbias_hh_l0.copy_(self.dbias_ih_l0)  # both biases are added to the same z
+        self.dbias_hh_l0.copy_(self.dbias_ih_l0)  # G*H: both biases are added to the same z
         if not input_grad:
             return None
         return (dz @ self.weight_ih_l0).view(steps, batch, self.input_size).transpose(0, 1)  # B,T,I

@@ -81,11 +81,11 @@ class ViT(Module):
         # Construction order = order of the random draws; torch_impl.vit.ViT draws in the same order.
         self.patch_embed = Linear(in_channels * patch_size * patch_size, dim)
         if pool == "cls":
-            self.cls_token = torch.zeros(1, 1, dim)  # no draw: zeros, as in torch_impl
+            self.cls_token = torch.zeros(1, 1, dim)  # 1,1,D; no draw: zeros, as in torch_impl
             self.param_names = ("cls_token", "pos_embed")
         else:
             self.param_names = ("pos_embed",)
-        self.pos_embed = torch.randn(1, self.num_tokens, dim) * POS_EMBED_STD
+        self.pos_embed = torch.randn(1, self.num_tokens, dim) * POS_EMBED_STD  # 1,T,D
         self.blocks = Sequential(*(TransformerEncoderLayer(dim, heads, mlp_dim) for _ in range(depth)))
         self.norm = LayerNorm(dim)
         self.head = Linear(dim, num_classes)
@@ -135,7 +135,8 @@ class ViT(Module):
         dpatches = self.patch_embed.backward(dh.reshape(batch * num_patches, dim), input_grad=input_grad)  # B*N,CPP
         if dpatches is None:
             return None
-        dx = unpatchify(dpatches.view(batch, num_patches, -1), self.in_channels, self.image_size, self.patch_size)
+        dx = unpatchify(dpatches.view(batch, num_patches, -1), self.in_channels, self.image_size,
+                        self.patch_size)  # B,C,S,S
         return dx.reshape(self.input_shape)  # as x
 
     def attention_maps(self, x: Tensor) -> list[Tensor]:

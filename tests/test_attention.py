@@ -179,7 +179,25 @@ def test_torch_fast_path_in_evaluation_agrees_float32():
     x = torch.randn(16, 784)
     with torch.no_grad():
         fused = theirs(x)
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            ordinary = theirs(x)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(True)
+    assert not torch.equal(fused, ordinary), "expected torch's fused path here (it rounds differently)"
     agreement.assert_agree("eval-mode logits", ours.forward(x), fused, agreement.AUTOGRAD_FLOAT32)
+
+
+def test_gradients_are_written_in_place():
+    """An optimizer holds the gradient buffers from model.gradients(); backward must fill those very tensors."""
+    torch.manual_seed(0)
+    model = scratch.ViT(**TINY_VIT, pool="cls")
+    buffers = model.gradients()
+    model.forward(torch.randn(2, 64))
+    model.backward(torch.randn(2, 3), input_grad=False)
+    for (name, g), held in zip(model.named_gradients(), buffers, strict=True):
+        assert g is held, f"d{name} was replaced by a new tensor"
+        assert g.abs().sum() > 0, f"d{name} was not filled"
 
 
 def test_softmax_backward_is_the_jacobian_product():

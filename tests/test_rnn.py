@@ -114,6 +114,18 @@ def test_backward_without_input_gradient_fills_the_same_gradients():
         assert torch.equal(g, full[name]), name
 
 
+def test_gradients_are_written_in_place():
+    """An optimizer holds the gradient buffers from model.gradients(); backward must fill those very tensors."""
+    torch.manual_seed(0)
+    model = scratch.LSTMClassifier(**TINY_CLASSIFIER)
+    buffers = model.gradients()
+    model.forward(torch.randn(2, 16))
+    model.backward(torch.randn(2, 3), input_grad=False)
+    for (name, g), held in zip(model.named_gradients(), buffers, strict=True):
+        assert g is held, f"d{name} was replaced by a new tensor"
+        assert g.abs().sum() > 0, f"d{name} was not filled"
+
+
 def test_state_dict_loads_across_and_hidden_states_agree():
     torch.manual_seed(1)
     ours = scratch.LSTMClassifier()
