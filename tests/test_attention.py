@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from layer_check import (
+    assert_identical_init,
     check_against_autograd,
     check_finite_differences,
     copy_parameters,
@@ -75,20 +76,6 @@ def test_finite_differences_float64(name):
 def test_matches_autograd(name, dtype):
     layer, module, x, dout = make(name, dtype, seed=1)
     check_against_autograd(layer, module, x, dout)
-
-
-def assert_identical_init(make_scratch, make_torch, seed: int = 7) -> None:
-    """Same names in the same order, bit-identical values, and the same number of random draws."""
-    torch.manual_seed(seed)
-    ours = dict(make_scratch().named_parameters())
-    after_ours = torch.rand(3)
-    torch.manual_seed(seed)
-    theirs = dict(make_torch().named_parameters())
-    after_theirs = torch.rand(3)
-    assert list(ours) == list(theirs)
-    for name, p in theirs.items():
-        assert torch.equal(ours[name], p.detach()), f"{name} differs at initialization"
-    assert torch.equal(after_ours, after_theirs), "the two constructors drew a different number of random values"
 
 
 INITS = {

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 from layer_check import (
+    assert_identical_init,
     check_against_autograd,
     check_finite_differences,
     copy_parameters,
 )
-from test_attention import assert_identical_init
 from torch import nn
 
 import scratch
