@@ -78,6 +78,20 @@ def check_finite_differences(layer, x: Tensor, dout: Tensor) -> None:
         assert error <= tol.rtol, f"{name}: finite-difference relative error {error:.3e} > {tol.describe()}"
 
 
+def assert_identical_init(make_scratch, make_torch, seed: int = 7) -> None:
+    """Same names in the same order, bit-identical values, and the same number of random draws."""
+    torch.manual_seed(seed)
+    ours = dict(make_scratch().named_parameters())
+    after_ours = torch.rand(3)
+    torch.manual_seed(seed)
+    theirs = dict(make_torch().named_parameters())
+    after_theirs = torch.rand(3)
+    assert list(ours) == list(theirs)
+    for name, p in theirs.items():
+        assert torch.equal(ours[name], p.detach()), f"{name} differs at initialization"
+    assert torch.equal(after_ours, after_theirs), "the two constructors drew a different number of random values"
+
+
 def away_from_zero(shape: tuple[int, ...], dtype: torch.dtype, margin: float = 0.05) -> Tensor:
     """Random inputs with |x| >= margin, so a finite-difference nudge never crosses a kink at 0."""
     x = torch.randn(shape, dtype=dtype)

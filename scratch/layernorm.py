@@ -1,0 +1,72 @@
+"""Layer normalization written by hand: standardize each example's features, then scale and shift.
+
+    >>> ln = LayerNorm(64)
+    >>> out = ln(h)                  # h: [..., 64], e.g. [B, T, 64]: each token normalized on its own
+    >>> dh = ln.backward(dout)       # fills ln.dweight, ln.dbias
+
+Batch norm (scratch/batchnorm.py) takes its statistics over the batch, per feature; layer norm
+takes them over the features, per example (per token), so it needs no running estimates and
+behaves the same in training and evaluation. Transformers use it in front of every sub-layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from scratch.module import Module
+
+
+class LayerNorm(Module):
+    """Layer normalization over the last dimension of [..., D] inputs (as PyTorch's `nn.LayerNorm(D)`).
+
+    forward (per row x = x[n, :] of D features; N = all leading dimensions together):
+        mu = (1/D) sum_d x_d                      var = (1/D) sum_d (x_d - mu)^2   (biased: divides by D)
+        xhat = (x - mu) / sqrt(var + eps)         out = weight * xhat + bias       weight, bias: [D]
+    backward (with dxhat = dout * weight, s = 1 / sqrt(var + eps) of the row, sums over the D features):
+        dbias   = sum_n dout_n                    [D]  (sum over every leading position)
+        dweight = sum_n dout_n * xhat_n           [D]
+        dx      = (s / D) * (D * dxhat - sum_d dxhat_d - xhat * sum_d (dxhat_d * xhat_d))     [..., D]
+    The derivation is batch norm's with the roles of the axes swapped: mu and var of a row depend on
+    every feature of that row, d xhat_j / d x_i = (s / D)(D delta_ij - 1 - xhat_i xhat_j) (docs/attention.md).
+    cache: xhat and s, all the compact formula needs.
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        if normalized_shape <= 0:
+            raise ValueError(f"LayerNorm needs a positive number of features, got {normalized_shape}")
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = torch.ones(normalized_shape)  # gamma: starts as "keep the standardized value"
+        self.bias = torch.zeros(normalized_shape)  # beta
+        self.dweight = torch.zeros(normalized_shape)
+        self.dbias = torch.zeros(normalized_shape)
+        self.xhat: Tensor | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.normalized_shape:
+            raise ValueError(f"LayerNorm({self.normalized_shape}) expects inputs whose last dimension is "
+                             f"{self.normalized_shape}, got shape {list(x.shape)}")
+        mean = x.mean(dim=-1, keepdim=True)  # ...,1
+        centered = x - mean  # ...,D
+        var = (centered * centered).mean(dim=-1, keepdim=True)  # ...,1
+        self.invstd = torch.rsqrt(var + self.eps)  # ...,1; s = 1/sqrt(var + eps)
+        self.xhat = centered * self.invstd  # ...,D
+        return self.xhat * self.weight + self.bias  # ...,D
+
+    def backward(self, dout: Tensor) -> Tensor:
+        if self.xhat is None:
+            raise RuntimeError("LayerNorm.backward called before forward; run forward on a batch first")
+        xhat, s = self.xhat, self.invstd
+        features = xhat.shape[-1]
+        rows_dout = dout.reshape(-1, features)  # N,D
+        torch.sum(rows_dout, dim=0, out=self.dbias)  # D
+        torch.sum(rows_dout * xhat.reshape(-1, features), dim=0, out=self.dweight)  # D
+        dxhat = dout * self.weight  # ...,D
+        return (s / features) * (features * dxhat - dxhat.sum(dim=-1, keepdim=True)
+                                 - xhat * (dxhat * xhat).sum(dim=-1, keepdim=True))  # ...,D
+
+    def __repr__(self) -> str:
+        return f"LayerNorm({self.normalized_shape}, eps={self.eps})"

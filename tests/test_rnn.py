@@ -1,0 +1,177 @@
+"""The recurrent layers by hand (RNN, LSTM, LSTMClassifier) against float64 finite differences and against
+torch's nn.RNN / nn.LSTM (autograd through time), plus bit-identical init and the gradient-norm measure.
+
+Adding a layer adds one line to LAYERS.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from layer_check import (
+    assert_identical_init,
+    check_against_autograd,
+    check_finite_differences,
+    copy_parameters,
+)
+from torch import nn
+
+import scratch
+import torch_impl
+from scratch.rnn import hidden_gradient_norms
+
+
+class RNNOutput(nn.RNN):
+    """nn.RNN(batch_first=True) returning only the hidden states [B, T, H], as the scratch layer's forward."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x, state=None):
+        return super().forward(x, state)[0]
+
+
+class LSTMOutput(nn.LSTM):
+    """nn.LSTM(batch_first=True) returning only the hidden states [B, T, H]."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x, state=None):
+        return super().forward(x, state)[0]
+
+
+TINY_CLASSIFIER = dict(input_size=4, hidden_size=5, num_classes=3)
+
+# name: (scratch factory, torch factory taking the scratch layer, input shape)
+LAYERS = {
+    "rnn": (lambda: scratch.RNN(3, 4), lambda s: copy_parameters(s, RNNOutput(3, 4)), (2, 6, 3)),
+    "lstm": (lambda: scratch.LSTM(3, 4), lambda s: copy_parameters(s, LSTMOutput(3, 4)), (2, 6, 3)),
+    "lstm-classifier": (lambda: scratch.LSTMClassifier(**TINY_CLASSIFIER),
+                        lambda s: copy_parameters(s, torch_impl.LSTMClassifier(**TINY_CLASSIFIER)), (2, 1, 4, 4)),
+}
+
+
+def make(name: str, dtype: torch.dtype, seed: int = 0):
+    torch.manual_seed(seed)
+    make_scratch, make_torch, shape = LAYERS[name]
+    layer = make_scratch()
+    for p in layer.parameters():  # larger weights than the init's U(-1/sqrt(H), +): saturating gates matter too
+        p.add_(0.5 * torch.randn_like(p))
+    module = make_torch(layer).to(dtype=dtype)
+    layer.to(dtype=dtype)
+    x = torch.randn(shape, dtype=dtype)
+    dout = torch.randn(layer.forward(x).shape, dtype=dtype)
+    return layer, module, x, dout
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_finite_differences_float64(name):
+    layer, _, x, dout = make(name, torch.float64)
+    check_finite_differences(layer, x, dout)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", LAYERS)
+def test_matches_autograd(name, dtype):
+    layer, module, x, dout = make(name, dtype, seed=1)
+    check_against_autograd(layer, module, x, dout)
+
+
+INITS = {
+    "rnn": (lambda: scratch.RNN(28, 32), lambda: nn.RNN(28, 32, batch_first=True)),
+    "lstm": (lambda: scratch.LSTM(28, 32), lambda: nn.LSTM(28, 32, batch_first=True)),
+    "lstm-classifier": (scratch.LSTMClassifier, torch_impl.LSTMClassifier),
+}
+
+
+@pytest.mark.parametrize("name", INITS)
+def test_init_is_bit_identical(name):
+    assert_identical_init(*INITS[name])
+
+
+def test_whole_lstm_classifier_matches_torch_float64():
+    """The default LSTMClassifier on a random batch [4, 1, 28, 28]: logits, dx and every parameter gradient."""
+    torch.manual_seed(0)
+    ours = scratch.LSTMClassifier()
+    theirs = copy_parameters(ours, torch_impl.LSTMClassifier()).to(dtype=torch.float64)
+    ours.to(dtype=torch.float64)
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    dlogits = torch.randn(4, 10, dtype=torch.float64)
+    check_against_autograd(ours, theirs, x, dlogits)
+
+
+def test_backward_without_input_gradient_fills_the_same_gradients():
+    torch.manual_seed(0)
+    model = scratch.LSTMClassifier(**TINY_CLASSIFIER).to(dtype=torch.float64)
+    x, dlogits = torch.randn(3, 16, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+    model.forward(x)
+    assert model.backward(dlogits).shape == x.shape  # returned in the input's own shape, here flattened
+    full = {n: g.clone() for n, g in model.named_gradients()}
+    model.forward(x)
+    assert model.backward(dlogits, input_grad=False) is None
+    for name, g in model.named_gradients():
+        assert torch.equal(g, full[name]), name
+
+
+def test_gradients_are_written_in_place():
+    """An optimizer holds the gradient buffers from model.gradients(); backward must fill those very tensors."""
+    torch.manual_seed(0)
+    model = scratch.LSTMClassifier(**TINY_CLASSIFIER)
+    buffers = model.gradients()
+    model.forward(torch.randn(2, 16))
+    model.backward(torch.randn(2, 3), input_grad=False)
+    for (name, g), held in zip(model.named_gradients(), buffers, strict=True):
+        assert g is held, f"d{name} was replaced by a new tensor"
+        assert g.abs().sum() > 0, f"d{name} was not filled"
+
+
+def test_state_dict_loads_across_and_hidden_states_agree():
+    torch.manual_seed(1)
+    ours = scratch.LSTMClassifier()
+    torch.manual_seed(2)
+    theirs = torch_impl.LSTMClassifier()
+    theirs.load_state_dict(ours.state_dict())  # strict: every key, every shape
+    x = torch.randn(3, 28, 28)
+    states = ours.hidden_states(x)
+    assert states.shape == (3, 28, 128)
+    torch.testing.assert_close(states, theirs.hidden_states(x))
+    torch.manual_seed(3)
+    other = torch_impl.LSTMClassifier()
+    ours.load_state_dict(other.state_dict())
+    for name, p in other.named_parameters():
+        assert torch.equal(dict(ours.named_parameters())[name], p.detach()), name
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_hidden_gradient_norms_match_autograd(kind):
+    """|dL/dh_t| from the scratch BPTT vs torch: for each t, torch runs the rest of the sequence from
+    (h_t, c_t) as leaves that need a gradient, and autograd gives dL/dh_t."""
+    torch.manual_seed(0)
+    steps, hidden = 6, 4
+    layer = (scratch.RNN if kind == "rnn" else scratch.LSTM)(3, hidden).to(dtype=torch.float64)
+    twin = copy_parameters(layer, (RNNOutput if kind == "rnn" else LSTMOutput)(3, hidden)).to(dtype=torch.float64)
+    x = torch.randn(2, steps, 3, dtype=torch.float64)
+    norms = hidden_gradient_norms(layer, x, seed=5)
+    u = torch.randn(hidden, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    u = u / u.norm()
+    expected = torch.empty(steps, dtype=torch.float64)
+    for t in range(steps):
+        h = layer.h[t + 1].clone().requires_grad_(True)  # B,H: the state after step t
+        if t == steps - 1:
+            last = h
+        else:
+            state = h.unsqueeze(0) if kind == "rnn" else (h.unsqueeze(0), layer.c[t + 1].unsqueeze(0))
+            last = twin(x[:, t + 1:], state)[:, -1]  # B,H: h_T, reached from h_t
+        (grad,) = torch.autograd.grad((last * u).sum(), h)
+        expected[t] = grad.norm(dim=1).mean()
+    torch.testing.assert_close(norms, expected, rtol=1e-10, atol=0)
+
+
+def test_wrong_input_shape_is_explained():
+    with pytest.raises(ValueError, match=r"expects a sequence \[batch, steps, 28\].*row by row"):
+        scratch.LSTM(28, 8)(torch.zeros(2, 784))
+    with pytest.raises(ValueError, match="in steps of 28 values"):
+        scratch.LSTMClassifier()(torch.zeros(2, 30))
+    with pytest.raises(RuntimeError, match="before forward"):
+        scratch.LSTM(3, 4).backward(torch.zeros(1, 2, 4))
