@@ -30,6 +30,6 @@ timeout 200 $PY -m compare train --device cuda --epochs 3 --report "$OUT/train32
 step "bench on CUDA (grid, no compile), then torch.compile at one point"
 timeout "${BENCH_TIMEOUT:-240}" $PY -m compare bench --device cuda --no-compile --repeats 5 --epoch-images 12000 \
   --report "$OUT/bench-cuda.json" 2>&1 | tail -32
-timeout 150 $PY -m compare bench --device cuda --models 512,512 --batch-sizes 512 --repeats 5 --epoch-images 12000 \
+timeout 150 $PY -m compare bench --device cuda --models mlp:hidden=512,512 --batch-sizes 512 --repeats 5 --epoch-images 12000 \
   --no-typical --report "$OUT/bench-cuda-compile.json" 2>&1 | tail -8
 echo; echo "done"

@@ -31,10 +31,10 @@ from compare.models import make_spec
 REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
                  "scratch_peak_fraction"}
 # A small, fast grid: tiny data root of 200 images, two rounds of short blocks.
-FAST = ["--models", "16,16", "8", "--batch-sizes", "32", "64", "--repeats", "2", "--block-seconds", "0.005",
+FAST = ["--models", "mlp:hidden=16,16", "mlp:hidden=8", "--batch-sizes", "32", "64", "--repeats", "2", "--block-seconds", "0.005",
         "--threads", "1"]
 # One grid point, one round, no DataLoader: the fastest run there is (about a second).
-ONE_POINT = ["--quick", "--no-typical", "--models", "8", "--batch-sizes", "32", "--repeats", "1", "--block-seconds",
+ONE_POINT = ["--quick", "--no-typical", "--models", "mlp:hidden=8", "--batch-sizes", "32", "--repeats", "1", "--block-seconds",
              "0.005", "--threads", "1"]
 
 
@@ -49,7 +49,7 @@ def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> 
     out = capsys.readouterr().out
     assert code == 0, out
     assert report["command"] == "bench" and report["config"]["quick"] is True
-    assert report["config"]["models"] == [[16, 16], [8]] and report["config"]["batch_sizes"] == [32, 64]
+    assert report["config"]["models"] == ["mlp", "mlp:hidden=8"] and report["config"]["batch_sizes"] == [32, 64]
     assert report["agreement"]["passed"] is True
     assert len(report["results"]) == 4  # 2 models x 2 batch sizes
     for r in report["results"]:
@@ -137,8 +137,8 @@ def test_options_bench_does_not_use_are_refused(option: list[str], capsys) -> No
 
 
 def test_a_bad_model_names_models_not_hidden(capsys) -> None:
-    assert main(["bench", "--models", "16,x"]) == 2
-    assert "--models expects comma-separated integers" in one_line_error(capsys)
+    assert main(["bench", "--models", "mlp:hidden=16,x"]) == 2
+    assert "--models" in (err := one_line_error(capsys)) and "--hidden expects comma-separated integers" in err
 
 
 def test_show_prints_the_tables_of_a_saved_report(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
@@ -164,7 +164,7 @@ def test_show_refuses_what_is_not_a_bench_report(tmp_path: Path, capsys) -> None
         assert err.startswith("error: --show: ") and problem in err and str(path) in err, err
     assert main(["bench", "--show"]) == 2  # no path
     assert "--show: expected one argument" in one_line_error(capsys)
-    assert main(["bench", "--show", str(train), "--quick", "--models", "8"]) == 2
+    assert main(["bench", "--show", str(train), "--quick", "--models", "mlp:hidden=8"]) == 2
     assert "takes no other bench option; got --models, --quick" in one_line_error(capsys)
 
 
@@ -295,7 +295,7 @@ def test_quick_on_real_mnist(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_torch_compile_runs_or_says_why(tiny_data_root: Path, tmp_path: Path) -> None:
     code, report = run_bench(["--quick", "--compile", "--no-typical", "--data-root", str(tiny_data_root),
-                              "--models", "8", "--batch-sizes", "32", "--repeats", "1"], tmp_path)
+                              "--models", "mlp:hidden=8", "--batch-sizes", "32", "--repeats", "1"], tmp_path)
     assert code == 0
     status = report["results"][0]["contenders"]["compile"]["status"]
     assert status == "ok" or status.startswith("unavailable: "), status

@@ -103,7 +103,7 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
             extra += [item] + ([FAST[name][k + 1]] if k + 1 < len(FAST[name]) and
                                not FAST[name][k + 1].startswith("--") else [])
     if name == "bench" and "--show" not in fixed:
-        extra += [] if "--models" in fixed else ["--models", "8"]
+        extra += [] if "--models" in fixed else ["--models", "mlp:hidden=8"]
         extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
     if "--show" in fixed:
         extra = []

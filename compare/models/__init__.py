@@ -28,7 +28,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (mlp.FAMILY,)}
 DEFAULT_FAMILY = "mlp"
 
 __all__ = ["FAMILIES", "IMPLEMENTATIONS", "Family", "ModelOption", "ModelSpec", "TrainingDefaults", "add_model_options",
-           "build", "family_of", "make_spec", "spec_from_args"]
+           "build", "family_of", "make_spec", "parse_spec", "spec_from_args", "spec_text"]
 
 
 def family_of(spec_or_name: ModelSpec | str) -> Family:
@@ -99,6 +99,46 @@ def spec_from_args(args: argparse.Namespace, base: ModelSpec | None = None) -> M
                              f"not of --model {family.name}")
         given[dest] = value
     return make_spec(family.name, **given)
+
+
+def parse_spec(text: str) -> ModelSpec:
+    """'mlp' (the family's defaults) or 'mlp:hidden=512,512/activation=tanh': a spec from one word, for
+    options that take several models (bench --models). Values are read by the options' own types."""
+    name, _, rest = text.partition(":")
+    family = family_of(name)
+    options = {o.dest: o for o in family.options}
+    values: dict[str, object] = {}
+    for item in filter(None, rest.split("/")):
+        key, equals, raw = item.partition("=")
+        dest = key.strip().replace("-", "_")
+        if not equals or dest not in options:
+            raise UsageError(f"{text!r}: expected NAME:OPTION=VALUE/..., with options of --model {name}: "
+                             f"{', '.join(o.dest.replace('_', '-') for o in family.options)}")
+        option = options[dest]
+        kwargs = option.kwargs
+        try:
+            if kwargs.get("action") is argparse.BooleanOptionalAction:
+                if raw.lower() not in ("true", "false", "on", "off"):
+                    raise ValueError(f"expected true or false, got {raw!r}")
+                values[dest] = raw.lower() in ("true", "on")
+            else:
+                values[dest] = kwargs.get("type", str)(raw)
+        except (ValueError, argparse.ArgumentTypeError) as error:
+            raise UsageError(f"{text!r}: {option.flag}: {error}") from None
+        if "choices" in kwargs and values[dest] not in kwargs["choices"]:
+            raise UsageError(f"{text!r}: {option.flag} must be one of {', '.join(map(str, kwargs['choices']))}")
+    return make_spec(family.name, **values)
+
+
+def spec_text(spec: ModelSpec) -> str:
+    """The inverse of parse_spec, listing the options that differ from the family's defaults."""
+    family = family_of(spec)
+    changed = [f"{k}={family_option_text(v)}" for k, v in spec.options.items() if family.defaults.get(k) != v]
+    return spec.family + (":" + "/".join(changed) if changed else "")
+
+
+def family_option_text(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value).lower()
 
 
 def build(spec: ModelSpec, impl: str, input_size: int, num_classes: int) -> object:

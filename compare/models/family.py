@@ -75,3 +75,12 @@ class Family:
     engine_problem: Callable[[ModelSpec], str | None] = lambda spec: None  # why the engine can't build it
     # Whether the network has kinks (ReLU, max pooling) where finite differences must take a small step.
     kinked: Callable[[ModelSpec], bool] = lambda spec: True
+    # (spec, input_size, num_classes) -> a short name for tables, e.g. "784-16-16-10"; describe() by default
+    label: Callable[[ModelSpec, int, int], str] | None = None
+    # (spec, input_size, num_classes, batch_size) -> (FLOPs of the matrix products of one training step,
+    # upper estimate of the element-wise share left out): what `bench` divides by a step's time
+    step_flops: Callable[[ModelSpec, int, int, int], tuple[int, float]] | None = None
+    bench_specs: tuple[Mapping[str, Any], ...] = ()  # the benchmark grid's models: option values over the defaults
+
+    def name_of(self, spec: ModelSpec, input_size: int, num_classes: int) -> str:
+        return (self.label or self.describe)(spec, input_size, num_classes)

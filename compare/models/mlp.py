@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import scratch
 import torch_impl
-from compare import argtypes
+from compare import argtypes, flops
 from compare.errors import UsageError
 from compare.gradcheck import KINKED_ACTIVATIONS
 from compare.models.family import ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults, show_sizes
@@ -69,6 +69,15 @@ def describe(spec: ModelSpec, input_size: int, num_classes: int) -> str:
     return f"MLP {sizes} {spec['activation']}{extra}"
 
 
+def sizes(spec: ModelSpec, input_size: int, num_classes: int) -> list[int]:
+    return [input_size, *spec["hidden"], num_classes]
+
+
+def step_flops(spec: ModelSpec, input_size: int, num_classes: int, batch_size: int) -> tuple[int, float]:
+    widths = sizes(spec, input_size, num_classes)
+    return flops.step_flops(widths, batch_size), flops.elementwise_share(widths, batch_size)
+
+
 FAMILY = Family(
     name="mlp",
     summary="fully connected layers, the lesson's 784-16-16-10 network",
@@ -87,4 +96,7 @@ FAMILY = Family(
     check=check,
     engine_problem=engine_problem,
     kinked=lambda spec: spec["activation"] in KINKED_ACTIVATIONS,
+    label=lambda spec, input_size, num_classes: "-".join(map(str, sizes(spec, input_size, num_classes))),
+    step_flops=step_flops,
+    bench_specs=(dict(hidden=(16, 16)), dict(hidden=(128,)), dict(hidden=(512, 512))),  # the lesson's first
 )

@@ -41,11 +41,10 @@ from compare.commands.bench.timing import torch_threads
 from compare.config import Config
 from compare.data import DataError, load_dataset
 from compare.errors import UsageError
+from compare.models import ModelSpec
 from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
 
-GRID_MODELS: tuple[tuple[int, ...], ...] = ((16, 16), (128,), (512, 512))  # hidden sizes; the lesson's first
 GRID_BATCH_SIZES: tuple[int, ...] = (32, 128, 512)
-QUICK_MODELS: tuple[tuple[int, ...], ...] = ((16, 16),)
 QUICK_BATCH_SIZES: tuple[int, ...] = (32, 512)
 TRAIN_IMAGES = 60000
 CONFIG_KEYS = ("models", "batch_sizes", "quick", "repeats", "threads", "compile", "typical", "epoch_images",
@@ -53,22 +52,28 @@ CONFIG_KEYS = ("models", "batch_sizes", "quick", "repeats", "threads", "compile"
 NEEDS_DATA = False  # loads MNIST itself; --quick falls back to random images when the files are missing
 
 
-def layer_sizes(text: str) -> tuple[int, ...]:
-    """One model of --models: its hidden sizes, comma-separated ("16,16")."""
+def grid_models(quick: bool) -> list[ModelSpec]:
+    """Every family's benchmark models (compare/models/: Family.bench_specs); with --quick, each family's first."""
+    specs = []
+    for family in models.FAMILIES.values():
+        chosen = family.bench_specs[:1] if quick else family.bench_specs
+        specs += [models.make_spec(family.name, **overrides) for overrides in chosen]
+    return specs
+
+
+def model_spec(text: str) -> ModelSpec:
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--models expects comma-separated integers such as 16,16, "
-                                         f"got {text!r}") from None
-    if not sizes or any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"--models sizes must be positive integers, got {text!r}")
-    return sizes
+        return models.parse_spec(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", type=layer_sizes, nargs="+", default=None, metavar="HIDDEN",
-                   help="hidden sizes of each model of the grid, e.g. 16,16 128 512,512 "
-                        "(default: 16,16 128 512,512; with --quick: 16,16)")
+    default = " ".join(models.spec_text(spec) for spec in grid_models(quick=False))
+    quick = " ".join(models.spec_text(spec) for spec in grid_models(quick=True))
+    p.add_argument("--models", type=model_spec, nargs="+", default=None, metavar="MODEL",
+                   help="the grid's models, each a family's name with option values, e.g. mlp:hidden=512,512 "
+                        f"(default: {default}; with --quick: {quick})")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None, metavar="B",
                    help="batch sizes of the grid (default: 32 128 512; with --quick: 32 512)")
     p.add_argument("--quick", action="store_true",
@@ -98,12 +103,12 @@ def resolve_options(config: Config) -> dict:
     """The bench options with the defaults that depend on --quick filled in."""
     o = {key: value for key, value in config.extra.items() if key != "show"}
     quick = o["quick"]
-    defaults = dict(models=QUICK_MODELS if quick else GRID_MODELS,
+    defaults = dict(models=grid_models(quick),
                     batch_sizes=QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES, repeats=3 if quick else 7,
                     threads=1 if config.device == "cpu" else torch.get_num_threads(), compile=not quick,
                     typical=True, epoch_images=6000 if quick else TRAIN_IMAGES, block_seconds=0.05 if quick else 0.2)
     o.update({key: value for key, value in defaults.items() if o[key] is None})
-    o["models"], o["batch_sizes"] = [tuple(m) for m in o["models"]], list(o["batch_sizes"])
+    o["batch_sizes"] = list(o["batch_sizes"])
     if any(b < 1 for b in o["batch_sizes"]):
         raise UsageError(f"--batch-sizes must be positive, got {o['batch_sizes']}")
     if o["repeats"] < 1 or o["threads"] < 1 or o["block_seconds"] <= 0:
@@ -119,7 +124,7 @@ def run(config: Config, data: None) -> dict:
         return show_saved(config)
     config.extra.pop("show", None)  # a run's report records the grid it ran, not the viewer's option
     options = resolve_options(config)
-    config.extra.update(options)  # the report's config then shows the grid actually run
+    config.extra.update(options, models=[models.spec_text(spec) for spec in options["models"]])  # the grid run
     with torch_threads(options["threads"]):
         return run_grid(config, options)
 
@@ -152,10 +157,9 @@ def run_grid(config: Config, options: dict) -> dict:
         typical, typical_reason = None, data_note or "skipped (--no-typical)"
         if options["typical"] and data_note is None:
             typical = TypicalPipeline(config, Path(workdir), mean, std, len(x))
-        for hidden in options["models"]:
+        for spec in options["models"]:
             for batch_size in options["batch_sizes"]:
-                point = dataclasses.replace(config, model=models.make_spec(models.DEFAULT_FAMILY, hidden=hidden),
-                                            batch_size=batch_size)
+                point = dataclasses.replace(config, model=spec, batch_size=batch_size)
                 result = measure_point(point, options, make_batches(x, y, shuffled, batch_size, config.seed), typical,
                                        typical_reason)
                 results.append(result)

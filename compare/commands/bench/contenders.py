@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from compare import models
 from compare.config import Config
 from compare.data import DATASETS, find_files
 from compare.errors import UsageError
-from compare.flops import elementwise_share, step_flops
 from compare.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
 
 CONTENDERS = ("scratch", "torch", "compile", "typical")
@@ -52,10 +52,12 @@ class StepArithmetic:
 
 
 def step_arithmetic(config: Config, input_size: int) -> StepArithmetic:
-    """The model's name and the FLOPs of one training step at the grid point's batch size."""
-    sizes = [input_size, *config.model["hidden"], NUM_CLASSES]
-    return StepArithmetic("-".join(map(str, sizes)), step_flops(sizes, config.batch_size),
-                          elementwise_share(sizes, config.batch_size))
+    """The model's name and the FLOPs of one training step at the grid point's batch size (its family's count)."""
+    family = models.family_of(config.model)
+    if family.step_flops is None:
+        raise UsageError(f"--model {family.name} does not count its FLOPs, so it cannot be benchmarked here")
+    flops, share = family.step_flops(config.model, input_size, NUM_CLASSES, config.batch_size)
+    return StepArithmetic(family.name_of(config.model, input_size, NUM_CLASSES), flops, share)
 
 
 # ---------------------------------------------------------------- a contender

@@ -51,7 +51,7 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     peak_gflops = probe_flops / probe_s / 1e9
     ratios = [s / t for s, t in zip(seconds["scratch"], seconds["torch"], strict=True)]
     ratio, ratio_spread = median_and_spread(ratios)
-    result = dict(model=arithmetic.model, hidden=list(config.model["hidden"]), batch_size=config.batch_size,
+    result = dict(model=arithmetic.model, spec=config.model.to_dict(), batch_size=config.batch_size,
                   dtype=config.dtype, device=config.device, threads=torch.get_num_threads(),
                   steps_per_block=steps["torch"], flops_per_step=flops,
                   elementwise_share=arithmetic.elementwise_share, matmul_gflops=peak_gflops, ratio=ratio,
