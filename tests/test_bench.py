@@ -31,11 +31,11 @@ from compare.models import make_spec
 REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
                  "scratch_peak_fraction"}
 # A small, fast grid: tiny data root of 200 images, two rounds of short blocks.
-FAST = ["--models", "mlp:hidden=16,16", "mlp:hidden=8", "--batch-sizes", "32", "64", "--repeats", "2", "--block-seconds", "0.005",
-        "--threads", "1"]
+FAST = ["--models", "mlp:hidden=16,16", "mlp:hidden=8", "--batch-sizes", "32", "64", "--repeats", "2",
+        "--block-seconds", "0.005", "--threads", "1"]
 # One grid point, one round, no DataLoader: the fastest run there is (about a second).
-ONE_POINT = ["--quick", "--no-typical", "--models", "mlp:hidden=8", "--batch-sizes", "32", "--repeats", "1", "--block-seconds",
-             "0.005", "--threads", "1"]
+ONE_POINT = ["--quick", "--no-typical", "--models", "mlp:hidden=8", "--batch-sizes", "32", "--repeats", "1",
+             "--block-seconds", "0.005", "--threads", "1"]
 
 
 def run_bench(args: list[str], tmp_path: Path) -> tuple[int, dict]:
