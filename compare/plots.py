@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from compare import agreement, models
+from compare import agreement
 from compare.errors import UsageError
 
 INSTALL_HINT = "plots need matplotlib: pip install -e '.[plots]'"
@@ -293,10 +293,6 @@ def train_figures(folder: str | Path, config, records: dict, learners: Sequence,
     images = (data.x_test.detach().cpu().double() * data.std + data.mean).clamp(0, 1).reshape(-1, 28, 28)
     paths.append(misclassified(folder, images, data.y_test, {n: r.predictions for n, r in records.items()},
                                data.classes))
-    family = models.family_of(config.model)
-    if family.pictures is not None:
-        paths += family.pictures(folder, config.model, {learner.name: learner.model for learner in learners},
-                                 data.x_test[:8], data.classes)
     return paths
 
 

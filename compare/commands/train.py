@@ -141,6 +141,10 @@ def run(config: Config, data) -> dict:
                  f"{describe_training(config)}, {config.dtype}: scratch and torch in lockstep")
         paths = plots.train_figures(config.extra["plots"], config, records, (scratch_l, torch_l), data, confusions,
                                     title)
+        if family.pictures is not None:  # the family's own: filters, feature maps, attention maps, ...
+            paths += family.pictures(config.extra["plots"], config.model,
+                                     {learner.name: learner.model for learner in (scratch_l, torch_l)},
+                                     data.x_test[:8], data.classes)
         print("Pictures written: " + ", ".join(str(p) for p in paths))
         report["plots"] = [str(p) for p in paths]
     if config.extra["save"]:
