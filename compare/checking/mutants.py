@@ -6,7 +6,7 @@ Each mutant is a small subclass of a correct scratch layer, loss or optimizer (o
 one method of the autograd engine) with ONE realistic bug, described by its docstring's first line.
 A `Subject` is the correct thing and how to check it; the same subjects, unmutated, are checked
 over many seeds to count false positives. Adding a mutant is one class and one line in `MUTANTS`;
-adding a layer to the suite (the CNN's Conv2d, MaxPool2d) is one line in `SUBJECTS`.
+adding a layer to the suite is one line in `SUBJECTS`.
 """
 
 from __future__ import annotations
@@ -93,6 +93,11 @@ def log_probs(x, weight):
 
 
 LINEAR = layer("linear", scratch.Linear, 5, 4, shape=(4, 5))
+CONV = layer("conv2d", scratch.Conv2d, 2, 3, 3, 1, 1, shape=(2, 2, 6, 6))  # 3x3 kernel, stride 1, padding 1
+CONV_STRIDED = layer("conv2d-strided", scratch.Conv2d, 2, 3, 3, 2, 0, shape=(2, 2, 7, 7))
+MAX_POOL = layer("max-pool", scratch.MaxPool2d, 2, shape=(2, 3, 6, 6))
+AVG_POOL = layer("avg-pool", scratch.AvgPool2d, 2, shape=(2, 3, 6, 6))
+BATCH_NORM_2D = layer("batch-norm-2d", scratch.BatchNorm2d, 3, shape=(4, 3, 3, 3))
 LINEAR_SQUARE = layer("linear-square", scratch.Linear, 6, 6, shape=(4, 6))  # in = out: a transpose keeps the shape
 RELU = layer("relu", scratch.ReLU, shape=(4, 6))
 SIGMOID = layer("sigmoid", scratch.Sigmoid, shape=(4, 6))
@@ -114,8 +119,8 @@ ADAM = optimizer("adam", scratch.Adam, lr=1e-2, weight_decay=0.1)
 ADAMW = optimizer("adamw", scratch.AdamW, lr=1e-2, weight_decay=0.1)
 
 SUBJECTS = [LINEAR, LINEAR_SQUARE, RELU, SIGMOID, TANH, LEAKY_RELU, GELU, BATCH_NORM, DROPOUT, MLP, CROSS_ENTROPY,
-            MSE, ENGINE_LINEAR_TANH, ENGINE_SILU_SKIP, ENGINE_STANDARDIZE, ENGINE_LOG_PROBS, SGD_MOMENTUM,
-            SGD_NESTEROV, ADAM, ADAMW]
+            CONV, CONV_STRIDED, MAX_POOL, AVG_POOL, BATCH_NORM_2D, MSE, ENGINE_LINEAR_TANH, ENGINE_SILU_SKIP,
+            ENGINE_STANDARDIZE, ENGINE_LOG_PROBS, SGD_MOMENTUM, SGD_NESTEROV, ADAM, ADAMW]
 
 # ---------------------------------------------------------------------- mutants of the layers
 
@@ -286,6 +291,69 @@ class MSEMeanOverBatchOnly(scratch.MSELoss):
         return self.diff * (2 * dloss / self.diff.shape[0])
 
 
+class ConvKernelNotFlipped(scratch.Conv2d):
+    """dx from the kernel flipped twice over: a full convolution of dout with W where the rotated W belongs."""
+
+    def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
+        weight = self.weight.clone()
+        self.weight.copy_(weight.flip(2, 3))  # dweight does not read W; dx then uses the wrong orientation
+        try:
+            return super().backward(dout, input_grad)
+        finally:
+            self.weight.copy_(weight)
+
+
+class ConvBiasGradMeanOverPositions(scratch.Conv2d):
+    """dbias summed over the batch but averaged over the output positions (each position adds the bias once)."""
+
+    def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
+        dx = super().backward(dout, input_grad)
+        torch.mean(dout.sum(dim=0), dim=(1, 2), out=self.dbias)
+        return dx
+
+
+class ConvStrideIgnoredInBackward(scratch.Conv2d):
+    """col2im with stride 1: the columns of a strided convolution scattered back to the wrong pixels."""
+
+    def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
+        stride = self.stride
+        self.stride = 1
+        try:
+            dx = super().backward(dout, input_grad)
+        except RuntimeError:  # shapes that no longer fit: as wrong as it gets, give dx as zeros
+            self.stride = stride
+            return torch.zeros_like(self.x)
+        finally:
+            self.stride = stride
+        return dx
+
+
+class MaxPoolGradientToEveryElement(scratch.MaxPool2d):
+    """max pooling's gradient sent to every element of the window, not only to the arg-max."""
+
+    def backward(self, dout: Tensor) -> Tensor:
+        k = self.kernel_size
+        return self.add_to_windows(dout.expand(k * k, *dout.shape))
+
+
+class AvgPoolMissingDivision(scratch.AvgPool2d):
+    """average pooling's gradient without the 1/k^2 of the mean."""
+
+    def backward(self, dout: Tensor) -> Tensor:
+        k = self.kernel_size
+        return self.add_to_windows(dout.expand(k * k, *dout.shape))
+
+
+class BatchNorm2dMeansPerPixel(scratch.BatchNorm2d):
+    """dx with the mean terms taken per pixel (over the batch only), where the statistics were over B, H and W."""
+
+    def backward(self, dout: Tensor) -> Tensor:
+        super().backward(dout)  # dweight, dbias (right)
+        xhat, s, dxhat = self.xhat, self.invstd, dout * self.weight.view(1, -1, 1, 1)
+        n = dout.shape[0]
+        return (s / n) * (n * dxhat - dxhat.sum(dim=0, keepdim=True) - xhat * (dxhat * xhat).sum(dim=0, keepdim=True))
+
+
 # ---------------------------------------------------------------------- mutants of the autograd engine
 
 
@@ -413,6 +481,12 @@ class Mutant:
 
 
 MUTANTS = [
+    Mutant("conv-kernel-not-flipped", CONV, ConvKernelNotFlipped),
+    Mutant("conv-bias-grad-mean-over-positions", CONV, ConvBiasGradMeanOverPositions),
+    Mutant("conv-stride-ignored-in-backward", CONV_STRIDED, ConvStrideIgnoredInBackward),
+    Mutant("max-pool-gradient-to-every-element", MAX_POOL, MaxPoolGradientToEveryElement),
+    Mutant("avg-pool-missing-division", AVG_POOL, AvgPoolMissingDivision),
+    Mutant("batch-norm-2d-means-per-pixel", BATCH_NORM_2D, BatchNorm2dMeansPerPixel),
     Mutant("linear-weight-grad-transposed", LINEAR_SQUARE, LinearWeightGradTransposed),
     Mutant("linear-bias-grad-averaged", LINEAR, LinearBiasGradAveraged),
     Mutant("linear-input-grad-transposed-weight", LINEAR_SQUARE, LinearInputGradTransposedWeight),
