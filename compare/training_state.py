@@ -29,10 +29,6 @@ class TrainingState:
     random_state: Tensor | None = None  # the dropout masks' random stream
 
 
-def _copies(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {name: t.detach().clone() for name, t in tensors.items()}
-
-
 # --- the scratch optimizers (scratch/optim.py): per-parameter lists in parameter order -------------------
 
 def scratch_optimizer_state(optimizer: scratch.optim.Optimizer, names: list[str]) -> tuple[dict, int]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from scratch.activations import ACTIVATIONS
@@ -85,16 +84,3 @@ class MLP(Module):
     def __repr__(self) -> str:
         inner = ", ".join(type(layer).__name__ for layer in self.layers.layers)
         return f"MLP({inner})"
-
-
-def count_parameters(model: Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def check_finite(model: Module) -> None:
-    """Raise if any parameter became inf or NaN (a diverging run)."""
-    for name, p in model.named_parameters():
-        if not torch.isfinite(p).all():
-            raise FloatingPointError(
-                f"parameter {name} holds inf or NaN: training diverged; lower the learning rate (--lr)"
-            )
