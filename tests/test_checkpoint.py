@@ -136,3 +136,12 @@ def test_save_into_a_file_is_refused_before_training(tiny_data_root, tmp_path, c
     path.write_text("x")
     assert main(["train", "--data-root", str(tiny_data_root), "--save", str(path)]) == 2
     assert "--save" in one_line_error(capsys) and "Epoch" not in capsys.readouterr().out
+
+
+def test_evaluate_fails_when_a_model_is_not_what_was_trained(tiny_data_root, tmp_path, capsys):
+    save_run(tiny_data_root, tmp_path / "run", "--dtype", "float64")
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    meta["test_accuracy"]["torch"] += 0.01  # as if torch.pt were another run's
+    (tmp_path / "run" / "config.json").write_text(json.dumps(meta))
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--data-root", str(tiny_data_root)]) == 1
+    assert "[FAIL] each model's test accuracy equals the training run's" in capsys.readouterr().out
