@@ -39,12 +39,15 @@ def training_behaviour(losses: list[float]) -> str:
     tenth = max(1, len(finite) // 10)
     first, last = statistics.fmean(finite[:tenth]), statistics.fmean(finite[-tenth:])
     window = 50
+    # A spike: a step's loss over 3x the median of the 50 before it and back above the untrained level (the
+    # mean of the first 50 steps): noisy small batches alone do not make it.
+    start = statistics.fmean(finite[:window])
     spikes = sum(1 for k in range(window, len(finite))
-                 if finite[k] > 3 * statistics.median(finite[k - window:k]) and finite[k] > 0.5)
+                 if finite[k] > 3 * statistics.median(finite[k - window:k]) and finite[k] > start)
     if last > first:
         return "unstable: loss rising"
-    if spikes > len(finite) // 100:
-        return f"unstable: {spikes} loss spikes (a step's loss over 3x the median of the 50 before)"
+    if spikes > len(finite) // 1000:
+        return f"unstable: {spikes} loss spikes (a step's loss over 3x the median of the 50 before, above the start)"
     return "loss falling"
 
 

@@ -21,7 +21,7 @@ from compare.learners import build_pair
 from compare.loop import train_lockstep
 from compare.models import make_spec
 from compare.resync import ResyncMonitor, check_one_step
-from compare.verdict import summary_line, trajectory, verdict
+from compare.verdict import summary_line, training_behaviour, trajectory, verdict
 
 
 def train(tiny_data_root, tmp_path, *args: str) -> tuple[int, dict]:
@@ -127,3 +127,14 @@ def test_trajectory_figures():
     path = trajectory(diffs, type("R", (), {"step_losses": [1.0] * 40})(), 1e-9)
     assert path["identical_steps"] == 10 and path["separated_at"] == 11
     assert path["steps_per_doubling"] == pytest.approx(1.0)
+
+
+def test_training_behaviour_tells_falling_rising_and_spiking_losses():
+    falling = [2.3 * 0.999 ** k + 0.05 * (k % 7 == 0) for k in range(3000)]
+    assert training_behaviour(falling) == "loss falling"
+    assert training_behaviour(list(reversed(falling))) == "unstable: loss rising"
+    spiking = list(falling)
+    for k in range(500, 3000, 100):
+        spiking[k] = 3.0  # back above the untrained loss, far above the 50 before
+    assert training_behaviour(spiking).startswith("unstable: 25 loss spikes")
+    assert training_behaviour([*falling[:100], float("nan")]).startswith("diverged")
