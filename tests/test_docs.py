@@ -30,7 +30,7 @@ FAST = {  # added where the command does not say otherwise, so that it runs in s
     "train": ["--epochs", "1"], "grads": [], "autograd": [], "evaluate": [],
     "playground": ["--epochs", "3", "--samples", "50"],
     "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
-    "check": ["--seeds", "2"],
+    "check": ["--seeds", "1"],
 }
 # The user's own package of docs/checking-your-backward.md is tests/user_layers.py here.
 USER_PACKAGES = ("mypackage.layers:", "mypackage.ops:")
