@@ -12,8 +12,7 @@ sending a byte. Buckets of a few megabytes, filled in the order backward produce
 last layer's first), pay few latencies and can start while the rest of backward runs. DDP sends a
 bucket as soon as its last gradient is ready (autograd hooks), overlapping communication with
 backward; here the scratch backward runs to its end first (its layers have no per-tensor hooks),
-then each bucket's all-reduce is started without waiting (async_op) and all are awaited together,
-so copying into bucket k+1 overlaps sending bucket k.
+then the buckets are all-reduced one after the other.
 
 Scaling: like DDP, each gradient is multiplied by `scale` (1/N) while it is copied into the bucket,
 then the buckets are summed across processes: sum_r g_r / N, the average.
@@ -65,13 +64,10 @@ class GradientBuckets:
 
     def all_reduce_mean_(self, scale: float, group: dist.ProcessGroup | None = None) -> None:
         """Replace every gradient g_r of this process by sum over processes of scale * g_r, in place."""
-        works = []
         for bucket in self.buckets:
             for g, view in bucket.members:
                 torch.mul(g.reshape(-1), scale, out=view)  # scale while copying, as DDP does
-            works.append(dist.all_reduce(bucket.flat, op=dist.ReduceOp.SUM, group=group, async_op=True))
-        for bucket, work in zip(self.buckets, works, strict=True):
-            work.wait()
+            dist.all_reduce(bucket.flat, op=dist.ReduceOp.SUM, group=group)
             for g, view in bucket.members:
                 g.copy_(view.view_as(g))
 
