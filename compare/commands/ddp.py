@@ -35,11 +35,16 @@ from compare.command import Command
 from compare.config import Config
 from compare.data import load_dataset
 from compare.distributed import group
-from compare.distributed.learners import ScratchDataParallel, TorchDataParallel, replicas_identical
+from compare.distributed.learners import (
+    DataParallelLearner,
+    ScratchDataParallel,
+    TorchDataParallel,
+    replicas_identical,
+)
 from compare.distributed.ring import check_ring
 from compare.errors import DistributedError, UsageError
 from compare.learners import Learner, build_scratch, build_torch, parameter_mismatches
-from compare.loop import EpochStats, RunRecord, train_lockstep
+from compare.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
 from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
 from compare.report import table
 from compare.resync import relative_difference
@@ -137,15 +142,15 @@ def train_process(config: Config, result_path: str | None = None) -> dict:
         if result_path is not None and member.rank == 0:
             Path(result_path).write_text(json.dumps(report))
         return report
-    except RuntimeError as error:  # a collective that failed: another process died, or did not answer in time
-        if isinstance(error, DistributedError):
-            raise
+    except RuntimeError as error:
+        if not group.is_collective_failure(error):
+            raise  # a bug: keep its traceback
         raise group.lost_contact(member, error, "during training") from None
     finally:
         group.leave()
 
 
-def exit_after_first_step(member: group.Member):
+def exit_after_first_step(member: group.Member) -> BeforeStep | None:
     """The test hook of EXIT_AFTER_FIRST_STEP (None when the variable is not set)."""
     if os.environ.get(EXIT_AFTER_FIRST_STEP) != str(member.rank):
         return None
@@ -162,9 +167,8 @@ def print_epoch(epoch: int, stats: dict[str, EpochStats], learners: list[Learner
     rows = [[what, *[getattr(stats[le.name], key) for le in learners]]
             for what, key in [("train loss", "train_loss"), ("test loss", "test_loss"),
                               ("test accuracy", "test_accuracy")]]
-    timed = [le for le in learners if hasattr(le, "epoch_seconds")]
     rows.append(["seconds in steps (rank 0)",
-                 *[le.epoch_seconds[-1] if le in timed else "" for le in learners]])
+                 *[le.epoch_seconds[-1] if isinstance(le, DataParallelLearner) else "" for le in learners]])
     print(f"\nEpoch {epoch}")
     print(table(["", *[le.name for le in learners]], rows))
 
@@ -172,8 +176,7 @@ def print_epoch(epoch: int, stats: dict[str, EpochStats], learners: list[Learner
 def largest_difference(a: Learner, b: Learner) -> tuple[float, str]:
     """The largest parameter difference relative to max|b| of the same tensor, and where."""
     pb = b.named_parameters()
-    worst = max(((agreement.max_rel_error(p, pb[name]), name) for name, p in a.named_parameters().items()))
-    return worst
+    return max((agreement.max_rel_error(p, pb[name]), name) for name, p in a.named_parameters().items())
 
 
 def largest_step_loss_difference(a: RunRecord, b: RunRecord) -> float:
@@ -235,7 +238,8 @@ def train_and_compare(config: Config, member: group.Member) -> dict:
         report[learner.name] = dict(implementation=learner.implementation,
                                     test_accuracy=record.history[-1].test_accuracy,
                                     history=[h.to_dict() for h in record.history],
-                                    epoch_seconds=getattr(learner, "epoch_seconds", None))
+                                    epoch_seconds=learner.epoch_seconds if isinstance(learner, DataParallelLearner)
+                                    else None)
     return report
 
 

@@ -75,6 +75,13 @@ def leave() -> None:
         dist.destroy_process_group()
 
 
+def is_collective_failure(error: BaseException) -> bool:
+    """Whether an error raised in a collective operation means the other processes are gone or silent."""
+    text = str(error).lower()
+    return isinstance(error, dist.DistError) or any(
+        word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout", "peer"))
+
+
 def lost_contact(member: Member, error: BaseException, where: str) -> DistributedError:
     """The error of a collective operation that failed: another process died, or did not answer in time."""
     return DistributedError(f"rank {member.rank} of {member.world_size}: lost the other processes {where}: "
