@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from compare.cli import main
-from compare.commands.ddp import EXIT_AFTER_FIRST_STEP
+from compare.commands.ddp import EXIT_AFTER_FIRST_STEP, STALL_AFTER_FIRST_STEP
 from compare.distributed import group
 from compare.distributed.buckets import GradientBuckets
 from compare.distributed.learners import shard
@@ -157,5 +157,16 @@ def test_a_process_that_dies_ends_the_run_with_an_error(tiny_data_root, monkeypa
     assert "rank 1 exited with status 3" in err or "lost the other processes" in err, err
 
 
-def test_the_test_hook_is_off_by_default():
-    assert EXIT_AFTER_FIRST_STEP not in os.environ
+@pytest.mark.slow
+def test_a_process_that_stops_answering_ends_the_run_after_the_timeout(tiny_data_root, monkeypatch, capfd):
+    monkeypatch.setenv(STALL_AFTER_FIRST_STEP, "1")
+    code = main(["ddp", "--nproc", "2", "--timeout", "5", "--run-timeout", "90", "--data-root",
+                 str(tiny_data_root)])
+    assert code == 3
+    err = capfd.readouterr().err  # the processes' own lines too (they write to the file descriptor)
+    assert "rank 0 of 2: lost the other processes during training" in err, err
+    assert "rank 0 exited with status 3" in err, err
+
+
+def test_the_test_hooks_are_off_by_default():
+    assert EXIT_AFTER_FIRST_STEP not in os.environ and STALL_AFTER_FIRST_STEP not in os.environ

@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import tempfile
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -49,9 +50,11 @@ from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, de
 from compare.report import table
 from compare.resync import relative_difference
 
-# For tests only: the rank named here ends its process abruptly (status 3) after its first step, as a
-# crashed or killed process would; the others must then end with an error, not hang.
+# For tests only: the rank named in the first ends its process abruptly (status 3) after its first step, as a
+# crashed or killed process would; the rank named in the second stops answering (sleeps) instead, as a hung
+# one would. The others must then end with an error, not hang.
 EXIT_AFTER_FIRST_STEP = "COMPARE_DDP_TEST_EXIT_RANK"
+STALL_AFTER_FIRST_STEP = "COMPARE_DDP_TEST_STALL_RANK"
 DDP_DEFAULT_BUCKET_MB = 25.0  # DistributedDataParallel's bucket_cap_mb
 
 
@@ -150,15 +153,18 @@ def train_process(config: Config, result_path: str | None = None) -> dict:
         group.leave()
 
 
-def exit_after_first_step(member: group.Member) -> BeforeStep | None:
-    """The test hook of EXIT_AFTER_FIRST_STEP (None when the variable is not set)."""
-    if os.environ.get(EXIT_AFTER_FIRST_STEP) != str(member.rank):
+def test_failure_hook(member: group.Member) -> BeforeStep | None:
+    """The test hook of EXIT_AFTER_FIRST_STEP and STALL_AFTER_FIRST_STEP (None when neither names this rank)."""
+    exits = os.environ.get(EXIT_AFTER_FIRST_STEP) == str(member.rank)
+    if not exits and os.environ.get(STALL_AFTER_FIRST_STEP) != str(member.rank):
         return None
 
     def hook(epoch, step, global_step, x, y, records) -> None:
         if global_step == 2:
             sys.stderr.flush()
-            os._exit(3)
+            if exits:
+                os._exit(3)
+            time.sleep(3600)
 
     return hook
 
@@ -225,7 +231,7 @@ def train_and_compare(config: Config, member: group.Member) -> dict:
     records = train_lockstep(learners, data.x_train, data.y_train, data.x_test, data.y_test,
                              epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                              on_epoch=lambda epoch, stats: print_epoch(epoch, stats, learners),
-                             before_step=exit_after_first_step(member), progress=member.rank == 0)
+                             before_step=test_failure_hook(member), progress=member.rank == 0)
     identical = {le.name: replicas_identical(le) for le in learners[:2]}
     result = judge(config, learners, records, not mismatched, identical, ring)
     passed = [result["passed"]]
