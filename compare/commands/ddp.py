@@ -203,7 +203,7 @@ def train_and_compare(config: Config, member: group.Member) -> dict:
     ids = [member.local_rank] if device.type == "cuda" else None
 
     ring = check_ring(sum(p.numel() for p in build_scratch(config, **shape).named_parameters().values()),
-                      config.torch_dtype, config.seed)
+                      config.torch_dtype, config.seed, device=device)
     scratch_inner, torch_inner = build_scratch(config, **shape), build_torch(config, **shape)
     mismatched = parameter_mismatches(scratch_inner, torch_inner)
     learners: list[Learner] = [ScratchDataParallel(scratch_inner, member.rank, world, bucket_bytes),

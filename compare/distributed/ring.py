@@ -67,10 +67,12 @@ def ring_all_reduce_(tensor: Tensor, group: dist.ProcessGroup | None = None) -> 
     return sent
 
 
-def check_ring(numel: int, dtype: torch.dtype, seed: int, group: dist.ProcessGroup | None = None) -> dict:
-    """The hand ring against torch.distributed.all_reduce on one random tensor per process: figures."""
+def check_ring(numel: int, dtype: torch.dtype, seed: int, group: dist.ProcessGroup | None = None,
+               device: torch.device | str = "cpu") -> dict:
+    """The hand ring against torch.distributed.all_reduce on one random tensor per process: figures.
+    `device`: where the backend takes tensors (the CPU for gloo, this process's GPU for NCCL)."""
     rank, world = dist.get_rank(group), dist.get_world_size(group)
-    values = torch.randn(numel, generator=torch.Generator().manual_seed(seed + rank), dtype=dtype)
+    values = torch.randn(numel, generator=torch.Generator().manual_seed(seed + rank), dtype=dtype).to(device)
     mine, library = values.clone(), values.clone()
     sent = ring_all_reduce_(mine, group)
     dist.all_reduce(library, group=group)
