@@ -153,7 +153,7 @@ def train_process(config: Config, result_path: str | None = None) -> dict:
         group.leave()
 
 
-def test_failure_hook(member: group.Member) -> BeforeStep | None:
+def failure_hook_for_tests(member: group.Member) -> BeforeStep | None:
     """The test hook of EXIT_AFTER_FIRST_STEP and STALL_AFTER_FIRST_STEP (None when neither names this rank)."""
     exits = os.environ.get(EXIT_AFTER_FIRST_STEP) == str(member.rank)
     if not exits and os.environ.get(STALL_AFTER_FIRST_STEP) != str(member.rank):
@@ -231,7 +231,7 @@ def train_and_compare(config: Config, member: group.Member) -> dict:
     records = train_lockstep(learners, data.x_train, data.y_train, data.x_test, data.y_test,
                              epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
                              on_epoch=lambda epoch, stats: print_epoch(epoch, stats, learners),
-                             before_step=test_failure_hook(member), progress=member.rank == 0)
+                             before_step=failure_hook_for_tests(member), progress=member.rank == 0)
     identical = {le.name: replicas_identical(le) for le in learners[:2]}
     result = judge(config, learners, records, not mismatched, identical, ring)
     passed = [result["passed"]]
