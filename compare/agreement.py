@@ -61,6 +61,10 @@ PREDICTION_MATCH_FLOAT64 = 0.999
 # Lockstep float32: the same, for float32's 7 digits; the first step, from identical parameters, differs by
 # rounding only (~1e-7), and chaotic training amplifies that over thousands of steps.
 FIRST_STEP_LOSS_FLOAT32 = 1e-5
+# Data parallelism (ddp): N processes on shards, gradients averaged, vs DistributedDataParallel and vs one
+# process on whole batches; float64 parameters after training, relative to the tensor. The shards' sums are
+# added in another order than the whole batch's: rounding (~1e-16 a step) that a stable run keeps small.
+TRAINED_PARAMETERS_FLOAT64 = Tolerance("data-parallel-float64", rtol=1e-12)
 
 
 # Re-synchronized checks (compare/resync.py): both implementations from one state, one step on one batch; the

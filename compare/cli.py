@@ -9,7 +9,8 @@
 
 Every command prints tables, writes `--report PATH` (JSON with `config` and
 `agreement.passed`), and exits 0 exactly when the agreement check passed, 1 when it
-failed, 2 on bad input, 130 when interrupted with Ctrl-C.
+failed, 2 on bad input, 3 when a process of a data-parallel run (`ddp`) failed, 130 when
+interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from compare import models, options
 from compare.command import Command
 from compare.commands import COMMANDS
 from compare.data import load_dataset
-from compare.errors import CheckpointError, DataError, InterruptedRunError, UsageError
+from compare.errors import CheckpointError, DataError, DistributedError, InterruptedRunError, UsageError
 from compare.report import write_report
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 class Parser(argparse.ArgumentParser):
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except DistributedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DISTRIBUTED
     except (InterruptedRunError, KeyboardInterrupt) as error:
         print(f"stopped: {error or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED

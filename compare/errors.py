@@ -5,6 +5,7 @@ This module is a leaf: it imports nothing of the project, so every layer can rai
     UsageError        bad input on the command line (an option, a path, a size)      exit 2
     DataError         the dataset files are missing or not what they should be       exit 2
     CheckpointError   a checkpoint folder is missing, damaged or does not fit        exit 2
+    DistributedError  a process of a data-parallel run failed, hung or lost the others  exit 3
     InterruptedRunError  Ctrl-C during a run; says where it stopped                   exit 130
 """
 
@@ -25,3 +26,7 @@ class CheckpointError(Exception):
 
 class InterruptedRunError(Exception):
     """The person pressed Ctrl-C; the message says where the run stopped (epoch, step)."""
+
+
+class DistributedError(Exception):
+    """A data-parallel run could not go on: a process died or timed out, the group could not be joined."""
