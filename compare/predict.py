@@ -22,33 +22,11 @@ from torch import Tensor
 from compare import checkpoint, models
 from compare.config import Config
 from compare.data import Dataset, load_dataset
+from compare.diagnostics import hidden_activations
 from compare.errors import CheckpointError
 from compare.learners import Learner, build_pair
 from compare.loop import evaluate, train_lockstep
 from compare.metrics import accuracy
-from scratch.activations import ACTIVATIONS
-
-# The layers whose outputs are a hidden layer's activations; torch_impl's activations carry the same class names.
-ACTIVATION_NAMES = {cls.__name__ for cls in ACTIVATIONS.values()}
-
-
-def hidden_activations(learner: Learner, x: Tensor) -> list[tuple[str, Tensor]]:
-    """(name, [B, units]) after each activation function, walking `model.layers` one layer at a time.
-
-    The scratch Sequential and torch's nn.Sequential hold the same layers at the same indices, so the
-    names ("layers.1", "layers.3") match across implementations. A model without `layers` (the engine's)
-    gives an empty list: its logits are still compared."""
-    layers = getattr(learner.model, "layers", None)
-    if layers is None or not hasattr(layers, "__getitem__"):
-        return []
-    learner.model.eval()
-    out, h = [], learner.shaped(x)
-    with torch.no_grad():
-        for i in range(len(layers)):
-            h = layers[i](h)
-            if type(layers[i]).__name__ in ACTIVATION_NAMES:
-                out.append((f"layers.{i}", h.reshape(len(h), -1)))
-    return out
 
 
 @dataclass
@@ -84,11 +62,11 @@ class DigitReader:
                                            hidden=hidden_activations(learner, x))
         scratch_side, torch_side = (sides[learner.name] for learner in self.learners)
         diffs = [(scratch_side[key] - torch_side[key]).abs().max().item() for key in ("logits", "probabilities")]
-        diffs += [(a - b).abs().max().item() for (_, a), (_, b) in zip(scratch_side["hidden"], torch_side["hidden"],
-                                                                       strict=True)]
+        diffs += [(a - b).abs().max().item() for (_, _, a), (_, _, b) in zip(scratch_side["hidden"],
+                                                                             torch_side["hidden"], strict=True)]
         result: dict = {name: dict(probabilities=s["probabilities"].tolist(),
                                    predicted=int(s["probabilities"].argmax()),
-                                   hidden=[dict(layer=layer, values=h[0].tolist()) for layer, h in s["hidden"]])
+                                   hidden=[dict(layer=layer, values=h[0].tolist()) for layer, _, h in s["hidden"]])
                         for name, s in sides.items()}
         result["agree"] = result[self.learners[0].name]["predicted"] == result[self.learners[1].name]["predicted"]
         result["max_difference"] = max(diffs)

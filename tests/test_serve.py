@@ -22,11 +22,12 @@ import torch
 from conftest import DATA_ROOT
 
 from compare.config import Config
+from compare.diagnostics import hidden_activations
 from compare.digits import EmptyDrawingError, mnist_style
 from compare.learners import build_pair
 from compare.loop import evaluate, train_lockstep
 from compare.metrics import accuracy
-from compare.predict import DigitReader, hidden_activations
+from compare.predict import DigitReader
 
 fastapi = pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 Image = pytest.importorskip("PIL.Image", reason="the serve extra is not installed: pip install -e '.[serve]'")
@@ -115,10 +116,10 @@ def test_reader_matches_the_models_and_both_sides_agree(reader):
 def test_hidden_activations_are_the_relu_outputs(reader):
     x = torch.randn(3, 784, dtype=torch.float64)
     scratch_l, torch_l = reader.learners
-    names = [n for n, _ in hidden_activations(torch_l, x)]
+    names = [n for n, _, _ in hidden_activations(torch_l, x)]
     assert names == ["layers.1", "layers.3"]
     first = torch_l.model.layers[0](x).clamp(min=0)
-    assert torch.allclose(hidden_activations(scratch_l, x)[0][1], first, atol=1e-12)
+    assert torch.allclose(hidden_activations(scratch_l, x)[0][2], first, atol=1e-12)
 
 
 # --- the web app -----------------------------------------------------------------------------------
