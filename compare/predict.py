@@ -40,6 +40,7 @@ class DigitReader:
     description: str  # "784-16-16-10 relu, float32"
     source: str  # where the weights come from: a checkpoint folder, or a training just done
     accuracies: dict[str, float]  # test accuracy of each side
+    dataset: str = "mnist"  # the dataset it was trained on
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()  # a scratch forward writes its caches into the layers: one read at a time
@@ -105,4 +106,4 @@ def _reader(config: Config, data: Dataset, learners: Sequence[Learner], source: 
                   for learner in learners}
     family = models.family_of(config.model)
     description = f"{family.describe(config.model, data.x_test.shape[1], len(data.classes))}, {config.dtype}"
-    return DigitReader(learners, data.mean, data.std, data.classes, description, source, accuracies)
+    return DigitReader(learners, data.mean, data.std, data.classes, description, source, accuracies, data.name)

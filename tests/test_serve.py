@@ -138,8 +138,11 @@ def test_page_and_info(client):
     (b"this is not an image", 415, "not an image"),
     (b"", 422, "empty"),
     (b"\x89PNG" + b"0" * (MAX_UPLOAD_BYTES + 10), 413, "larger than"),
-], ids=["not-an-image", "empty-file", "huge-file"])
+    ("5000x5000", 413, "pixels"),  # a small file that decodes to 25 million pixels
+], ids=["not-an-image", "empty-file", "huge-file", "huge-image"])
 def test_bad_upload_is_a_clear_4xx_and_the_server_keeps_serving(client, data, status, words):
+    if data == "5000x5000":
+        data = png(torch.zeros(5000, 5000))
     answer = client.post("/api/predict", files={"image": ("x.png", data, "image/png")})
     assert answer.status_code == status and words in answer.json()["detail"], answer.text
     good = client.post("/api/predict", files={"image": ("x.png", png(stroke()), "image/png")})

@@ -56,7 +56,7 @@ def run(config: Config, data: None = None) -> dict:
     print(f"Serving {info['description']} ({info['source']}); test accuracy "
           + ", ".join(f"{side} {acc:.2%}" for side, acc in info["accuracies"].items()))
     if config.extra["dry_run"]:
-        digit = load_dataset(config.dataset, config.data_root).x_test[0]  # a real test digit, normalized
+        digit = load_dataset(reader.dataset, config.data_root).x_test[0]  # a real test image, normalized
         result = reader.read(digit * reader.std + reader.mean)
         print(f"A test digit reads as {result['scratch']['predicted']} (scratch) and {result['torch']['predicted']} "
               f"(torch); largest difference {result['max_difference']:.3e}")

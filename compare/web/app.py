@@ -44,7 +44,9 @@ def decode_image(data: bytes) -> Tensor:
                 image = Image.alpha_composite(background, image.convert("RGBA"))
             grey = image.convert("L")
             return torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.uint8).reshape(grey.height, grey.width)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"the image has too many pixels; at most {MAX_PIXELS:,} are read") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         raise HTTPException(415, f"the upload is not an image that can be read ({type(error).__name__}); "
                                  "send a PNG or JPEG") from None
 
