@@ -273,3 +273,42 @@ def test_drawing_in_the_browser_gives_the_python_predictions(server, browser, re
     folder.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(folder / "serve.png"))
     print(f"\nscreenshot: {folder / 'serve.png'}; drawn digit read as {expected['scratch']['predicted']}")
+
+
+@pytest.mark.slow  # a subprocess that imports torch and trains: 10 to 30 s
+def test_serve_command_trains_serves_until_ctrl_c_and_reports(tiny_data_root, tmp_path):
+    """`python -m compare serve` without a checkpoint: trains first, serves, and on Ctrl-C prints the counts and
+    writes its report (exit status 0)."""
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    report = tmp_path / "serve.json"
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "compare", "serve", "--data-root", str(tiny_data_root), "--port", str(port),
+         "--report", str(report)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's Ctrl-C would reach it
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stdout.read()
+                time.sleep(0.3)
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/predict", files={"image": ("d.png", png(stroke()))})
+        assert answer.status_code == 200 and "trained just now" in info["source"]
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, out
+    assert "No --checkpoint: training" in out and "Predictions made: 1" in out
+    assert '"predictions": 1' in report.read_text()
