@@ -37,8 +37,5 @@ def serve(reader: DigitReader, host: str, port: int) -> dict[str, int]:
     from compare.web.app import create_app
 
     app = create_app(reader)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then raises it again: the end of serving, not an error
-        pass
+    uvicorn.run(app, host=host, port=port, log_level="warning")  # returns after a graceful shutdown on Ctrl-C
     return dict(app.state.counts)
