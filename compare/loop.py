@@ -78,6 +78,7 @@ def train_lockstep(
     *, epochs: int, batch_size: int, seed: int,
     on_epoch: Callable[[int, dict[str, EpochStats]], None] | None = None,
     before_step: BeforeStep | None = None,
+    after_step: Callable[[int], None] | None = None,
     progress: bool = True,
 ) -> dict[str, RunRecord]:
     """Train every learner on identical batches; returns per-step losses and per-epoch stats of each.
@@ -107,6 +108,8 @@ def train_lockstep(
                     record.step_losses.append(loss)
                     if not math.isfinite(loss) and record.diverged_at is None:
                         record.diverged_at, diverged = len(record.step_losses), True
+                if after_step is not None:  # every learner has taken this step (training diagnostics)
+                    after_step(len(records[learners[0].name].step_losses))
                 if diverged:
                     break
                 if step % 50 == 1:

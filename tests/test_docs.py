@@ -32,6 +32,7 @@ FAST = {  # added where the command does not say otherwise, so that it runs in s
     "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
     "check": ["--seeds", "1"],
     "ddp": ["--run-timeout", "120"],
+    "serve": ["--dry-run"],  # reads one test digit and stops, instead of serving until Ctrl-C
 }
 # The user's own package of docs/checking-your-backward.md is tests/user_layers.py here.
 USER_PACKAGES = ("mypackage.layers:", "mypackage.ops:")
@@ -108,7 +109,7 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
         extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
     if "--show" in fixed:
         extra = []
-    if name in ("train", "grads", "autograd", "evaluate", "bench", "ddp") and "--data-root" not in fixed and \
+    if name in ("train", "grads", "autograd", "evaluate", "bench", "ddp", "serve") and "--data-root" not in fixed and \
             "--show" not in fixed:
         extra += ["--data-root", str(data_root)]
     return [name, *fixed, *extra]

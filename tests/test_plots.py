@@ -99,7 +99,8 @@ def test_train_plots(tiny_data_root, tmp_path):
     report = json.loads(report_path.read_text())
     assert report["config"]["plots"] == str(pics)
     assert sorted(Path(p).name for p in report["plots"]) == [
-        "confusion.png", "curves.png", "first_layer.png", "misclassified.png"]
+        "activations.png", "confusion.png", "curves.png", "first_layer.png", "gradients.png", "misclassified.png",
+        "update_ratio.png"]
 
 
 def test_grads_plots(tiny_data_root, tmp_path):

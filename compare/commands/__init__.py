@@ -7,8 +7,8 @@ them. A command never imports another command: what two share lives in the core.
 from __future__ import annotations
 
 from compare.command import Command
-from compare.commands import autograd, bench, check, ddp, evaluate, grads, playground, train
+from compare.commands import autograd, bench, check, ddp, evaluate, grads, playground, serve, train
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (grads.COMMAND, train.COMMAND, evaluate.COMMAND,
                                                      autograd.COMMAND, check.COMMAND, bench.COMMAND,
-                                                     playground.COMMAND, ddp.COMMAND)}
+                                                     playground.COMMAND, ddp.COMMAND, serve.COMMAND)}

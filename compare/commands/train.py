@@ -17,6 +17,7 @@ import math
 from compare import agreement, checkpoint, models, plots
 from compare.command import Command
 from compare.config import ENGINE_CHOICES, Config
+from compare.diagnostics import TrainingDiagnostics
 from compare.errors import UsageError
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import EpochStats, train_lockstep
@@ -37,6 +38,8 @@ from compare.options import (
 from compare.report import table
 from compare.resync import ResyncMonitor
 from compare.verdict import max_buffer_difference, max_parameter_difference, print_checks, verdict
+
+HEALTH_PROBE = 1000  # test images whose activations the training-health pictures show
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -102,9 +105,19 @@ def run(config: Config, data) -> dict:
 
     monitor = ResyncMonitor(scratch_l, torch_l, agreement.resync_tolerance(config.torch_dtype),
                             agreement.separation_threshold(config.torch_dtype), config.epochs)
+    before_step, after_step, health = monitor, None, None
+    if config.extra["plots"]:  # is training healthy: activations, gradients, update sizes (pictures only)
+        health = TrainingDiagnostics((scratch_l, torch_l), data.x_test[:HEALTH_PROBE])
+
+        def before_step(*args) -> None:
+            monitor(*args)
+            health.before_step()  # after the monitor, which may re-synchronize the weights
+
+        after_step = health.after_step
     records = train_lockstep([scratch_l, torch_l], data.x_train, data.y_train, data.x_test, data.y_test,
                              epochs=config.epochs, batch_size=config.batch_size, seed=config.seed,
-                             on_epoch=lambda epoch, stats: print_epoch(epoch, stats, labels), before_step=monitor)
+                             on_epoch=lambda epoch, stats: print_epoch(epoch, stats, labels), before_step=before_step,
+                             after_step=after_step)
 
     report: dict = {}
     confusions = {}
@@ -141,6 +154,8 @@ def run(config: Config, data) -> dict:
                  f"{describe_training(config)}, {config.dtype}: scratch and torch in lockstep")
         paths = plots.train_figures(config.extra["plots"], config, records, (scratch_l, torch_l), data, confusions,
                                     title)
+        health.finish()
+        paths += plots.training_health(config.extra["plots"], health, steps, title)
         if family.pictures is not None:  # the family's own: filters, feature maps, attention maps, ...
             paths += family.pictures(config.extra["plots"], config.model,
                                      {learner.name: learner.model for learner in (scratch_l, torch_l)},

@@ -1,0 +1,81 @@
+"""`python -m compare serve`: a local web page to draw a digit on, read by the scratch network and its torch twin.
+
+    python -m compare train --epochs 3 --save runs/mlp
+    python -m compare serve --checkpoint runs/mlp                 # then open http://127.0.0.1:8000
+    python -m compare serve --epochs 1                            # no checkpoint: trains the lesson's network first
+
+The drawing (or an uploaded photo) is made into a 28x28 input the way MNIST's digits were made
+(compare/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
+activations and their largest difference (compare/predict.py). Any model family with a checkpoint
+can be served. The server binds 127.0.0.1 unless --host says otherwise. `--dry-run` loads or trains
+the networks, reads one test digit and stops instead of serving. Needs the extra `serve`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from compare import web
+from compare.command import Command
+from compare.config import Config
+from compare.data import load_dataset
+from compare.errors import UsageError
+from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
+from compare.predict import DigitReader, reader_from_checkpoint, reader_from_training
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="a folder written by `train --save DIR` (default: none: train the lesson's network first)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 opens the page to the network (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="load or train the networks, read one test digit, and stop instead of serving (default: off)")
+
+
+def check(args: argparse.Namespace) -> None:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if not args.dry_run:
+        web.require_web()  # before any training
+
+
+def make_reader(config: Config) -> DigitReader:
+    if config.extra["checkpoint"]:
+        return reader_from_checkpoint(config.extra["checkpoint"], config.data_root, config.device)
+    print(f"No --checkpoint: training {config.model.family} on {config.dataset} first ({config.epochs} epoch(s), "
+          "scratch and torch in lockstep)")
+    data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device)
+    return reader_from_training(config, data)
+
+
+def run(config: Config, data: None = None) -> dict:
+    reader = make_reader(config)
+    info = reader.info()
+    print(f"Serving {info['description']} ({info['source']}); test accuracy "
+          + ", ".join(f"{side} {acc:.2%}" for side, acc in info["accuracies"].items()))
+    if config.extra["dry_run"]:
+        digit = load_dataset(reader.dataset, config.data_root).x_test[0]  # a real test image, normalized
+        result = reader.read(digit * reader.std + reader.mean)
+        print(f"A test digit reads as {result['scratch']['predicted']} (scratch) and {result['torch']['predicted']} "
+              f"(torch); largest difference {result['max_difference']:.3e}")
+        counts = dict(predictions=1, disagreements=int(not result["agree"]))
+    else:
+        print(f"Open http://{config.extra['host']}:{config.extra['port']} (Ctrl-C stops)")
+        counts = web.serve(reader, config.extra["host"], config.extra["port"])
+    print(f"Predictions made: {counts['predictions']}, scratch and torch disagreeing on {counts['disagreements']}")
+    return dict(info=info, **counts, agreement=dict(passed=counts["disagreements"] == 0))
+
+
+COMMAND = Command(
+    name="serve",
+    help="a local web page: draw a digit and watch the scratch network and its torch twin read it",
+    run=run,
+    groups=(DATA, EPOCHS, SEED, DTYPE, DEVICE, REPORT),
+    add_arguments=add_arguments,
+    config_keys=("checkpoint", "host", "port", "dry_run"),
+    needs_data=False,
+    defaults={"epochs": 1},
+    check=check,
+)

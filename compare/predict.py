@@ -1,0 +1,109 @@
+"""Both trained networks read one digit: the ten probabilities, the predicted digit, every hidden layer's
+activations, and the largest difference between the scratch network and its torch twin.
+
+    >>> from compare.predict import reader_from_checkpoint
+    >>> reader = reader_from_checkpoint("runs/mlp")         # written by `python -m compare train --save runs/mlp`
+    >>> result = reader.read(image)                          # image: [28, 28] in 0..1 (compare/digits.py)
+    >>> result["scratch"]["predicted"], result["max_difference"]
+
+Without a checkpoint, `reader_from_training` trains the lesson's network first (both sides in lockstep,
+in the one training loop of compare/loop.py). `python -m compare serve` puts a reader behind a web page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from compare import checkpoint, models
+from compare.config import Config
+from compare.data import Dataset, load_dataset
+from compare.diagnostics import hidden_activations
+from compare.errors import CheckpointError
+from compare.learners import Learner, build_pair
+from compare.loop import evaluate, train_lockstep
+from compare.metrics import accuracy
+
+
+@dataclass
+class DigitReader:
+    """A trained scratch network and its torch twin, ready to read 28x28 digits."""
+
+    learners: Sequence[Learner]  # the scratch learner, then the torch one
+    mean: float  # the training set's pixel mean and std: inputs are normalized as in training
+    std: float
+    classes: Sequence[str]
+    description: str  # "784-16-16-10 relu, float32"
+    source: str  # where the weights come from: a checkpoint folder, or a training just done
+    accuracies: dict[str, float]  # test accuracy of each side
+    dataset: str = "mnist"  # the dataset it was trained on
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # a scratch forward writes its caches into the layers: one read at a time
+
+    def input_tensor(self, image: Tensor) -> Tensor:
+        """[28, 28] in 0..1 -> [1, 784], normalized, in the models' dtype and device."""
+        parameter = next(iter(self.learners[0].named_parameters().values()))
+        x = image.reshape(1, -1).to(torch.float64)  # 1,784
+        return ((x - self.mean) / self.std).to(device=parameter.device, dtype=parameter.dtype)
+
+    def read(self, image: Tensor) -> dict:
+        """Both networks on one [28, 28] image in 0..1: per side the probabilities, the predicted class and the
+        hidden activations; `max_difference`: the largest |scratch - torch| over all of them."""
+        x = self.input_tensor(image)
+        with self._lock:
+            sides = {}
+            for learner in self.learners:
+                logits = learner.logits(x)  # 1,C
+                sides[learner.name] = dict(logits=logits[0], probabilities=torch.softmax(logits[0], dim=0),
+                                           hidden=hidden_activations(learner, x))
+        scratch_side, torch_side = (sides[learner.name] for learner in self.learners)
+        diffs = [(scratch_side[key] - torch_side[key]).abs().max().item() for key in ("logits", "probabilities")]
+        diffs += [(a - b).abs().max().item() for (_, _, a), (_, _, b) in zip(scratch_side["hidden"],
+                                                                             torch_side["hidden"], strict=True)]
+        result: dict = {name: dict(probabilities=s["probabilities"].tolist(),
+                                   predicted=int(s["probabilities"].argmax()),
+                                   hidden=[dict(layer=layer, values=h[0].tolist()) for layer, _, h in s["hidden"]])
+                        for name, s in sides.items()}
+        result["agree"] = result[self.learners[0].name]["predicted"] == result[self.learners[1].name]["predicted"]
+        result["max_difference"] = max(diffs)
+        result["input"] = image.reshape(28, 28).tolist()
+        return result
+
+    def info(self) -> dict:
+        return dict(description=self.description, source=self.source, classes=list(self.classes),
+                    sides=[learner.label for learner in self.learners], accuracies=self.accuracies)
+
+
+def reader_from_checkpoint(folder: str, data_root: str | None = None, device: str = "cpu") -> DigitReader:
+    """The two models of a `train --save` checkpoint (any model family), with their dataset's normalization."""
+    saved = checkpoint.load(folder, device=device)
+    trained = replace(saved.config, data_root=data_root) if data_root else saved.config
+    data = load_dataset(trained.dataset, data_root, dtype=trained.torch_dtype, device=device)
+    if data.x_test.shape[1] != saved.input_size or len(data.classes) != saved.num_classes:
+        raise CheckpointError(f"the checkpoint's models take {saved.input_size} inputs and {saved.num_classes} "
+                              f"classes, {trained.dataset} here has {data.x_test.shape[1]} and {len(data.classes)}")
+    learners = build_pair(trained, input_size=saved.input_size, num_classes=saved.num_classes)
+    for learner in learners:
+        learner.load_state(saved.states[learner.name])
+    return _reader(trained, data, learners, f"checkpoint {folder}")
+
+
+def reader_from_training(config: Config, data: Dataset) -> DigitReader:
+    """Train config's network on data, both sides in lockstep (with a progress bar), then read with it."""
+    learners = build_pair(config, input_size=data.x_train.shape[1], num_classes=len(data.classes))
+    train_lockstep(learners, data.x_train, data.y_train, data.x_test, data.y_test, epochs=config.epochs,
+                   batch_size=config.batch_size, seed=config.seed)
+    return _reader(config, data, learners, f"trained just now ({config.epochs} epoch(s) on {config.dataset})")
+
+
+def _reader(config: Config, data: Dataset, learners: Sequence[Learner], source: str) -> DigitReader:
+    accuracies = {learner.name: accuracy(evaluate(learner, data.x_test, data.y_test)[1], data.y_test)
+                  for learner in learners}
+    family = models.family_of(config.model)
+    description = f"{family.describe(config.model, data.x_test.shape[1], len(data.classes))}, {config.dtype}"
+    return DigitReader(learners, data.mean, data.std, data.classes, description, source, accuracies, data.name)

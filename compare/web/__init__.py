@@ -1,0 +1,41 @@
+"""The digit page of `python -m compare serve`: draw a digit in the browser and watch both networks read it.
+
+    python -m compare train --save runs/mlp && python -m compare serve --checkpoint runs/mlp   # http://127.0.0.1:8000
+
+compare/web/app.py is the FastAPI application (routes, upload checks), static/index.html the page
+(a canvas, an upload button, the 28x28 input and both networks' answers). FastAPI, uvicorn,
+python-multipart and Pillow are the optional extra `serve` (`pip install -e '.[serve]'`); they are
+imported only when a page is served, so every other command works without them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from compare.errors import UsageError
+from compare.predict import DigitReader
+
+INSTALL_HINT = "the web page needs FastAPI, uvicorn, python-multipart and Pillow: pip install -e '.[serve]'"
+
+
+def require_web() -> None:
+    """Fail early, before any training, with the install hint when the serve extra is missing."""
+    # python-multipart is imported as python_multipart since 0.0.13, as multipart before
+    missing = [name for name in ("fastapi", "uvicorn", "PIL") if importlib.util.find_spec(name) is None]
+    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        missing.append("python-multipart")
+    if missing:
+        raise UsageError(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
+
+
+def serve(reader: DigitReader, host: str, port: int) -> dict[str, int]:
+    """Serve the page until Ctrl-C; returns how many predictions were made and how many had the two networks
+    disagreeing."""
+    require_web()
+    import uvicorn  # the optional extra: imported only here, after the check above
+
+    from compare.web.app import create_app
+
+    app = create_app(reader)
+    uvicorn.run(app, host=host, port=port, log_level="warning")  # returns after a graceful shutdown on Ctrl-C
+    return dict(app.state.counts)
