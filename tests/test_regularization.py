@@ -136,6 +136,7 @@ def test_batchnorm_any_shape(batch, features, seed):
 
 def test_batchnorm_running_statistics_over_many_batches():
     """Five training batches update the running estimates as torch does; evaluation then uses them."""
+    torch.manual_seed(0)  # the same batches every run (an unlucky draw can keep the mean far from 2)
     for dtype in (torch.float64, torch.float32):
         tol = gradient_tolerance(dtype)
         layer = random_affine(scratch.BatchNorm1d(6)).to(dtype=dtype)
