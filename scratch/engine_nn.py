@@ -7,8 +7,7 @@ them as torch's `reset_parameters` does, so state dicts copy across and, from on
 engine and torch blocks start bit-identical.
 
     blocks:      Linear, Activation, MLP (the lesson's 784-16-16-10 network), Conv2d, MaxPool2d,
-                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM, TransformerEncoderLayer
-    models:      MLP, ViT (scratch/vit.py's), LSTMClassifier (scratch/sequence.py's)
+                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM; at the end the ViT and LSTM models
     functions:   conv2d, max_pool2d, avg_pool2d, layer_norm (what the blocks compute, on Values)
 
 scratch/mlp.py spells out every backward formula; here the engine derives them. The MLP has
@@ -36,8 +35,7 @@ from torch import Tensor
 
 from scratch.engine import Value, cat, stack
 from scratch.linear import linear_init_
-from scratch.vit import POOLS as VIT_POOLS
-from scratch.vit import POS_EMBED_STD
+from scratch.vit import POOLS, POS_EMBED_STD
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # names of Value methods the MLP may use
 
@@ -476,8 +474,8 @@ class ViT(Layer):
         if image_size % patch_size:
             raise ValueError(f"ViT: image_size {image_size} is not a multiple of patch_size {patch_size}; "
                              "choose a patch size that divides it (for 28x28 digits: 4, 7 or 14)")
-        if pool not in VIT_POOLS:
-            raise ValueError(f"ViT: unknown pool {pool!r}; choose one of {', '.join(VIT_POOLS)}")
+        if pool not in POOLS:
+            raise ValueError(f"ViT: unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
         self.image_size, self.patch_size, self.in_channels, self.pool = image_size, patch_size, in_channels, pool
         num_tokens = (image_size // patch_size) ** 2 + (pool == "cls")
         # Drawn in scratch.vit.ViT's order (patch_embed, pos_embed, blocks, head), but set as attributes with
