@@ -49,3 +49,58 @@ def _check_sizes(sizes: Sequence[int], batch_size: int) -> None:
     if len(sizes) < 2 or any(s <= 0 for s in sizes) or batch_size <= 0:
         raise ValueError(f"need at least input and output sizes, all positive, and a positive batch size; "
                          f"got sizes {list(sizes)}, batch size {batch_size}")
+
+
+# ---- the vision transformer and the LSTM
+
+
+def vit_step_flops(batch_size: int, num_patches: int, patch_values: int, dim: int, depth: int, mlp_dim: int,
+                   num_classes: int, tokens: int) -> int:
+    """FLOPs of the matrix products of one training step of the ViT (scratch/vit.py), 2 per multiply-add.
+
+    With B the batch, N patches of P values, T tokens (N, or N + 1 with a class token), D = dim, F = mlp_dim,
+    C classes; a product that runs forward, for the weight gradient and for the input gradient counts 3 times:
+        patch_embed    [B*N, P] x [P, D]      forward and weight gradient (its input is data): 2 x 2 B N P D
+        per block      in_proj  [B*T, D] x [D, 3D]                         3 x 2 B T 3D^2
+                       scores Q K^T and context P V, all heads together:   (1 forward + 2 backward) x 2 x 2 B T^2 D
+                       out_proj [B*T, D] x [D, D]                          3 x 2 B T D^2
+                       linear1 and linear2, [D, F] and [F, D]              2 x 3 x 2 B T D F
+        head           [B, D] x [D, C]                                     3 x 2 B D C
+    """
+    if min(batch_size, num_patches, patch_values, dim, depth, mlp_dim, num_classes, tokens) <= 0:
+        raise ValueError("every size of the ViT's FLOP count must be positive")
+    b, t, d = batch_size, tokens, dim
+    attention = 3 * 2 * b * t * 3 * d * d + 3 * 2 * 2 * b * t * t * d + 3 * 2 * b * t * d * d  # in_proj, QK^T PV, out
+    block = attention + 2 * 3 * 2 * b * t * d * mlp_dim  # + linear1, linear2
+    return 2 * 2 * b * num_patches * patch_values * d + depth * block + 3 * 2 * b * d * num_classes
+
+
+def vit_elementwise(batch_size: int, dim: int, depth: int, heads: int, mlp_dim: int, tokens: int,
+                    parameters: int) -> int:
+    """Rough element-wise FLOPs of a ViT step (upper estimate): per block and token two layer norms
+    (about 10 D each, forward and backward), GELU (about 20 F), two residual adds and biases (8 D); per
+    head the softmax (about 8 T^2); the update (2 per parameter)."""
+    b, t = batch_size, tokens
+    per_block = b * t * (2 * 10 * dim + 20 * mlp_dim + 8 * dim) + 8 * b * heads * t * t
+    return depth * per_block + 10 * b * t * dim + 2 * parameters
+
+
+def lstm_step_flops(batch_size: int, steps: int, input_size: int, hidden_size: int, num_classes: int) -> int:
+    """FLOPs of the matrix products of one training step of the LSTM classifier (scratch/sequence.py).
+
+    With B the batch, T steps of I inputs, H hidden units (4H gate rows), C classes:
+        input projection  [B*T, I] x [I, 4H]   forward and weight gradient (its input is data): 2 x 2 B T I 4H
+        recurrence        [B, H] x [H, 4H] at each of the T steps: forward, the gradient carried back to
+                          h_{t-1}, and the weight gradient (one product over all steps): 3 x 2 B T H 4H
+        head              [B, H] x [H, C]                                                 3 x 2 B H C
+    """
+    if min(batch_size, steps, input_size, hidden_size, num_classes) <= 0:
+        raise ValueError("every size of the LSTM's FLOP count must be positive")
+    b, t, h = batch_size, steps, hidden_size
+    return 2 * 2 * b * t * input_size * 4 * h + 3 * 2 * b * t * h * 4 * h + 3 * 2 * b * h * num_classes
+
+
+def lstm_elementwise(batch_size: int, steps: int, hidden_size: int, num_classes: int, parameters: int) -> int:
+    """Rough element-wise FLOPs of an LSTM step (upper estimate): per step and hidden unit about 15 for the
+    gates and the cell forward and 25 backward; softmax cross-entropy 8 per class; the update 2 per parameter."""
+    return 40 * batch_size * steps * hidden_size + 8 * batch_size * num_classes + 2 * parameters

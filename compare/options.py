@@ -135,9 +135,9 @@ def _add_optimizer(p: argparse.ArgumentParser, d: Defaults) -> None:
     g = p.add_argument_group("optimization")
     g.add_argument("--lr", type=float, default=d.given("lr"),
                    help=f"learning rate (default: {_default_text(d, 'lr')}, by --optimizer)")
-    g.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.optimizer,
+    g.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default=d.given("optimizer"),
                    help="sgd; sgd with momentum or Nesterov momentum; Adam; AdamW (decoupled weight decay). "
-                        f"Adam and AdamW usually want --lr 1e-3 (default: {d.optimizer})")
+                        f"Adam and AdamW usually want --lr 1e-3 (default: {_default_text(d, 'optimizer')})")
     g.add_argument("--momentum", type=float, default=None,
                    help=f"momentum of --optimizer momentum or nesterov (default: {DEFAULT_MOMENTUM})")
     g.add_argument("--weight-decay", type=float, default=None,
@@ -154,6 +154,8 @@ def _add_optimizer(p: argparse.ArgumentParser, d: Defaults) -> None:
 
 def _resolve_optimizer(args: argparse.Namespace) -> None:
     training = models.family_of(args.model).training
+    if args.optimizer is None:
+        args.optimizer = training.optimizer
     if args.lr is None:
         args.lr = training.lr[args.optimizer]
     if not args.lr > 0:

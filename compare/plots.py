@@ -42,6 +42,8 @@ SIZES = {  # figure name -> (width, height) in inches
     "boundary": (11.0, 5.5),
     "gif": (8.0, 4.2),  # each animation frame, drawn at GIF_DPI
     "update_ratio": (12.0, 5.0),
+    "attention": (14.0, 6.0),
+    "hidden_states": (14.0, 5.5),
 }
 GIF_DPI = 60
 SCRATCH_STYLE = dict(color="tab:red", linestyle="-", linewidth=1.6)
@@ -299,6 +301,63 @@ def train_figures(folder: str | Path, config, records: dict, learners: Sequence,
     paths.append(misclassified(folder, images, data.y_test, {n: r.predictions for n, r in records.items()},
                                data.classes))
     return paths
+
+
+# --- the vision transformer and the LSTM (pictures drawn for their families' train --plots) ----------
+
+def attention_maps(folder: str | Path, image: Tensor, maps: dict[str, Sequence[Tensor]],
+                   received: dict[str, Sequence[Tensor]], title: str) -> Path:
+    """attention.png: for one digit, each transformer block's attention, scratch (top) beside torch (bottom).
+
+    `image` [28, 28] pixel values in 0..1; `maps[side][k]` block k's attention weights [T, T] averaged over
+    heads (row: the token that looks, column: the token looked at); `received[side][k]` [g, g] how much
+    attention each patch gets, drawn over the digit on the patch grid.
+    """
+    sides = list(maps)
+    depth = len(maps[sides[0]])
+    fig = _figure("attention")
+    biggest = max((_cpu(a) - _cpu(b)).abs().max().item() for a, b in zip(maps[sides[0]], maps[sides[-1]],
+                                                                             strict=True))
+    fig.suptitle(f"{title}. Largest scratch-torch difference of the weights: {biggest:.2e}")
+    axes = fig.subplots(len(sides), 1 + 2 * depth, squeeze=False)
+    pixels_ = _cpu(image).numpy()
+    for row, side in zip(axes, sides, strict=True):
+        row[0].imshow(pixels_, cmap="gray_r", vmin=0, vmax=1)
+        row[0].set_title(f"{side}: the digit", fontsize=8)
+        for k in range(depth):
+            grid = _cpu(received[side][k])
+            ax = row[1 + k]
+            ax.imshow(pixels_, cmap="gray_r", vmin=0, vmax=1)
+            size = len(pixels_)
+            ax.imshow(grid.numpy(), cmap="magma", alpha=0.6, extent=(-0.5, size - 0.5, size - 0.5, -0.5),
+                      interpolation="nearest")
+            ax.set_title(f"block {k}: attention\nreceived per patch", fontsize=8)
+            full = row[1 + depth + k]
+            full.imshow(_cpu(maps[side][k]).numpy(), cmap="viridis", vmin=0)
+            full.set_title(f"block {k}: weights\n(row looks at column)", fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return _save(fig, folder, "attention.png")
+
+
+def hidden_states(folder: str | Path, image: Tensor, states: dict[str, Tensor], title: str) -> Path:
+    """hidden_states.png: the recurrent network's hidden state after each row of one digit, [T, H] per side,
+    drawn with time (the rows read so far) across; the digit beside them."""
+    sides = list(states)
+    a, b = (_cpu(states[side]) for side in (sides[0], sides[-1]))  # T,H each
+    fig = _figure("hidden_states")
+    fig.suptitle(f"{title}. Largest scratch-torch difference: {(a - b).abs().max().item():.2e}")
+    axes = fig.subplots(1, 1 + len(sides), squeeze=False, width_ratios=[1] + [2] * len(sides))[0]
+    axes[0].imshow(_cpu(image).numpy(), cmap="gray_r", vmin=0, vmax=1)
+    axes[0].set(title="the digit, read row by row", xticks=[], yticks=[])
+    scale = max(a.abs().max().item(), b.abs().max().item(), 1e-12)
+    for ax, side in zip(axes[1:], sides, strict=True):
+        shown = ax.imshow(_cpu(states[side]).T.numpy(), cmap="RdBu", vmin=-scale, vmax=scale, aspect="auto",
+                          interpolation="nearest")
+        ax.set(title=f"{side}: hidden state h_t", xlabel="row t read", ylabel="hidden unit")
+    fig.colorbar(shown, ax=list(axes[1:]), shrink=0.8, label="h (red < 0 < blue)")
+    return _save(fig, folder, "hidden_states.png")
 
 
 # --- grads ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ them as torch's `reset_parameters` does, so state dicts copy across and, from on
 engine and torch blocks start bit-identical.
 
     blocks:      Linear, Activation, MLP (the lesson's 784-16-16-10 network), Conv2d, MaxPool2d,
-                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM
+                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM; at the end the ViT and LSTM models
     functions:   conv2d, max_pool2d, avg_pool2d, layer_norm (what the blocks compute, on Values)
 
 scratch/mlp.py spells out every backward formula; here the engine derives them. The MLP has
@@ -33,8 +33,9 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from scratch.engine import Value, stack
+from scratch.engine import Value, cat, stack
 from scratch.linear import linear_init_
+from scratch.vit import POOLS, POS_EMBED_STD
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh")  # names of Value methods the MLP may use
 
@@ -428,3 +429,113 @@ class LSTM(Layer):
 
     def __repr__(self) -> str:
         return f"LSTM({self.input_size}, {self.hidden_size}, batch_first=True)"
+
+
+# ---- models for the vision transformer and the LSTM
+
+
+class TransformerEncoderLayer(Layer):
+    """Pre-norm transformer block, as scratch.TransformerEncoderLayer and torch's `nn.TransformerEncoderLayer(E, H,
+    F, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)`, with its children's names.
+
+    forward:   x1 = x + self_attn(norm1(x));   out = x1 + linear2(gelu(linear1(norm2(x1))))     B,T,E
+    backward:  the engine's; each residual sum hands dout to both of its terms.
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, layer_norm_eps: float = 1e-5) -> None:
+        # torch's order of construction, which is the order of the random draws (the norms draw nothing)
+        self.self_attn = MultiheadAttention(d_model, nhead)
+        self.linear1 = Linear(d_model, dim_feedforward)
+        self.linear2 = Linear(dim_feedforward, d_model)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps)
+
+    def __call__(self, x: Value) -> Value:
+        x1 = x + self.self_attn(self.norm1(x))  # B,T,E
+        return x1 + self.linear2(self.linear1(self.norm2(x1)).gelu())  # B,T,E
+
+    def __repr__(self) -> str:
+        return (f"TransformerEncoderLayer(d_model={self.self_attn.embed_dim}, nhead={self.self_attn.num_heads}, "
+                f"dim_feedforward={self.linear1.out_features})")
+
+
+class ViT(Layer):
+    """The small vision transformer of scratch/vit.py on the engine: the same constructor, parameter names
+    ("pos_embed", "patch_embed.weight", "blocks.0.self_attn.in_proj_weight", ..., "head.bias") and draws.
+
+    forward:   patches [B, N, C*p*p] (row by row) -> patch_embed -> [class token |] tokens + pos_embed
+               -> blocks -> norm -> mean over tokens (pool="mean") or the class token (pool="cls") -> head
+    backward:  the engine's, through every block and back to the patch embedding.
+    """
+
+    def __init__(self, image_size: int = 28, patch_size: int = 7, in_channels: int = 1, dim: int = 64,
+                 depth: int = 3, heads: int = 4, mlp_dim: int = 128, num_classes: int = 10,
+                 pool: str = "mean") -> None:
+        if image_size % patch_size:
+            raise ValueError(f"ViT: image_size {image_size} is not a multiple of patch_size {patch_size}; "
+                             "choose a patch size that divides it (for 28x28 digits: 4, 7 or 14)")
+        if pool not in POOLS:
+            raise ValueError(f"ViT: unknown pool {pool!r}; choose one of {', '.join(POOLS)}")
+        self.image_size, self.patch_size, self.in_channels, self.pool = image_size, patch_size, in_channels, pool
+        num_tokens = (image_size // patch_size) ** 2 + (pool == "cls")
+        # Drawn in scratch.vit.ViT's order (patch_embed, pos_embed, blocks, head), but set as attributes with
+        # the parameters of the model itself first, as scratch and torch list them.
+        patch_embed = Linear(in_channels * patch_size * patch_size, dim)
+        if pool == "cls":
+            self.cls_token = Value(torch.zeros(1, 1, dim), requires_grad=True, name="cls_token")  # 1,1,D
+        self.pos_embed = Value(torch.randn(1, num_tokens, dim) * POS_EMBED_STD, requires_grad=True,
+                               name="pos_embed")  # 1,T,D
+        self.patch_embed = patch_embed
+        self.blocks = [TransformerEncoderLayer(dim, heads, mlp_dim) for _ in range(depth)]
+        self.norm = LayerNorm(dim)
+        self.head = Linear(dim, num_classes)
+        for name, p in self.named_parameters():
+            p.name = name
+
+    def __call__(self, x: Value) -> Value:
+        pixels, c, p = self.in_channels * self.image_size ** 2, self.in_channels, self.patch_size
+        if x.dim() < 2 or x.data[0].numel() != pixels:
+            raise ValueError(f"ViT(image_size={self.image_size}, in_channels={c}) expects images of {pixels} values "
+                             f"each ([B, {pixels}] or [B, {c}, {self.image_size}, {self.image_size}]), "
+                             f"got {list(x.shape)}")
+        batch, g = x.shape[0], self.image_size // p
+        patches = x.reshape(batch, c, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(batch, g * g, c * p * p)  # B,N,P
+        tokens = self.patch_embed(patches)  # B,N,D
+        if self.pool == "cls":
+            cls = self.cls_token + tokens.data.new_zeros(batch, 1, tokens.shape[2])  # B,1,D: broadcast, undone
+            tokens = cat([cls, tokens], dim=1)  # B,T,D
+        h = tokens + self.pos_embed  # B,T,D
+        for block in self.blocks:
+            h = block(h)
+        h = self.norm(h)  # B,T,D
+        return self.head(h.mean(dim=1) if self.pool == "mean" else h[:, 0])  # B,classes
+
+    def __repr__(self) -> str:
+        return (f"ViT(image_size={self.image_size}, patch_size={self.patch_size}, depth={len(self.blocks)}, "
+                f"pool={self.pool!r}) on the autograd engine")
+
+
+class LSTMClassifier(Layer):
+    """The LSTM classifier of scratch/sequence.py on the engine: rows of the image as a sequence, the LSTM
+    above, a Linear head on the last hidden state; parameter names "lstm.weight_ih_l0", ..., "head.bias".
+
+    forward:   s = x as [B, T, input_size];  logits = head(lstm(s)[0][:, T-1])
+    backward:  the engine's, through time.
+    """
+
+    def __init__(self, input_size: int = 28, hidden_size: int = 128, num_classes: int = 10) -> None:
+        self.input_size = input_size
+        self.lstm = LSTM(input_size, hidden_size)  # drawn first, as in scratch and torch
+        self.head = Linear(hidden_size, num_classes)
+        for name, p in self.named_parameters():
+            p.name = name
+
+    def __call__(self, x: Value) -> Value:
+        if x.dim() < 2 or x.data[0].numel() % self.input_size:
+            raise ValueError(f"LSTMClassifier(input_size={self.input_size}) reads each image in steps of "
+                             f"{self.input_size} values, got shape {list(x.shape)}; give [B, 784] or [B, 28, 28]")
+        states, _ = self.lstm(x.reshape(x.shape[0], -1, self.input_size))  # B,T,H
+        return self.head(states[:, -1])  # B,classes
+
+    def __repr__(self) -> str:
+        return f"LSTMClassifier({self.lstm!r}, head={self.head!r}) on the autograd engine"

@@ -70,6 +70,14 @@ def all_commands() -> list[tuple[str, str]]:
 
 
 COMMAND_LINES = all_commands()
+# Finite differences of a model with tens of thousands of parameters take a few thousand forward passes
+# (a minute or more on a busy 2-core machine): these run with -m slow.
+SLOW_COMMANDS = ("grads --model vit", "grads --model lstm")
+
+
+def with_marks(where: str, command: str):
+    slow = command.startswith(SLOW_COMMANDS)
+    return pytest.param(where, command, id=where, marks=[pytest.mark.slow] if slow else [])
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +128,7 @@ def test_commands_are_found():
     assert {"train", "grads", "autograd", "bench", "playground", "evaluate"} <= names, names
 
 
-@pytest.mark.parametrize("where,command", COMMAND_LINES, ids=[w for w, _ in COMMAND_LINES])
+@pytest.mark.parametrize("where,command", [with_marks(w, c) for w, c in COMMAND_LINES])
 def test_documented_command_runs(where, command, fake_data, tmp_path_factory, capsys):
     if "--device cuda" in command and not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")

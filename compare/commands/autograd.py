@@ -2,12 +2,15 @@
 
     python -m compare autograd --dtype float64                      # the lesson's 784-16-16-10 network
     python -m compare autograd --dtype float64 --graph out/loss.dot --report out/autograd.json
+    python -m compare autograd --model lstm --dtype float64         # any family: --model vit, lstm, ...
 
-The same network from the same seed, three times:
+The same network (--model picks the family) from the same seed, three times:
 
-- hand:    scratch/mlp.py, whose backward formulas are written out layer by layer
-- engine:  scratch/engine_nn.py, only a forward pass; scratch/engine.py derives the backward
-- torch:   torch_impl/mlp.py, differentiated by torch.autograd
+- hand:    the family's scratch model (scratch/mlp.py, vit.py, sequence.py, ...), whose backward
+           formulas are written out layer by layer
+- engine:  the same model on the scratch autograd engine (scratch/engine_nn.py): only a forward
+           pass; scratch/engine.py derives the backward
+- torch:   its torch_impl/ twin, differentiated by torch.autograd
 
 For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,
 engine vs torch), judged with the named tolerance of the dtype (compare/agreement.py).

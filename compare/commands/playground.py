@@ -68,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def check(args: argparse.Namespace) -> None:
     """Before any work: the playground's own options, and what they need of the shared ones."""
+    family = models.family_of(args.model_spec)
+    if not family.any_input_size:
+        takes = [name for name, f in models.FAMILIES.items() if f.any_input_size]
+        raise UsageError(f"the playground's points have 2 coordinates, and --model {family.name} reads only "
+                         f"{'x'.join(map(str, family.input_shape(args.model_spec, 784)))} images; choose --model "
+                         f"{' or '.join(takes)}")
     if args.samples < 2:
         raise UsageError(f"--samples must be at least 2 (a point of each class), got {args.samples}")
     if not 0 <= args.noise <= toy_data.MAX_NOISE:

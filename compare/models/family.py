@@ -56,6 +56,7 @@ class TrainingDefaults:
     lr: Mapping[str, float]  # the learning rate of each --optimizer (sgd, momentum, nesterov, adam, adamw)
     batch_size: int = 32
     lr_schedule: str = "cosine"
+    optimizer: str = "sgd"  # the --optimizer used when none is given
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Family:
     engine_problem: Callable[[ModelSpec], str | None] = lambda spec: None  # why the engine can't build it
     # Whether the network has kinks (ReLU, max pooling) where finite differences must take a small step.
     kinked: Callable[[ModelSpec], bool] = lambda spec: True
+    # Whether it reads a flat vector of any length (the playground's 2-D points); False: only what its
+    # input_shape names (28x28 images), so the playground refuses it.
+    any_input_size: bool = False
     # (spec, input_size, num_classes) -> a short name for tables, e.g. "784-16-16-10"; describe() by default
     label: Callable[[ModelSpec, int, int], str] | None = None
     # (spec, input_size, num_classes, batch_size) -> (FLOPs of the matrix products of one training step,

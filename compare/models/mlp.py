@@ -96,6 +96,7 @@ FAMILY = Family(
     check=check,
     engine_problem=engine_problem,
     kinked=lambda spec: spec["activation"] in KINKED_ACTIVATIONS,
+    any_input_size=True,
     label=lambda spec, input_size, num_classes: "-".join(map(str, sizes(spec, input_size, num_classes))),
     step_flops=step_flops,
     bench_specs=(dict(hidden=(16, 16)), dict(hidden=(128,)), dict(hidden=(512, 512))),  # the lesson's first
