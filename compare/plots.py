@@ -3,6 +3,7 @@
     python -m compare train --epochs 2 --plots pictures/      # curves, first-layer weights, confusion, mistakes
     python -m compare grads --plots pictures/                 # gradient errors per parameter, with tolerances
     python -m compare playground --plots pictures/ --gif      # decision boundaries, neurons, an animation
+    python -m compare train --model cnn --epochs 1 --plots pictures/   # and the filters, the feature maps
 
 matplotlib is an optional extra (`pip install -e '.[plots]'`) and is imported only when a
 picture is asked for, so every command works without it. Figures are drawn on
@@ -34,6 +35,8 @@ SIZES = {  # figure name -> (width, height) in inches
     "first_layer": (12.0, 6.5),
     "confusion": (12.0, 5.5),
     "misclassified": (12.0, 7.0),
+    "conv_filters": (12.0, 4.0),
+    "feature_maps": (12.0, 7.0),
     "grads": (10.0, 5.5),
     "boundary": (11.0, 5.5),
     "gif": (8.0, 4.2),  # each animation frame, drawn at GIF_DPI
@@ -44,6 +47,8 @@ TORCH_STYLE = dict(color="tab:blue", linestyle=(0, (4, 3)), linewidth=1.4)
 ORANGE, BLUE = "#f59322", "#0877bd"  # Playground's class colours
 MAX_NEURON_IMAGES = 32  # first-layer neurons drawn (the first ones, when the layer is wider)
 MAX_MISTAKES = 32  # misclassified test images drawn
+MAX_FILTERS = 32  # first-layer convolution filters drawn
+MAX_FEATURE_MAPS = 16  # feature maps drawn per conv stage
 LOG_FLOOR = 1e-18  # a difference of exactly 0 cannot sit on a log axis: drawn here instead
 
 
@@ -294,6 +299,69 @@ def train_figures(folder: str | Path, config, records: dict, learners: Sequence,
     paths.append(misclassified(folder, images, data.y_test, {n: r.predictions for n, r in records.items()},
                                data.classes))
     return paths
+
+
+# --- convolutional networks: filters and feature maps ---------------------------------------------
+
+def conv_filters(folder: str | Path, weights: dict[str, Tensor]) -> Path:
+    """conv_filters.png: the first convolution's filters as small images, scratch beside torch.
+
+    `weights` are [O, C, k, k] per side; a filter over several input channels is drawn on its
+    first channel. Red is negative, blue positive; a filter's two images share one colour scale.
+    """
+    ws, wt = _cpu(weights["scratch"])[:, 0], _cpu(weights["torch"])[:, 0]  # O,k,k
+    n = min(len(ws), MAX_FILTERS)
+    cols = min(n, 8)
+    rows = math.ceil(n / cols)
+    fig = _figure("conv_filters")
+    biggest = (_cpu(weights["scratch"]) - _cpu(weights["torch"])).abs().max().item()
+    k = ws.shape[-1]
+    fig.suptitle(f"First convolution: its {n} {k}x{k} filters (red < 0 < blue). "
+                 f"Largest scratch-torch difference: {biggest:.2e}")
+    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i >= n:
+                continue
+            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
+            ax.imshow(w[i].numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
+            ax.set_title(f"filter {i}", fontsize=7, pad=2)
+    return _save(fig, folder, "conv_filters.png")
+
+
+def feature_maps(folder: str | Path, image: Tensor, maps: dict[str, Sequence[Tensor]], title: str) -> Path:
+    """feature_maps.png: one test image and, after each conv stage, its feature maps, scratch beside torch.
+
+    `image` is [S, S]; `maps[side][k]` is stage k's output [C_k, H_k, W_k]. Row k of each side shows
+    stage k's first MAX_FEATURE_MAPS channels; a channel's two maps share one grey scale.
+    """
+    stages = [[_cpu(m) for m in maps[name]] for name in ("scratch", "torch")]
+    cols = min(max(len(m) for m in stages[0]), MAX_FEATURE_MAPS)
+    fig = _figure("feature_maps")
+    biggest = max((a - b).abs().max().item() for a, b in zip(*stages, strict=True))
+    fig.suptitle(f"{title}. Largest scratch-torch difference: {biggest:.2e}")
+    left, right = fig.subfigures(1, 2, wspace=0.02, width_ratios=(1, 7))
+    ax = left.subplots()
+    ax.imshow(_cpu(image).numpy(), cmap="gray_r")
+    ax.set_axis_off()
+    ax.set_title("input", fontsize=9)
+    for sub, name, side in zip(right.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), stages, strict=True):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(len(side), cols, squeeze=False)
+        for k, (row, stage_maps) in enumerate(zip(axes, side, strict=True)):
+            for c, ax in enumerate(row):
+                ax.set_axis_off()
+                if c >= len(stage_maps):
+                    continue
+                top = max(stages[0][k][c].max().item(), stages[1][k][c].max().item(), 1e-12)
+                low = min(stages[0][k][c].min().item(), stages[1][k][c].min().item(), 0.0)
+                ax.imshow(stage_maps[c].numpy(), cmap="viridis", vmin=low, vmax=top)
+                if c == 0:
+                    ax.set_title(f"stage {k + 1}: {len(stage_maps)} x {stage_maps.shape[-2]}x{stage_maps.shape[-1]}",
+                                 fontsize=7, pad=2, loc="left")
+    return _save(fig, folder, "feature_maps.png")
 
 
 # --- grads ----------------------------------------------------------------------------------------
