@@ -332,22 +332,22 @@ def conv_filters(folder: str | Path, weights: dict[str, Tensor]) -> Path:
 
 
 def feature_maps(folder: str | Path, image: Tensor, maps: dict[str, Sequence[Tensor]], title: str) -> Path:
-    """feature_maps.png: one test image and, after each conv stage, its feature maps, scratch beside torch.
+    """feature_maps.png: one test image and, after each conv stage, its feature maps, scratch above torch.
 
     `image` is [S, S]; `maps[side][k]` is stage k's output [C_k, H_k, W_k]. Row k of each side shows
-    stage k's first MAX_FEATURE_MAPS channels; a channel's two maps share one grey scale.
+    stage k's first MAX_FEATURE_MAPS channels; a channel's two maps share one colour scale.
     """
     stages = [[_cpu(m) for m in maps[name]] for name in ("scratch", "torch")]
     cols = min(max(len(m) for m in stages[0]), MAX_FEATURE_MAPS)
     fig = _figure("feature_maps")
     biggest = max((a - b).abs().max().item() for a, b in zip(*stages, strict=True))
     fig.suptitle(f"{title}. Largest scratch-torch difference: {biggest:.2e}")
-    left, right = fig.subfigures(1, 2, wspace=0.02, width_ratios=(1, 7))
+    left, right = fig.subfigures(1, 2, wspace=0.02, width_ratios=(1, 6))
     ax = left.subplots()
     ax.imshow(_cpu(image).numpy(), cmap="gray_r")
     ax.set_axis_off()
     ax.set_title("input", fontsize=9)
-    for sub, name, side in zip(right.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), stages, strict=True):
+    for sub, name, side in zip(right.subfigures(2, 1, hspace=0.04), ("scratch", "torch"), stages, strict=True):
         sub.suptitle(name, fontweight="bold")
         axes = sub.subplots(len(side), cols, squeeze=False)
         for k, (row, stage_maps) in enumerate(zip(axes, side, strict=True)):
@@ -355,12 +355,12 @@ def feature_maps(folder: str | Path, image: Tensor, maps: dict[str, Sequence[Ten
                 ax.set_axis_off()
                 if c >= len(stage_maps):
                     continue
-                top = max(stages[0][k][c].max().item(), stages[1][k][c].max().item(), 1e-12)
                 low = min(stages[0][k][c].min().item(), stages[1][k][c].min().item(), 0.0)
+                top = max(stages[0][k][c].max().item(), stages[1][k][c].max().item(), low + 1e-6)
                 ax.imshow(stage_maps[c].numpy(), cmap="viridis", vmin=low, vmax=top)
                 if c == 0:
-                    ax.set_title(f"stage {k + 1}: {len(stage_maps)} x {stage_maps.shape[-2]}x{stage_maps.shape[-1]}",
-                                 fontsize=7, pad=2, loc="left")
+                    ax.set_title(f"stage {k + 1}: {len(stage_maps)} maps of {stage_maps.shape[-2]}x"
+                                 f"{stage_maps.shape[-1]}", fontsize=7, pad=2, loc="left")
     return _save(fig, folder, "feature_maps.png")
 
 
