@@ -268,7 +268,7 @@ def test_pictures_of_the_engine_cnn(tmp_path: Path) -> None:
 @pytest.mark.slow
 @requires_data
 def test_lenet5_learns_a_slice_of_real_mnist() -> None:
-    """LeNet-5 with the family's defaults, 3,000 training images, one epoch: both sides learn, in step."""
+    """LeNet-5 with the family's defaults, 6,000 training images, one epoch: both sides learn, in step."""
     from compare.data import load_dataset
 
     data = load_dataset("mnist", DATA_ROOT, download=False)
@@ -276,7 +276,7 @@ def test_lenet5_learns_a_slice_of_real_mnist() -> None:
     config = Config(model=models.make_spec("cnn"), lr=family.training.lr["sgd"], dtype="float64",
                     batch_size=family.training.batch_size, epochs=1, lr_schedule="none")
     learners = build_pair(config)
-    records = train_lockstep(list(learners), data.x_train[:3000].double(), data.y_train[:3000],
+    records = train_lockstep(list(learners), data.x_train[:6000].double(), data.y_train[:6000],
                              data.x_test[:1000].double(), data.y_test[:1000], epochs=1,
                              batch_size=config.batch_size, seed=0)
     accuracies = [records[learner.name].history[-1].test_accuracy for learner in learners]
