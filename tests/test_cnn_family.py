@@ -107,10 +107,12 @@ def test_every_variant_starts_bit_identical(values: dict, engine: bool) -> None:
             models.build(spec, "engine", 784, 10)
 
 
-def test_engine_cnn_computes_the_same_logits_and_feature_maps_as_torch() -> None:
+@pytest.mark.parametrize("values", [TINY_SPEC, dict(TINY_SPEC, pool="avg", activation="tanh", kernel_size=3)],
+                         ids=["max-relu", "avg-tanh"])
+def test_engine_cnn_computes_the_same_logits_and_feature_maps_as_torch(values: dict) -> None:
     from scratch.engine import Value
 
-    spec = models.make_spec("cnn", **TINY_SPEC)
+    spec = models.make_spec("cnn", **values)
     torch.manual_seed(0)
     x = torch.randn(3, 784, dtype=torch.float64)
     torch.manual_seed(1)
