@@ -164,7 +164,10 @@ FAMILY = Family(
     build=build,
     input_shape=lambda spec, input_size: IMAGE_SHAPE,
     describe=describe,
-    # Chosen by measurement: see docs/cnn.md "Measured".
+    # Measured (docs/cnn.md "Measured", seed 0, 10 epochs): SGD lr 0.05 with the cosine schedule at batch 32 gives
+    # LeNet-5 99.19% (scratch) / 99.20% (torch) on MNIST, 97.98% after one epoch; with batch norm 91.00/90.92% on
+    # Fashion-MNIST. The other optimizers' rates are the usual starting points (momentum and Nesterov a tenth of
+    # SGD's, as for the MLP; Adam's 1e-3), not yet measured on the CNN.
     training=TrainingDefaults(lr=dict(sgd=0.05, momentum=0.01, nesterov=0.01, adam=1e-3, adamw=1e-3),
                               batch_size=32, lr_schedule="cosine"),
     check=check,
