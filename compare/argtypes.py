@@ -10,8 +10,9 @@ import argparse
 MAX_SEED = 2**32 - 1  # every generator seeded here (torch's, numpy's) takes 32-bit seeds without wrapping
 
 
-def int_list(text: str, option: str = "--hidden", example: str = "16,16") -> tuple[int, ...]:
-    """'16,16' -> (16, 16): positive integers separated by commas, no empty parts."""
+def int_list(text: str, option: str = "--hidden", example: str = "16,16", minimum: int = 1) -> tuple[int, ...]:
+    """'16,16' -> (16, 16): integers of at least `minimum` (positive by default) separated by commas, no empty
+    parts."""
     parts = [part.strip() for part in text.split(",")]
     if text.strip() == "" or any(part == "" for part in parts):
         raise argparse.ArgumentTypeError(f"{option} expects comma-separated positive integers such as {example}, "
@@ -21,8 +22,9 @@ def int_list(text: str, option: str = "--hidden", example: str = "16,16") -> tup
     except ValueError:
         raise argparse.ArgumentTypeError(f"{option} expects comma-separated integers such as {example}, "
                                          f"got {text!r}") from None
-    if any(s <= 0 for s in sizes):
-        raise argparse.ArgumentTypeError(f"{option} sizes must be positive integers, got {text!r}")
+    if any(s < minimum for s in sizes):
+        kind = "positive integers" if minimum == 1 else f"integers >= {minimum}"
+        raise argparse.ArgumentTypeError(f"{option} sizes must be {kind}, got {text!r}")
     return sizes
 
 

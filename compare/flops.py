@@ -1,7 +1,9 @@
 """How much arithmetic one training step needs.
 
-    >>> from compare.flops import step_flops
+    >>> from compare.flops import step_flops, cnn_step_flops, ConvShape
     >>> step_flops([784, 512, 512, 10], batch_size=512) / 1e9     # about 1.64 GFLOP per step
+    >>> lenet = [ConvShape(1, 6, 5, 28), ConvShape(6, 16, 5, 10)]  # in, out channels, kernel, output side
+    >>> cnn_step_flops(lenet, [400, 120, 84, 10], batch_size=512) / 1e9   # about 1.16 GFLOP per step
 
 `python -m compare bench` divides it by a step's time, and that by the FLOP/s of a large
 matrix product timed in the same run (compare/commands/bench/timing.py `matmul_probe`): the
@@ -11,6 +13,16 @@ fraction of the machine's matrix-multiply peak a training step reaches.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class ConvShape(NamedTuple):
+    """One convolution of stride 1 as the FLOP count sees it."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int  # k: a k x k kernel
+    out_size: int  # side of its (square) output feature maps, before pooling
 
 
 def step_flops(sizes: Sequence[int], batch_size: int) -> int:
@@ -104,3 +116,54 @@ def lstm_elementwise(batch_size: int, steps: int, hidden_size: int, num_classes:
     """Rough element-wise FLOPs of an LSTM step (upper estimate): per step and hidden unit about 15 for the
     gates and the cell forward and 25 backward; softmax cross-entropy 8 per class; the update 2 per parameter."""
     return 40 * batch_size * steps * hidden_size + 8 * batch_size * num_classes + 2 * parameters
+
+
+def cnn_step_flops(convs: Sequence[ConvShape], fc_widths: Sequence[int], batch_size: int) -> int:
+    """FLOPs of the matrix products of one SGD step of a CNN: its convolutions, then fully connected layers of
+    widths `fc_widths` (the flattened features first, the classes last).
+
+    A convolution is one matrix product over the im2col columns (docs/cnn.md): weights [O, C k k] times
+    columns [C k k, B OH OW]. Like a Linear layer of C k k inputs and O outputs applied at B OH OW places:
+        forward        2 B OH OW O C k k
+        weight grad    2 B OH OW O C k k
+        input grad     2 B OH OW O C k k     (not for the first convolution: its input is the images)
+    The fully connected layers count as in `step_flops`, all with their input gradient (their input is
+    the flattened feature maps, which need one). Left out: padding, im2col's and col2im's copies and
+    additions, pooling, activations, the loss and the update; see `cnn_elementwise_share`.
+    """
+    _check_cnn(convs, fc_widths, batch_size)
+    flops = 0
+    for k, conv in enumerate(convs):
+        products = 2 if k == 0 else 3
+        places = batch_size * conv.out_size ** 2
+        flops += products * 2 * places * conv.out_channels * conv.in_channels * conv.kernel_size ** 2
+    for fan_in, fan_out in zip(fc_widths[:-1], fc_widths[1:], strict=True):
+        flops += 3 * 2 * batch_size * fan_in * fan_out
+    return flops
+
+
+def cnn_elementwise_share(convs: Sequence[ConvShape], fc_widths: Sequence[int], batch_size: int,
+                          batch_norm: bool = False) -> float:
+    """Rough share of element-wise FLOPs in a CNN's step (upper estimate), as `elementwise_share` for an MLP.
+
+    Per convolution output element: bias add and gradient (2), activation forward and backward (3),
+    pooling forward and backward (2), with batch norm about 10 more; col2im adds k^2 per input element of
+    every convolution but the first; update 2 per parameter; the fully connected layers as in an MLP.
+    """
+    _check_cnn(convs, fc_widths, batch_size)
+    elementwise = 8 * batch_size * fc_widths[-1]
+    for k, conv in enumerate(convs):
+        outputs = batch_size * conv.out_channels * conv.out_size ** 2
+        elementwise += (7 + (10 if batch_norm else 0)) * outputs
+        elementwise += 2 * (conv.out_channels * conv.in_channels * conv.kernel_size ** 2 + conv.out_channels)
+        if k > 0:
+            elementwise += batch_size * conv.in_channels * conv.out_size ** 2 * conv.kernel_size ** 2
+    for fan_in, fan_out in zip(fc_widths[:-1], fc_widths[1:], strict=True):
+        elementwise += 5 * batch_size * fan_out + 2 * (fan_in * fan_out + fan_out)
+    return elementwise / (elementwise + cnn_step_flops(convs, fc_widths, batch_size))
+
+
+def _check_cnn(convs: Sequence[ConvShape], fc_widths: Sequence[int], batch_size: int) -> None:
+    if not convs or any(min(conv) <= 0 for conv in convs):
+        raise ValueError(f"need at least one convolution, all sizes positive; got {list(convs)}")
+    _check_sizes(fc_widths, batch_size)

@@ -7,6 +7,7 @@ learner calls `loss.backward()` (autograd).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,11 @@ class Learner:
         loss = self.forward_backward(x, y)
         self.step()
         return loss.item()
+
+    def float64_twin(self) -> Learner | None:
+        """A float64 copy of this learner (its optimizer left behind: the twin only computes gradients), the
+        referee of float32 comparisons (compare/resync.py); None where a learner offers none."""
+        return None
 
 
 @dataclass
@@ -235,6 +241,12 @@ class TorchLearner(Learner):
 
     def named_gradients(self) -> dict[str, Tensor]:
         return {n: p.grad for n, p in self.model.named_parameters()}
+
+    def float64_twin(self) -> TorchLearner:
+        model = copy.deepcopy(self.model).double()
+        # plain SGD over the twin's own parameters, for forward_backward's zero_grad; it never steps
+        return TorchLearner(model, self.loss_fn, torch.optim.SGD(model.parameters(), lr=0.0), name=self.name,
+                            random_state=self.random_state, input_shape=self.input_shape)
 
 
 @dataclass

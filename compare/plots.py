@@ -3,6 +3,7 @@
     python -m compare train --epochs 2 --plots pictures/      # curves, first-layer weights, confusion, mistakes
     python -m compare grads --plots pictures/                 # gradient errors per parameter, with tolerances
     python -m compare playground --plots pictures/ --gif      # decision boundaries, neurons, an animation
+    python -m compare train --model cnn --epochs 1 --plots pictures/   # and the filters, the feature maps
 
 `train --plots` also draws whether training is healthy (compare/diagnostics.py records it): per layer,
 histograms of activations (dead ReLUs and saturated tanh/sigmoid units counted) and of weight gradients,
@@ -38,6 +39,8 @@ SIZES = {  # figure name -> (width, height) in inches
     "first_layer": (12.0, 6.5),
     "confusion": (12.0, 5.5),
     "misclassified": (12.0, 7.0),
+    "conv_filters": (12.0, 4.0),
+    "feature_maps": (12.0, 7.0),
     "grads": (10.0, 5.5),
     "boundary": (11.0, 5.5),
     "gif": (8.0, 4.2),  # each animation frame, drawn at GIF_DPI
@@ -51,6 +54,8 @@ TORCH_STYLE = dict(color="tab:blue", linestyle=(0, (4, 3)), linewidth=1.4)
 ORANGE, BLUE = "#f59322", "#0877bd"  # Playground's class colours
 MAX_NEURON_IMAGES = 32  # first-layer neurons drawn (the first ones, when the layer is wider)
 MAX_MISTAKES = 32  # misclassified test images drawn
+MAX_FILTERS = 32  # first-layer convolution filters drawn
+MAX_FEATURE_MAPS = 16  # feature maps drawn per conv stage
 LOG_FLOOR = 1e-18  # a difference of exactly 0 cannot sit on a log axis: drawn here instead
 
 
@@ -358,6 +363,69 @@ def hidden_states(folder: str | Path, image: Tensor, states: dict[str, Tensor], 
         ax.set(title=f"{side}: hidden state h_t", xlabel="row t read", ylabel="hidden unit")
     fig.colorbar(shown, ax=list(axes[1:]), shrink=0.8, label="h (red < 0 < blue)")
     return _save(fig, folder, "hidden_states.png")
+
+
+# --- convolutional networks: filters and feature maps ---------------------------------------------
+
+def conv_filters(folder: str | Path, weights: dict[str, Tensor]) -> Path:
+    """conv_filters.png: the first convolution's filters as small images, scratch beside torch.
+
+    `weights` are [O, C, k, k] per side; a filter over several input channels is drawn on its
+    first channel. Red is negative, blue positive; a filter's two images share one colour scale.
+    """
+    ws, wt = _cpu(weights["scratch"])[:, 0], _cpu(weights["torch"])[:, 0]  # O,k,k
+    n = min(len(ws), MAX_FILTERS)
+    cols = min(n, 8)
+    rows = math.ceil(n / cols)
+    fig = _figure("conv_filters")
+    biggest = (_cpu(weights["scratch"]) - _cpu(weights["torch"])).abs().max().item()
+    k = ws.shape[-1]
+    fig.suptitle(f"First convolution: its {n} {k}x{k} filters (red < 0 < blue). "
+                 f"Largest scratch-torch difference: {biggest:.2e}")
+    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i >= n:
+                continue
+            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
+            ax.imshow(w[i].numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
+            ax.set_title(f"filter {i}", fontsize=7, pad=2)
+    return _save(fig, folder, "conv_filters.png")
+
+
+def feature_maps(folder: str | Path, image: Tensor, maps: dict[str, Sequence[Tensor]], title: str) -> Path:
+    """feature_maps.png: one test image and, after each conv stage, its feature maps, scratch above torch.
+
+    `image` is [S, S]; `maps[side][k]` is stage k's output [C_k, H_k, W_k]. Row k of each side shows
+    stage k's first MAX_FEATURE_MAPS channels; a channel's two maps share one colour scale.
+    """
+    stages = [[_cpu(m) for m in maps[name]] for name in ("scratch", "torch")]
+    cols = min(max(len(m) for m in stages[0]), MAX_FEATURE_MAPS)
+    fig = _figure("feature_maps")
+    biggest = max((a - b).abs().max().item() for a, b in zip(*stages, strict=True))
+    fig.suptitle(f"{title}. Largest scratch-torch difference: {biggest:.2e}")
+    left, right = fig.subfigures(1, 2, wspace=0.02, width_ratios=(1, 6))
+    ax = left.subplots()
+    ax.imshow(_cpu(image).numpy(), cmap="gray_r")
+    ax.set_axis_off()
+    ax.set_title("input", fontsize=9)
+    for sub, name, side in zip(right.subfigures(2, 1, hspace=0.04), ("scratch", "torch"), stages, strict=True):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(len(side), cols, squeeze=False)
+        for k, (row, stage_maps) in enumerate(zip(axes, side, strict=True)):
+            for c, ax in enumerate(row):
+                ax.set_axis_off()
+                if c >= len(stage_maps):
+                    continue
+                low = min(stages[0][k][c].min().item(), stages[1][k][c].min().item(), 0.0)
+                top = max(stages[0][k][c].max().item(), stages[1][k][c].max().item(), low + 1e-6)
+                ax.imshow(stage_maps[c].numpy(), cmap="viridis", vmin=low, vmax=top)
+                if c == 0:
+                    ax.set_title(f"stage {k + 1}: {len(stage_maps)} maps of {stage_maps.shape[-2]}x"
+                                 f"{stage_maps.shape[-1]}", fontsize=7, pad=2, loc="left")
+    return _save(fig, folder, "feature_maps.png")
 
 
 # --- grads ----------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ them as torch's `reset_parameters` does, so state dicts copy across and, from on
 engine and torch blocks start bit-identical.
 
     blocks:      Linear, Activation, MLP (the lesson's 784-16-16-10 network), Conv2d, MaxPool2d,
-                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM; at the end the ViT and LSTM models
+                 AvgPool2d, Flatten, LayerNorm, MultiheadAttention, LSTM
+    models:      CNN (LeNet-5 by default: the spec, names and initialisation of scratch.cnn.CNN); at the end
+                 the ViT and LSTM models
     functions:   conv2d, max_pool2d, avg_pool2d, layer_norm (what the blocks compute, on Values)
 
 scratch/mlp.py spells out every backward formula; here the engine derives them. The MLP has
@@ -33,7 +35,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from scratch.engine import Value, cat, stack
+from scratch.cnn import POOL_SIZE, plan_stages  # plain arithmetic on the spec: every CNN accepts the same specs
+from scratch.engine import Value, cat, no_grad, stack
 from scratch.linear import linear_init_
 from scratch.vit import POOLS, POS_EMBED_STD
 
@@ -539,3 +542,83 @@ class LSTMClassifier(Layer):
 
     def __repr__(self) -> str:
         return f"LSTMClassifier({self.lstm!r}, head={self.head!r}) on the autograd engine"
+
+
+# ---------------------------------------------------------------------- models
+
+
+class CNN(Layer):
+    """Conv2d -> activation -> 2x2 pooling per stage, Flatten, then Linear -> activation layers and a Linear output.
+
+    forward:   h_0 = x;  h_k = pool(act(conv2d(h_{k-1}, W_k) + b_k))  for each stage;  then Flatten and
+               the fully connected layers to logits
+    backward:  loss.backward(), on the graph this forward pass recorded: conv2d's, max_pool2d's and
+               avg_pool2d's gradients come from the matmul, unfold, max and mean rules (see them above).
+
+    The arguments, layer order, parameter names ("layers.0.weight", "layers.3.weight", ...) and
+    initialisation of scratch.cnn.CNN and torch_impl.cnn.CNN, so from one seed all three start
+    bit-identical. No batch norm here: the engine has no BatchNorm2d block.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        channels: Sequence[int] = (6, 16),
+        kernel_size: int = 5,
+        padding: int | Sequence[int] = (2, 0),
+        pool: str = "max",
+        fc_sizes: Sequence[int] = (120, 84),
+        activation: str = "relu",
+        num_classes: int = 10,
+    ) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        stages = plan_stages(in_channels, image_size, channels, kernel_size, padding, pool)
+        self.in_channels, self.image_size = in_channels, image_size
+        pools = {"max": MaxPool2d, "avg": AvgPool2d}
+        self.layers: list[Layer] = []
+        self.stage_ends: list[int] = []  # index in `layers` of each stage's activation (see feature_maps)
+        for stage in stages:  # the draws happen here, in the order of the other two CNNs' constructors
+            self.layers += [Conv2d(stage.in_channels, stage.out_channels, kernel_size, padding=stage.padding),
+                            Activation(activation)]
+            self.stage_ends.append(len(self.layers) - 1)
+            self.layers.append(pools[pool](POOL_SIZE))
+        self.layers.append(Flatten())
+        sizes = [stages[-1].out_channels * stages[-1].size ** 2, *fc_sizes]
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            self.layers += [Linear(fan_in, fan_out), Activation(activation)]
+        self.layers.append(Linear(sizes[-1], num_classes))
+        for name, p in self.named_parameters():
+            p.name = name  # graph printouts then say "layers.0.weight"
+
+    def as_images(self, x: Value) -> Value:
+        """x as [B, C, S, S] images; flattened rows [B, C*S*S] (as the data loader gives them) are reshaped."""
+        c, s = self.in_channels, self.image_size
+        if x.dim() == 2 and x.shape[1] == c * s * s:
+            return x.reshape(-1, c, s, s)  # B,C,S,S
+        if x.dim() == 4 and tuple(x.shape[1:]) == (c, s, s):
+            return x
+        raise ValueError(f"CNN expects images of shape [batch, {c}, {s}, {s}] (or flattened, [batch, {c * s * s}]), "
+                         f"got {list(x.shape)}; build it with in_channels and image_size matching the data")
+
+    def __call__(self, x: Value) -> Value:
+        x = self.as_images(x)  # B,C,S,S
+        for layer in self.layers:
+            x = layer(x)
+        return x  # B,classes
+
+    forward = __call__
+
+    def feature_maps(self, x: Tensor) -> list[Tensor]:
+        """The output of each conv stage's activation ([B, channels[k], size, size]), nothing recorded."""
+        with no_grad():
+            h, maps = self.as_images(Value(x)), []  # B,C,S,S
+            for index, layer in enumerate(self.layers[:self.stage_ends[-1] + 1]):
+                h = layer(h)
+                if index in self.stage_ends:
+                    maps.append(h.data)
+        return maps
+
+    def __repr__(self) -> str:
+        return f"CNN({', '.join(map(repr, self.layers))}) on the autograd engine"

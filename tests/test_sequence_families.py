@@ -25,13 +25,13 @@ from compare.options import BASE
 # Small sizes, so that every command runs in a second or two on fake data.
 SMALL = {
     "vit": ["--model", "vit", "--depth", "1", "--dim", "8", "--heads", "2", "--mlp-dim", "8"],
-    "vit-cls": ["--model", "vit", "--depth", "1", "--dim", "8", "--heads", "2", "--mlp-dim", "8", "--pool", "cls",
+    "vit-cls": ["--model", "vit", "--depth", "1", "--dim", "8", "--heads", "2", "--mlp-dim", "8", "--readout", "cls",
                 "--patch-size", "14"],
     "lstm": ["--model", "lstm", "--hidden-size", "4"],
 }
 SMALL_SPECS = {
     "vit": ("vit", dict(depth=2, dim=8, heads=2, mlp_dim=12)),
-    "vit-cls": ("vit", dict(depth=1, dim=8, heads=2, mlp_dim=12, pool="cls", patch_size=14)),
+    "vit-cls": ("vit", dict(depth=1, dim=8, heads=2, mlp_dim=12, readout="cls", patch_size=14)),
     "lstm": ("lstm", dict(hidden_size=5)),
 }
 PICTURES = {"vit": "attention", "vit-cls": "attention", "lstm": "hidden_states"}
@@ -54,7 +54,7 @@ def built(name: str, impl: str, seed: int = 0):
 
 def test_both_families_are_registered_with_their_own_options() -> None:
     assert {"vit", "lstm"} <= set(models.FAMILIES)
-    assert set(models.FAMILIES["vit"].defaults) == {"patch_size", "dim", "depth", "heads", "mlp_dim", "pool"}
+    assert set(models.FAMILIES["vit"].defaults) == {"patch_size", "dim", "depth", "heads", "mlp_dim", "readout"}
     assert set(models.FAMILIES["lstm"].defaults) == {"hidden_size"}
     for name in ("vit", "lstm"):
         family = models.FAMILIES[name]
@@ -101,7 +101,7 @@ def test_the_default_optimizer_is_the_familys_unless_given(tiny_data_root: Path,
     code, out, _ = run_cli([*train, "--hidden", "8"], capsys)
     assert code == 0 and json.loads(report.read_text())["config"]["optimizer"] == "sgd"  # mlp keeps plain SGD
     code, out, _ = run_cli(["train", "--help"], capsys)
-    assert code == 0 and "(default: the family's: mlp: sgd; vit: adam; lstm: adam)" in " ".join(out.split())
+    assert code == 0 and "(default: the family's: mlp: sgd; cnn: sgd; vit: adam; lstm: adam)" in " ".join(out.split())
 
 
 def test_the_playground_refuses_image_families(capsys) -> None:

@@ -154,3 +154,26 @@ def test_a_well_trained_float32_state_is_judged_against_the_first_checks_scale()
     assert late < 1e-3
     passed, worst, name, failures, _ = check_one_step(s, t, x, y, agreement.RESYNC_FLOAT32, scales)
     assert passed, failures
+
+
+def test_float32_checks_are_refereed_in_float64() -> None:
+    """A float32 gradient of torch's that is off by 1e-4 (as its cancelling sums can be) does not fail a correct
+    scratch side: the float64 twin of torch referees. A scratch gradient off by as much still fails."""
+    from compare.learners import TorchLearner
+
+    class Rounded(TorchLearner):  # torch with a float32 rounding error of 1e-4 in every gradient
+        def named_gradients(self) -> dict:
+            return {n: g * (1 + 1e-4) for n, g in super().named_gradients().items()}
+
+    config = Config(model=make_spec(hidden=(8,)), lr=0.1)
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 784), torch.randint(0, 10, (16,))
+    s, t = build_pair(config)
+    off = Rounded(t.model, t.loss_fn, t.optimizer)
+    passed, worst, name, _, _ = check_one_step(s, off, x, y, agreement.RESYNC_FLOAT32)
+    assert passed and worst < 1e-5 and "in float64" in name
+    passed, _, _, failures, _ = check_one_step(off, t, x, y, agreement.RESYNC_FLOAT32)  # the wrong side judged
+    assert not passed and failures
+    s64, t64 = build_pair(Config(model=config.model, lr=0.1, dtype="float64"))
+    off64 = Rounded(t64.model, t64.loss_fn, t64.optimizer)
+    assert not check_one_step(s64, off64, x.double(), y, agreement.RESYNC_FLOAT64)[0]  # float64: no referee

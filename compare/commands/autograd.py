@@ -2,15 +2,16 @@
 
     python -m compare autograd --dtype float64                      # the lesson's 784-16-16-10 network
     python -m compare autograd --dtype float64 --graph out/loss.dot --report out/autograd.json
+    python -m compare autograd --model cnn --dtype float64          # LeNet-5: convolutions and pooling too
     python -m compare autograd --model lstm --dtype float64         # any family: --model vit, lstm, ...
 
-The same network (--model picks the family) from the same seed, three times:
+The same network (any family whose engine variant can be built: `Family.engine_problem`) from
+the same seed, three times:
 
-- hand:    the family's scratch model (scratch/mlp.py, vit.py, sequence.py, ...), whose backward
-           formulas are written out layer by layer
-- engine:  the same model on the scratch autograd engine (scratch/engine_nn.py): only a forward
-           pass; scratch/engine.py derives the backward
-- torch:   its torch_impl/ twin, differentiated by torch.autograd
+- hand:    the family's hand-written variant in scratch/ (mlp.py, cnn.py, vit.py, sequence.py, ...), whose
+           backward formulas are written out layer by layer
+- engine:  its variant on scratch/engine_nn.py, only a forward pass; scratch/engine.py derives the backward
+- torch:   its variant in torch_impl/, differentiated by torch.autograd
 
 For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,
 engine vs torch), judged with the named tolerance of the dtype (compare/agreement.py).

@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping
 
 from compare.errors import UsageError
-from compare.models import lstm, mlp, vit
+from compare.models import cnn, lstm, mlp, vit
 from compare.models.family import IMPLEMENTATIONS, Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (mlp.FAMILY, vit.FAMILY, lstm.FAMILY)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (mlp.FAMILY, cnn.FAMILY, vit.FAMILY, lstm.FAMILY)}
 DEFAULT_FAMILY = "mlp"
 
 __all__ = ["FAMILIES", "IMPLEMENTATIONS", "Family", "ModelOption", "ModelSpec", "TrainingDefaults", "add_model_options",

@@ -2,12 +2,12 @@
 
     python -m compare train --model vit --epochs 10                 # 16 patches of 7x7, 3 blocks of width 64
     python -m compare grads --model vit --dtype float64             # every gradient against autograd and FD
-    python -m compare train --model vit --depth 1 --dim 32 --heads 2 --mlp-dim 64 --pool cls --epochs 1
+    python -m compare train --model vit --depth 1 --dim 32 --heads 2 --mlp-dim 64 --readout cls --epochs 1
 
 The digit is cut into (28 / patch size)^2 square patches, each embedded as a token of --dim
 features plus a learned position; --depth pre-norm transformer blocks (--heads heads of
 attention, an MLP of width --mlp-dim with GELU) mix the tokens; a final layer norm, then the
-mean over tokens (--pool mean) or a class token (--pool cls) feeds the classifier.
+mean over tokens (--readout mean) or a class token (--readout cls) feeds the classifier.
 Variants: scratch/vit.py (hand-written backward), torch_impl/vit.py (nn.TransformerEncoderLayer),
 and the ViT on the scratch autograd engine (scratch/engine_nn.py). Derivations: docs/attention.md.
 """
@@ -36,16 +36,16 @@ DIM = ModelOption("dim", "features per token (the transformer's width)", dict(ty
 DEPTH = ModelOption("depth", "number of transformer blocks", dict(type=argtypes.positive_int))
 HEADS = ModelOption("heads", "attention heads per block (must divide --dim)", dict(type=argtypes.positive_int))
 MLP_DIM = ModelOption("mlp_dim", "hidden width of each block's MLP", dict(type=argtypes.positive_int))
-POOL = ModelOption("pool", "how the tokens become one vector for the classifier: their mean, or a learned class "
+READOUT = ModelOption("readout", "how the tokens become one vector for the classifier: their mean, or a learned class "
                    "token", dict(choices=POOLS))
 
-DEFAULTS = dict(patch_size=7, dim=64, depth=3, heads=4, mlp_dim=128, pool="mean")
+DEFAULTS = dict(patch_size=7, dim=64, depth=3, heads=4, mlp_dim=128, readout="mean")
 
 
 def _kwargs(spec: ModelSpec, num_classes: int) -> dict:
     return dict(image_size=IMAGE_SIZE, patch_size=spec["patch_size"], in_channels=1, dim=spec["dim"],
                 depth=spec["depth"], heads=spec["heads"], mlp_dim=spec["mlp_dim"], num_classes=num_classes,
-                pool=spec["pool"])
+                pool=spec["readout"])
 
 
 def check_images(input_size: int) -> None:
@@ -66,18 +66,18 @@ def check(spec: ModelSpec) -> None:
     if spec["dim"] % spec["heads"]:
         raise UsageError(f"--heads {spec['heads']} does not divide --dim {spec['dim']}: each head takes dim / heads "
                          "features; choose e.g. --dim 64 --heads 4")
-    if spec["pool"] not in POOLS:
-        raise UsageError(f"unknown --pool {spec['pool']!r}; choose one of {', '.join(POOLS)}")
+    if spec["readout"] not in POOLS:
+        raise UsageError(f"unknown --readout {spec['readout']!r}; choose one of {', '.join(POOLS)}")
 
 
 def tokens(spec: ModelSpec) -> int:
-    return (IMAGE_SIZE // spec["patch_size"]) ** 2 + (spec["pool"] == "cls")
+    return (IMAGE_SIZE // spec["patch_size"]) ** 2 + (spec["readout"] == "cls")
 
 
 def describe(spec: ModelSpec, input_size: int, num_classes: int) -> str:
     p = spec["patch_size"]
     return (f"ViT {p}x{p} patches ({tokens(spec)} tokens), dim {spec['dim']}, depth {spec['depth']}, "
-            f"{spec['heads']} heads, MLP {spec['mlp_dim']}, {spec['pool']} pool, {num_classes} classes")
+            f"{spec['heads']} heads, MLP {spec['mlp_dim']}, {spec['readout']} pool, {num_classes} classes")
 
 
 def label(spec: ModelSpec, input_size: int, num_classes: int) -> str:
@@ -87,7 +87,7 @@ def label(spec: ModelSpec, input_size: int, num_classes: int) -> str:
 def parameter_count(spec: ModelSpec, num_classes: int) -> int:
     d, f, p = spec["dim"], spec["mlp_dim"], spec["patch_size"]
     block = (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + 4 * d
-    return (p * p * d + d) + tokens(spec) * d + d * (spec["pool"] == "cls") + spec["depth"] * block + 2 * d \
+    return (p * p * d + d) + tokens(spec) * d + d * (spec["readout"] == "cls") + spec["depth"] * block + 2 * d \
         + d * num_classes + num_classes
 
 
@@ -111,18 +111,18 @@ def pictures(folder: str | Path, spec: ModelSpec, trained: Mapping[str, object],
             averaged = [m[0].mean(dim=0) for m in model.attention_maps(one)]  # T,T per block
         maps[side] = averaged
         # mean pool: what all tokens, on average, attend to; cls pool: what the class token attends to
-        looked_at = [(a[0] if spec["pool"] == "cls" else a.mean(dim=0))[first_patch:] for a in averaged]  # N
+        looked_at = [(a[0] if spec["readout"] == "cls" else a.mean(dim=0))[first_patch:] for a in averaged]  # N
         received[side] = [r.reshape(grid, grid) for r in looked_at]
     image = one[0].reshape(IMAGE_SIZE, IMAGE_SIZE)
     image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)  # 0..1 for drawing
     return [plots.attention_maps(folder, image, maps, received,
-                                 f"Attention of a ViT ({spec['pool']} pool) on a test digit, averaged over heads")]
+                                 f"Attention of a ViT ({spec['readout']} pool) on a test digit, averaged over heads")]
 
 
 FAMILY = Family(
     name="vit",
     summary="a small vision transformer: 7x7 patches as tokens, pre-norm attention blocks",
-    options=(PATCH_SIZE, DIM, DEPTH, HEADS, MLP_DIM, POOL),
+    options=(PATCH_SIZE, DIM, DEPTH, HEADS, MLP_DIM, READOUT),
     defaults=DEFAULTS,
     build=build,
     input_shape=lambda spec, input_size: (1, IMAGE_SIZE, IMAGE_SIZE),
@@ -138,7 +138,7 @@ FAMILY = Family(
     # norm standardizes pos_embed's entries of about 0.02 (variance ~4e-4, near eps = 1e-5): so sharp a curve that
     # the truncation error of finite differences at the smooth step h = 1e-5 reaches 1.8e-7 of the gradient
     # (measured, fake data); the small step of kinked networks keeps it near 1e-9.
-    kinked=lambda spec: spec["pool"] == "cls",
+    kinked=lambda spec: spec["readout"] == "cls",
     label=label,
     step_flops=step_flops,
     bench_specs=(dict(),),
