@@ -207,6 +207,21 @@ def _epoch_ticks(ax, n_steps: int, steps_per_epoch: int) -> None:
 
 # --- train: weights, confusion matrices, mistakes ---------------------------------------------
 
+def _weight_grids(fig, ws: Tensor, wt: Tensor, n: int, rows: int, cols: int, what: str) -> None:
+    """The first n weight images [n, H, W] of each side, scratch (left) beside torch (right), one colour scale
+    per image shared by both sides (red < 0 < blue)."""
+    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
+        sub.suptitle(name, fontweight="bold")
+        axes = sub.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.set_axis_off()
+            if i >= n:
+                continue
+            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
+            ax.imshow(w[i].numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
+            ax.set_title(f"{what} {i}", fontsize=7, pad=2)
+
+
 def first_layer_weights(folder: str | Path, weights: dict[str, Tensor],
                         image_shape: tuple[int, int] = (28, 28)) -> Path:
     """first_layer.png: each first-layer neuron's 784 weights as a 28x28 image, scratch beside torch.
@@ -223,16 +238,8 @@ def first_layer_weights(folder: str | Path, weights: dict[str, Tensor],
     shown = f"first {n} of {len(ws)} neurons" if n < len(ws) else f"all {n} neurons"
     fig.suptitle(f"First hidden layer: each neuron's weights on the 28x28 pixels ({shown}; red < 0 < blue). "
                  f"Largest scratch-torch difference: {biggest:.2e}")
-    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
-        sub.suptitle(name, fontweight="bold")
-        axes = sub.subplots(rows, cols, squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            ax.set_axis_off()
-            if i >= n:
-                continue
-            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
-            ax.imshow(w[i].reshape(image_shape).numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
-            ax.set_title(f"neuron {i}", fontsize=7, pad=2)
+    _weight_grids(fig, ws.reshape(len(ws), *image_shape), wt.reshape(len(wt), *image_shape), n, rows, cols,
+                  "neuron")
     return _save(fig, folder, "first_layer.png")
 
 
@@ -382,16 +389,7 @@ def conv_filters(folder: str | Path, weights: dict[str, Tensor]) -> Path:
     k = ws.shape[-1]
     fig.suptitle(f"First convolution: its {n} {k}x{k} filters (red < 0 < blue). "
                  f"Largest scratch-torch difference: {biggest:.2e}")
-    for sub, name, w in zip(fig.subfigures(1, 2, wspace=0.04), ("scratch", "torch"), (ws, wt), strict=True):
-        sub.suptitle(name, fontweight="bold")
-        axes = sub.subplots(rows, cols, squeeze=False)
-        for i, ax in enumerate(axes.flat):
-            ax.set_axis_off()
-            if i >= n:
-                continue
-            scale = max(ws[i].abs().max().item(), wt[i].abs().max().item(), 1e-12)
-            ax.imshow(w[i].numpy(), cmap="RdBu", vmin=-scale, vmax=scale)
-            ax.set_title(f"filter {i}", fontsize=7, pad=2)
+    _weight_grids(fig, ws, wt, n, rows, cols, "filter")
     return _save(fig, folder, "conv_filters.png")
 
 

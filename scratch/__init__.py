@@ -1,7 +1,7 @@
 """A neural network written by hand on plain tensors: forward pass, backpropagation, SGD.
 
-Nothing here uses torch.autograd, torch.nn, torch.nn.functional, torch.optim or
-torch.func (tests/test_purity.py enforces it): every gradient is a formula in a
+Nothing here uses PyTorch's autograd, nn, nn.functional, optim or func
+modules (tests/test_purity.py enforces it): every gradient is a formula in a
 layer's `backward`.
 """
 

@@ -4,7 +4,7 @@
     >>> h = drop(h)            # training: ~20% of entries zeroed, the rest scaled by 1/0.8
     >>> drop.eval(); drop(h)   # evaluation: h unchanged
 
-How the comparison with `torch.nn.Dropout` gets the same mask: on the CPU, nn.Dropout
+How the comparison with PyTorch's `nn.Dropout` gets the same mask: on the CPU, nn.Dropout
 draws its mask with `empty_like(x).bernoulli_(1 - p)` from torch's global random
 generator and then divides it by 1 - p. This layer makes exactly those two calls, so from
 the same generator state both draw the same mask. The lockstep loop gives each network
@@ -22,7 +22,7 @@ from scratch.module import Module
 
 
 class Dropout(Module):
-    """Inverted dropout with drop probability p (as `torch.nn.Dropout`).
+    """Inverted dropout with drop probability p (as PyTorch's `nn.Dropout`).
 
     forward (training):    mask_i = keep_i / (1 - p),  keep_i ~ Bernoulli(1 - p);   out = x * mask
     forward (evaluation):  out = x

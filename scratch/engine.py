@@ -5,7 +5,7 @@ file makes the chain rule automatic: each operation on a `Value` records its inp
 (its parents) and a small backward rule, and `Value.backward()` walks that record
 from the loss back to the parameters. It is micrograd's idea (one number per node)
 lifted to tensors (one tensor per node), on plain torch tensors and nothing else:
-no torch.autograd, torch.nn or torch.func. It speaks torch's vocabulary, as micrograd,
+none of PyTorch's autograd, nn or func modules. It speaks torch's vocabulary, as micrograd,
 minitorch and tinygrad do (`requires_grad`, `grad`, `backward`, `no_grad`), but every one
 of those words is this engine's own, defined below: a `Value` is not a torch tensor, and
 the tensors it holds never have torch's gradient flag set (tests/test_purity.py checks both).

@@ -239,7 +239,7 @@ def avg_pool2d(x: Value, kernel_size: int, stride: int | None = None) -> Value:
 
 
 class Conv2d(Layer):
-    """conv2d with weight [out_channels, in_channels, k, k] and bias [out_channels], as torch.nn.Conv2d."""
+    """conv2d with weight [out_channels, in_channels, k, k] and bias [out_channels], as PyTorch's nn.Conv2d."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  bias: bool = True) -> None:
@@ -264,7 +264,7 @@ class Conv2d(Layer):
 
 
 class MaxPool2d(Layer):
-    """max_pool2d as a layer (as torch.nn.MaxPool2d without padding): no parameters."""
+    """max_pool2d as a layer (as PyTorch's nn.MaxPool2d without padding): no parameters."""
 
     def __init__(self, kernel_size: int, stride: int | None = None) -> None:
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
@@ -277,7 +277,7 @@ class MaxPool2d(Layer):
 
 
 class AvgPool2d(Layer):
-    """avg_pool2d as a layer (as torch.nn.AvgPool2d without padding): no parameters."""
+    """avg_pool2d as a layer (as PyTorch's nn.AvgPool2d without padding): no parameters."""
 
     def __init__(self, kernel_size: int, stride: int | None = None) -> None:
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
@@ -290,7 +290,7 @@ class AvgPool2d(Layer):
 
 
 class Flatten(Layer):
-    """Dims start_dim..end_dim merged into one, as torch.nn.Flatten: [B, C, H, W] -> [B, C*H*W] by default."""
+    """Dims start_dim..end_dim merged into one, as PyTorch's nn.Flatten: [B, C, H, W] -> [B, C*H*W] by default."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -318,7 +318,7 @@ def layer_norm(x: Value, normalized_dims: int, weight: Value, bias: Value, eps: 
 
 
 class LayerNorm(Layer):
-    """layer_norm with weight (ones) and bias (zeros) of shape normalized_shape, as torch.nn.LayerNorm."""
+    """layer_norm with weight (ones) and bias (zeros) of shape normalized_shape, as PyTorch's nn.LayerNorm."""
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5) -> None:
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -337,7 +337,7 @@ class LayerNorm(Layer):
 
 
 class MultiheadAttention(Layer):
-    """Multi-head self-attention (q = k = v = x), as torch.nn.MultiheadAttention(E, heads, batch_first=True).
+    """Multi-head self-attention (q = k = v = x), as PyTorch's nn.MultiheadAttention(E, heads, batch_first=True).
 
     With E = embed_dim split into h heads of d = E / h, for x [B, T, E]:
         q, k, v  = x W_q^T + b_q,  x W_k^T + b_k,  x W_v^T + b_v       (W_q; W_k; W_v = in_proj_weight [3E, E])
@@ -383,7 +383,7 @@ class MultiheadAttention(Layer):
 
 
 class LSTM(Layer):
-    """A one-layer LSTM over [B, T, input_size] (batch_first), as torch.nn.LSTM(I, H, batch_first=True).
+    """A one-layer LSTM over [B, T, input_size] (batch_first), as PyTorch's nn.LSTM(I, H, batch_first=True).
 
     Each step t, with gates in torch's order i, f, g, o (rows of weight_ih_l0 [4H, I], weight_hh_l0 [4H, H]):
         z_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh                          B,4H

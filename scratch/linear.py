@@ -45,7 +45,7 @@ def linear_init_(weight: Tensor, bias: Tensor | None, generator: torch.Generator
 
 
 class Linear(Module):
-    """y = x W^T + b, with W of shape [out, in] and b of shape [out] (as `torch.nn.Linear`).
+    """y = x W^T + b, with W of shape [out, in] and b of shape [out] (as PyTorch's `nn.Linear`).
 
     Each output neuron j computes  y_j = sum_i x_i W_ji + b_j  (weights times inputs, plus bias).
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 
 class CrossEntropyLoss:
-    """Softmax cross-entropy, averaged over the batch (as `torch.nn.CrossEntropyLoss`).
+    """Softmax cross-entropy, averaged over the batch (as PyTorch's `nn.CrossEntropyLoss`).
 
     forward:   p = softmax(z),  L = -(1/B) sum_b log p[b, y_b]
                log p = z - m - log sum_c exp(z_c - m),  m = max_c z_c   (log-sum-exp: exp never overflows)

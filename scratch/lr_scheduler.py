@@ -5,7 +5,7 @@
     >>> for epoch in range(10):
     ...     train_one_epoch(); schedule.step()      # after the epoch's optimizer steps
 
-Both mirror `torch.optim.lr_scheduler`: the closed form in each docstring is what the
+Both mirror PyTorch's `optim.lr_scheduler`: the closed form in each docstring is what the
 schedule means; the code applies torch's step-by-step (recursive) form, the same float
 operations in the same order, so the learning rates agree to the last bit.
 """

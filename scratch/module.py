@@ -6,7 +6,7 @@ A scratch layer is a pair of methods on plain tensors:
     dx  = layer.backward(dout)    # returns dL/dx, stores dL/d<param> as d<param>
 
 There is no autograd tape: every gradient is computed by a formula written in the
-layer's own `backward`. Parameters keep the names and shapes of `torch.nn`
+layer's own `backward`. Parameters keep the names and shapes of PyTorch's `nn`
 (`weight`, `bias`), so a state dict copies across to `torch_impl` unchanged.
 """
 
@@ -133,7 +133,7 @@ class Sequential(Module):
 
     forward:  h_0 = x,  h_k = layer_k(h_{k-1})
     backward: dh_{k-1} = layer_k.backward(dh_k), from the last layer to the first
-    Children are named "0", "1", ... exactly as in `torch.nn.Sequential`.
+    Children are named "0", "1", ... exactly as in PyTorch's `nn.Sequential`.
     """
 
     def __init__(self, *layers: Module) -> None:

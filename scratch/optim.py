@@ -6,9 +6,9 @@ is one rule for the next step of that search, scaled by the learning rate.
     >>> opt = Adam(model.parameters(), model.gradients(), lr=1e-3)
     >>> model.backward(loss.backward()); opt.step()
 
-Unlike `torch.optim`, which reads `param.grad`, a scratch optimizer is handed the
+Unlike PyTorch's `optim`, which reads `param.grad`, a scratch optimizer is handed the
 gradient buffers (`dweight`, `dbias`) that each layer's backward overwrites in place.
-Each `step` performs the tensor operations of `torch.optim`'s single-tensor
+Each `step` performs the tensor operations of PyTorch's `optim` single-tensor
 (`foreach=False`) code path, in the same order, so that both give the same numbers
 to the last bit (plain SGD does its one operation for all tensors in a single
 `_foreach_add_` call: the same arithmetic, for speed); the formula each one implements is in its docstring.
@@ -36,7 +36,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with weight decay and (Nesterov) momentum, as torch.optim.SGD.
+    """Stochastic gradient descent, optionally with weight decay and (Nesterov) momentum, as PyTorch's optim.SGD.
 
     With g = dp, and for each parameter p (lr: learning rate, wd: weight decay, mu: momentum,
     tau: dampening):
@@ -58,7 +58,7 @@ class SGD(Optimizer):
         if momentum < 0 or weight_decay < 0:
             raise ValueError(f"momentum and weight decay must be >= 0, got {momentum} and {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0 (as torch.optim.SGD)")
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening 0 (as PyTorch's optim.SGD)")
         self.momentum, self.dampening, self.nesterov, self.weight_decay = momentum, dampening, nesterov, weight_decay
         self.momentum_buffers: list[Tensor | None] = [None] * len(params)
 
@@ -83,7 +83,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam: a step per coordinate, scaled by running averages of the gradient and its square (torch.optim.Adam).
+    """Adam: a step per coordinate, scaled by running averages of the gradient and its square (PyTorch's optim.Adam).
 
     With g = dp, step count t = 1, 2, ..., (beta1, beta2) = betas:
 
@@ -133,7 +133,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (torch.optim.AdamW): the decay bypasses the moments.
+    """Adam with decoupled weight decay (PyTorch's optim.AdamW): the decay bypasses the moments.
 
         p <- p * (1 - lr * wd)                   shrink the weights directly, first ...
         then the Adam update above with wd = 0   ... then step with the loss gradient alone

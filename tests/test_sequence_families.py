@@ -234,8 +234,8 @@ def test_bench_has_a_row_for_each(tiny_data_root: Path, tmp_path: Path, capsys) 
 @requires_data
 @pytest.mark.parametrize("family", ["vit", "lstm"])
 def test_default_model_gradients_on_real_mnist(family: str, tmp_path: Path, capsys) -> None:
-    """The issue's check: every parameter tensor of the default model within 1e-10 of autograd and 1e-7 of
-    finite differences (sampled), in float64, on the first batch of real MNIST."""
+    """Every parameter tensor of the default model within 1e-10 of autograd and 1e-7 of finite differences
+    (sampled, every tensor), in float64, on the first batch of real MNIST."""
     report = tmp_path / "grads.json"
     code, out, _ = run_cli(["grads", "--model", family, "--dtype", "float64", "--data-root", DATA_ROOT,
                             "--report", str(report)], capsys)
