@@ -34,7 +34,8 @@ def source_files() -> set[str]:
 
 def test_every_folder_of_modules_is_a_package():
     """A folder of modules without __init__.py would be left out of the wheel by discovery (namespaces = false)."""
-    missing = sorted(str(folder.relative_to(ROOT)) for top in PACKAGES for folder in [ROOT / top, *(ROOT / top).rglob("*")]
+    folders = [folder for top in PACKAGES for folder in [ROOT / top, *(ROOT / top).rglob("*")]]
+    missing = sorted(str(folder.relative_to(ROOT)) for folder in folders
                      if folder.is_dir() and "__pycache__" not in folder.parts and any(folder.glob("*.py"))
                      and not (folder / "__init__.py").exists())
     assert not missing, f"folders of modules without __init__.py (not packaged): {missing}"
