@@ -1,0 +1,139 @@
+"""The documents' figures are what docs/build.py writes from the committed runs, and the fast runs reproduce.
+
+- every generated part of README.md and docs/*.md equals what the script writes from docs/runs/*.json (a figure
+  typed or edited by hand fails here: edit the command in docs/build.py, rerun it, commit the run);
+- every run is committed, used by a document, and shown beside the command that made it;
+- the fast runs, rerun here on the real data, give the same figures: exactly what does not depend on the
+  machine (exit status, verdict, counts, float64 accuracies), and rounding-level figures to their order of
+  magnitude (the last digits depend on the CPU's summation order); pictures pixel for pixel, nearly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA_ROOT, NO_DATA_REASON
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("docs_build", ROOT / "docs" / "build.py")
+build = sys.modules["docs_build"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+spec.loader.exec_module(build)
+
+MACHINE_DEPENDENT = re.compile(r"seconds|_s$|time|threads|per_second|load|peak|flop|rate_|throughput|machine")
+# The reruns the default test run makes (seconds each on one thread); the others run with -m slow.
+QUICK = ("grads-float64",)
+
+
+def test_documents_are_what_the_runs_give():
+    differ = build.write_documents(check=True)
+    assert not differ, f"{differ} differ from what docs/build.py writes from docs/runs/: run `python docs/build.py`"
+
+
+def test_every_run_is_committed_used_and_shown_with_its_command():
+    texts = {p.relative_to(ROOT).as_posix(): p.read_text() for p in build.DOCUMENTS}
+    used = set().union(*(build.runs_used(t) for t in texts.values()))
+    assert used <= set(build.RUNS), f"documents use runs docs/build.py does not define: {used - set(build.RUNS)}"
+    assert set(build.RUNS) <= used, f"runs no document uses: {set(build.RUNS) - used}"
+    for name, run in build.RUNS.items():
+        record = build.load(name)
+        assert record["command"] == f"python -m compare {run.command}", f"docs/runs/{name}.json is of another command"
+    for where, text in texts.items():
+        for m in build.BLOCK.finditer(text):
+            if m.group(2) == "output":
+                before = text[max(0, m.start() - 700):m.start()]
+                assert build.RUNS[m.group(3)].command in before, \
+                    f"{where}: the output of `{build.RUNS[m.group(3)].command}` is not shown beside that command"
+
+
+def test_a_hand_edited_figure_is_caught(tmp_path, monkeypatch):
+    """The check is not vacuous: change one generated digit and it reports the document."""
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    m = build.INLINE.search(text) or build.BLOCK.search(text)
+    assert m, "README.md has no generated part"
+    start, end = m.span(4)
+    changed = text[:start] + text[start:end].replace("0", "9", 1).replace("1", "8", 1) + text[end:]
+    assert changed != text
+    readme.write_text(changed)
+    monkeypatch.setattr(build, "DOCUMENTS", [readme])
+    monkeypatch.setattr(build, "ROOT", tmp_path)
+    assert build.write_documents(check=True) == ["README.md"]
+
+
+def leaves(value, path=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaves(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            yield from leaves(v, f"{path}[{k}]")
+    else:
+        yield path, value
+
+
+def same_figure(path: str, committed, fresh) -> bool:
+    if MACHINE_DEPENDENT.search(path.split(".")[-1]) or MACHINE_DEPENDENT.search(path):
+        return True
+    if isinstance(committed, float) and isinstance(fresh, (int, float)):
+        if not (math.isfinite(committed) and math.isfinite(fresh)):
+            return str(committed) == str(fresh)
+        small = max(abs(committed), abs(fresh))
+        if small < 1e-6:  # rounding level: the same order of magnitude
+            return small < 1e-13 or min(abs(committed), abs(fresh)) * 30 >= small
+        return math.isclose(committed, fresh, rel_tol=1e-3, abs_tol=1e-9)
+    if isinstance(committed, str) and isinstance(fresh, str):  # messages carry figures: compare their words
+        words = re.compile(r"[-+0-9.e]+%?")
+        return words.sub("#", committed) == words.sub("#", fresh)
+    return committed == fresh
+
+
+def picture_paths(run: build.Run) -> list[str]:
+    args = run.command.split()
+    return [args[k + 1] for k, a in enumerate(args) if a == "--plots"]
+
+
+def rerun_and_compare(name: str, tmp_path: Path) -> None:
+    run = build.RUNS[name]
+    pictures = tmp_path / "pictures"
+
+    def elsewhere(args: list[str]) -> list[str]:  # pictures into tmp_path, not into the checkout
+        return [str(pictures) if k and args[k - 1] == "--plots" else a for k, a in enumerate(args)]
+
+    fresh = build.execute(run, tmp_path / "report.json", rewrite=elsewhere)
+    committed = build.load(name)
+    assert fresh["exit_status"] == committed["exit_status"]
+    old, new = dict(leaves(committed["report"])), dict(leaves(fresh["report"]))
+    assert old.keys() == new.keys(), f"{name}: the report's fields changed: rerun `python docs/build.py --rerun {name}`"
+    differ = [f"{k}: committed {old[k]!r}, now {new[k]!r}" for k in old
+              if k != "config.report" and "plots" not in k and not same_figure(k, old[k], new[k])]
+    assert not differ, f"{name} gives other figures now (rerun `python docs/build.py --rerun {name}`):\n" + \
+        "\n".join(differ[:15])
+    for folder in picture_paths(run):
+        import matplotlib.image as mpimg
+        import numpy as np
+
+        for picture in sorted((ROOT / folder).glob("*.png")):
+            a, b = mpimg.imread(picture), mpimg.imread(pictures / picture.name)
+            assert a.shape == b.shape, f"{picture.name}: {a.shape} committed, {b.shape} now"
+            changed = float(np.mean(np.abs(a - b).max(axis=-1) > 0.1))
+            assert changed < 0.01, f"{folder}/{picture.name}: {changed:.1%} of its pixels differ from a fresh run"
+
+
+@pytest.mark.skipif(DATA_ROOT is None, reason=NO_DATA_REASON)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[] if n in QUICK else [pytest.mark.slow])
+                                  for n, r in build.RUNS.items() if r.fast])
+def test_fast_runs_reproduce(name, tmp_path):
+    rerun_and_compare(name, tmp_path)
+
+
+def test_runs_are_valid_json_with_their_machine():
+    for path in sorted(build.RUNS_DIR.glob("*.json")):
+        record = json.loads(path.read_text())
+        assert {"command", "exit_status", "seconds", "machine", "output", "report"} <= record.keys(), path.name
+        assert path.stem in build.RUNS, f"{path.name} is no run of docs/build.py: remove it"
