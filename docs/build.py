@@ -47,12 +47,126 @@ class Run:
     command: str  # what follows `python -m compare`, exactly as a document shows it
     fast: bool = False  # seconds on one thread: rerun by `make docs` and by the test
     excerpt: tuple[tuple[int | str, int | None], ...] = ((0, None),)  # the lines a block shows (see `excerpt`)
+    after: str | None = None  # a run whose files this one reads (`evaluate` of what `train --save` wrote)
 
 
 RUNS: dict[str, Run] = {
+    # README: what it shows, and "Measured on this machine"
     "grads-float64": Run("grads --dtype float64", fast=True, excerpt=((0, 11), (-1, None))),
     "train-float64-3": Run("train --dtype float64 --epochs 3", fast=True, excerpt=(("Epoch 3", 8), ("Largest", None))),
+    "train-10": Run("train --epochs 10"),
+    "train-10-seed1": Run("train --epochs 10 --seed 1"),
+    "train-10-seed2": Run("train --epochs 10 --seed 2"),
+    "train-10-seed3": Run("train --epochs 10 --seed 3"),
+    "autograd-float64": Run("autograd --dtype float64", fast=True),
+    "engine-float64-3": Run("train --engine autograd --epochs 3 --dtype float64", fast=True),
+    "bn-adam-10": Run("train --hidden 256,128 --batch-norm --dropout 0.2 --optimizer adam --lr 1e-3 --epochs 10"),
+    "bn-adam-float64-1": Run("train --hidden 256,128 --batch-norm --dropout 0.2 --optimizer adam --lr 1e-3 "
+                             "--dtype float64 --epochs 1"),
+    "grads-bn-dropout": Run("grads --dtype float64 --hidden 64,32 --batch-norm --dropout 0.5", fast=True),
+    "unstable-momentum": Run("train --optimizer momentum --lr 0.1 --lr-schedule none --dtype float64 --epochs 1",
+                             fast=True),
+    "nesterov": Run("train --optimizer nesterov --momentum 0.9 --weight-decay 5e-4 --lr-schedule cosine"),
+    "batch-1": Run("train --batch-size 1 --epochs 1"),
+    "bn-save": Run("train --batch-norm --epochs 1 --save runs/docs-bn"),
+    "bn-evaluate": Run("evaluate --checkpoint runs/docs-bn", after="bn-save"),
+    "ddp-float64": Run("ddp --nproc 2 --dtype float64 --epochs 1"),
+    "grads-cnn-float64": Run("grads --model cnn --dtype float64"),
+    "train-cnn-float64-1": Run("train --model cnn --dtype float64 --epochs 1"),
+    "train-cnn-10": Run("train --model cnn --epochs 10"),
+    "train-vit-10": Run("train --model vit --epochs 10"),
+    "train-lstm-10": Run("train --model lstm --epochs 10"),
+    "train-cnn-bn-fashion-10": Run("train --model cnn --batch-norm --dataset fashion-mnist --epochs 10"),
+    "autograd-cnn-float64": Run("autograd --model cnn --dtype float64", fast=True),
+    # README: pictures
+    "pictures-train": Run("train --epochs 2 --plots docs/pictures/train", fast=True),
+    "pictures-train-float64": Run("train --epochs 1 --dtype float64 --plots docs/pictures/train-float64", fast=True),
+    "pictures-grads": Run("grads --dtype float64 --plots docs/pictures/grads", fast=True),
+    "playground": Run("playground --dataset spiral --hidden 16,16 --activation tanh --plots docs/pictures/playground",
+                      fast=True),
+    "playground-sgd": Run("playground --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 "
+                          "--plots docs/pictures/playground-sgd"),
+    # README: the examples
+    "side-by-side-float64": Run("examples/side_by_side.py --dtype float64", fast=False),
 }
+
+
+def measured(run: str, result: Callable[[Fields, Fields], str]) -> tuple[str, Callable[[Fields, Fields], str]]:
+    return run, result
+
+
+def checks(r: Fields) -> str:
+    impl = r.agreement.implementation
+    return f"{count(impl.count)} re-synchronized checks, worst {sci(impl.worst_rel_error)}"
+
+
+def accuracies(r: Fields) -> str:
+    a, b = r.scratch.test_accuracy, r.torch.test_accuracy
+    return f"both {pct(a)}" if a == b else f"scratch {pct(a)}, torch {pct(b)}"
+
+
+def verdict_word(r: Fields) -> str:
+    return "passed" if r.agreement.passed else "FAILED"
+
+
+def trained(r: Fields, run: Fields) -> str:
+    t = r.agreement.trajectory
+    path = (f"per-step losses within {sci(t.max_step_loss_rel_diff)} relative over {count(t.steps)} steps"
+            if t.separated_at is None else
+            f"trajectories identical for {count(t.identical_steps)} steps, then separated ({t.training})")
+    return (f"{verdict_word(r)}; {accuracies(r)}; {path}; {pct(t.prediction_agreement)} identical predictions; "
+            f"{checks(r)}; {seconds(run)}")
+
+
+def grads_result(r: Fields, run: Fields) -> str:
+    a = r.agreement
+    coords = sum(p["coords_checked"] for p in r.parameters) if "coords_checked" in r.parameters[0] else None
+    where = f" on {count(coords)} coordinates" if coords else ""
+    return (f"{verdict_word(r)}; scratch vs autograd <= {sci(a.max_rel_error)} relative (tolerance "
+            f"{a.autograd_tolerance:g}), finite differences <= {sci(a.max_finite_diff_rel_error)}{where} "
+            f"(tolerance {a.finite_diff_tolerance:g}); {seconds(run)}")
+
+
+def autograd_result(r: Fields, run: Fields) -> str:
+    e = r.agreement.max_rel_error
+    return (f"{verdict_word(r)}; largest relative error hand vs engine {sci(e['hand vs engine'])}, hand vs torch "
+            f"{sci(e['hand vs torch'])}, engine vs torch {sci(e['engine vs torch'])}; {seconds(run)}")
+
+
+def evaluate_result(r: Fields, run: Fields) -> str:
+    return f"{verdict_word(r)}; " + "; ".join(f"{k} {pct(v)}" for k, v in r.agreement.accuracies.items())
+
+
+def ddp_result(r: Fields, run: Fields) -> str:
+    return f"{verdict_word(r)}; {seconds(run)}"
+
+
+MEASURED = [
+    measured("grads-float64", grads_result),
+    measured("train-float64-3", trained),
+    measured("train-10", trained),
+    measured("train-10-seed1", trained),
+    measured("train-10-seed2", trained),
+    measured("train-10-seed3", trained),
+    measured("autograd-float64", autograd_result),
+    measured("engine-float64-3", trained),
+    measured("bn-adam-10", trained),
+    measured("bn-adam-float64-1", trained),
+    measured("grads-bn-dropout", grads_result),
+    measured("unstable-momentum", trained),
+    measured("nesterov", trained),
+    measured("batch-1", trained),
+    measured("bn-save", trained),
+    measured("bn-evaluate", evaluate_result),
+    measured("ddp-float64", ddp_result),
+    measured("grads-cnn-float64", grads_result),
+    measured("train-cnn-float64-1", trained),
+    measured("train-cnn-10", trained),
+    measured("train-vit-10", trained),
+    measured("train-lstm-10", trained),
+    measured("train-cnn-bn-fashion-10", trained),
+    measured("autograd-cnn-float64", autograd_result),
+]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,26 +203,43 @@ def slim(value):
 
 
 def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = lambda a: a) -> dict:
-    """Run `python -m compare COMMAND --report REPORT` in a fresh process with one thread; its record."""
+    """Run the command in a fresh process with one thread (a `python -m compare` command with `--report REPORT`,
+    or a script of examples/); its record."""
     args = rewrite(shlex.split(run.command))
+    script = args[0].endswith(".py")
+    argv = [sys.executable, *args] if script else [sys.executable, "-m", "compare", *args, "--report", str(report)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "compare", *args, "--report", str(report)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1):  # 1: the command ran and its verdict failed, which the docs may show
-        raise RuntimeError(f"`python -m compare {run.command}` exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return dict(command=f"python -m compare {run.command}", exit_status=done.returncode, seconds=round(seconds, 1),
-                machine=machine(), output="".join(line for line in done.stdout.splitlines(keepends=True)
-                                                  if not line.startswith("Report written to ")),
-                report=slim(json.loads(report.read_text())))
+        raise RuntimeError(f"`{run_command(run)}` exited {done.returncode}:\n{done.stderr[-3000:]}")
+    output = "".join(line for line in done.stdout.splitlines(keepends=True) if not line.startswith("Report written"))
+    result = {} if script else json.loads(report.read_text())
+    if "config" in result:  # where this machine keeps things is no figure
+        result["config"].update(report=None, data_root="$MNIST_DATA_ROOT")
+    return dict(command=run_command(run), exit_status=done.returncode, seconds=round(elapsed, 1),
+                machine=machine(), output=output, report=slim(result))
+
+
+def run_command(run: Run) -> str:
+    """The command as a document shows it."""
+    return f"python {run.command}" if run.command.split()[0].endswith(".py") else f"python -m compare {run.command}"
 
 
 def rerun(names: list[str]) -> None:
+    """Rerun these runs (and, first, any run whose files one of them reads and which left none)."""
+    order: list[str] = []
+    for name in names:
+        first = RUNS[name].after
+        if first and first not in names and first not in order and not files_of(first):
+            order.append(first)
+        order.append(name)
+    order.sort(key=lambda n: any(RUNS[m].after == n for m in order), reverse=True)
     RUNS_DIR.mkdir(exist_ok=True)
-    for k, name in enumerate(names, start=1):
-        print(f"[{k}/{len(names)}] python -m compare {RUNS[name].command}", flush=True)
+    for k, name in enumerate(order, start=1):
+        print(f"[{k}/{len(order)}] {run_command(RUNS[name])}", flush=True)
         scratch_report = RUNS_DIR / f".{name}.report.json"
         try:
             record = execute(RUNS[name], scratch_report)
@@ -116,6 +247,12 @@ def rerun(names: list[str]) -> None:
             scratch_report.unlink(missing_ok=True)
         (RUNS_DIR / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
         print(f"    {record['seconds']:.0f} s, exit {record['exit_status']}", flush=True)
+
+
+def files_of(name: str) -> bool:
+    """Whether the folder a run writes with --save exists."""
+    args = RUNS[name].command.split()
+    return "--save" in args and (ROOT / args[args.index("--save") + 1]).exists()
 
 
 def load(name: str) -> dict:
@@ -162,9 +299,19 @@ def seconds(run: dict) -> str:
 FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, max=max, min=min, len=len, abs=abs, round=round)
 
 
+def found(output: str, pattern: str) -> str:
+    """The first group of the regular expression in a run's output (a script of examples/ writes no report)."""
+    m = re.search(pattern, output)
+    if not m:
+        raise ValueError(f"no line of the output matches {pattern!r}")
+    return m.group(1)
+
+
 def figure(name: str, expression: str) -> str:
     record = load(name)
-    return str(eval(expression, {"__builtins__": {}}, dict(FORMATS, r=Fields(record["report"]), run=Fields(record))))
+    names = dict(FORMATS, r=Fields(record["report"]), run=Fields(record), R=lambda other: Fields(load(other)["report"]),
+                 found=lambda pattern: found(record["output"], pattern))
+    return str(eval(expression, {"__builtins__": {}}, names))
 
 
 def excerpt(name: str) -> str:
@@ -198,9 +345,20 @@ def output_block(name: str) -> str:
     return f"```\n{excerpt(name)}\n```"
 
 
+def measured_table(name: str) -> str:
+    """README's "Measured on this machine": one row per run, its command and what it gave."""
+    rows = ["| command | result |", "|---|---|"]
+    for run, result in MEASURED:
+        record = load(run)
+        rows.append(f"| `{RUNS[run].command}` | {result(Fields(record['report']), Fields(record))} |")
+    return "\n".join(rows)
+
+
 BLOCKS: dict[str, Callable[[str], str]] = {
     "output": output_block,
+    "table": lambda name: TABLES[name](name),
 }
+TABLES: dict[str, Callable[[str], str]] = {"measured": measured_table}
 
 BLOCK = re.compile(r"(<!-- begin (\w+):([\w.-]+) -->\n)(.*?)(\n<!-- end \2:\3 -->)", re.S)
 INLINE = re.compile(r"(<!--= ([\w.-]+) (.*?) -->)(.*?)(<!--/-->)")
@@ -219,7 +377,11 @@ def render(text: str) -> str:
 
 def runs_used(text: str) -> set[str]:
     names = {m.group(3) for m in BLOCK.finditer(text) if m.group(2) == "output"}
-    return names | {m.group(2) for m in INLINE.finditer(text)}
+    if any(m.group(2) == "table" and m.group(3) == "measured" for m in BLOCK.finditer(text)):
+        names |= {run for run, _ in MEASURED}
+    inline = list(INLINE.finditer(text))
+    others = {n for m in inline for n in re.findall(r'R\("([\w.-]+)"\)', m.group(3))}
+    return names | {m.group(2) for m in inline} | others
 
 
 def write_documents(check: bool) -> list[str]:

@@ -42,7 +42,7 @@ def test_every_run_is_committed_used_and_shown_with_its_command():
     assert set(build.RUNS) <= used, f"runs no document uses: {set(build.RUNS) - used}"
     for name, run in build.RUNS.items():
         record = build.load(name)
-        assert record["command"] == f"python -m compare {run.command}", f"docs/runs/{name}.json is of another command"
+        assert record["command"] == build.run_command(run), f"docs/runs/{name}.json is of another command"
     for where, text in texts.items():
         for m in build.BLOCK.finditer(text):
             if m.group(2) == "output":
