@@ -1,5 +1,8 @@
 # make demo   - set up .venv on first use, then compare both networks on MNIST (the lesson's 784-16-16-10)
-# make test   - set up .venv on first use, then run the test suite
+# make test   - set up .venv on first use, then run the test suite (both cores; minutes)
+# make test-fast - the quickest check: the suite less what trains on real data or reruns documented commands
+# make test-all  - make test, then the tests marked slow (long trainings, full sweeps): what CI runs
+# make docs   - rerun the fast documented commands, then rewrite the docs' figures and pictures (docs/build.py)
 # make grads  - set up, then the gradient check on one batch of real data
 # make serve  - set up, then the digit page at http://127.0.0.1:8000 (trains the lesson's network first)
 # make lint   - set up, then ruff (pycodestyle, pyflakes, isort, bugbear, pep8-naming; see pyproject.toml)
@@ -11,7 +14,7 @@ PY := $(VENV)/bin/python
 MNIST_DATA_ROOT ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
 export MNIST_DATA_ROOT
 
-.PHONY: setup demo grads serve lint test test-fast clean
+.PHONY: setup demo grads serve lint test test-fast test-all test-slow docs clean
 
 setup: $(VENV)/.installed
 
@@ -32,11 +35,23 @@ serve: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# pytest-xdist spreads the tests over both cores; one torch thread each, so the two do not fight over them.
+JOBS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS)
+
 test: setup
-	$(PY) -m pytest
+	$(PYTEST) -m "not slow"
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow and not real_data"
+
+test-slow: setup
+	$(PYTEST) -m slow
+
+test-all: test test-slow
+
+docs: setup
+	$(PY) docs/build.py --rerun fast
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

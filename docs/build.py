@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -120,8 +121,9 @@ def trained(r: Fields, run: Fields) -> str:
 
 def grads_result(r: Fields, run: Fields) -> str:
     a = r.agreement
-    coords = sum(p["coords_checked"] for p in r.parameters) if "coords_checked" in r.parameters[0] else None
-    where = f" on {count(coords)} coordinates" if coords else ""
+    coords = sum(p["finite_diff_coordinates"] for p in r.parameters)
+    total = sum(math.prod(p["shape"]) for p in r.parameters)
+    where = f" on all {count(coords)} coordinates" if coords == total else f" on {count(coords)} of {count(total)}"
     return (f"{verdict_word(r)}; scratch vs autograd <= {sci(a.max_rel_error)} relative (tolerance "
             f"{a.autograd_tolerance:g}), finite differences <= {sci(a.max_finite_diff_rel_error)}{where} "
             f"(tolerance {a.finite_diff_tolerance:g}); {seconds(run)}")
@@ -296,7 +298,32 @@ def seconds(run: dict) -> str:
     return f"{run['seconds']:.0f} s"
 
 
-FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, max=max, min=min, len=len, abs=abs, round=round)
+def points(x: float) -> str:
+    """An accuracy difference in percentage points."""
+    return f"{100 * x:.2f}"
+
+
+def over(names: tuple[str, ...], field: str) -> list:
+    """One field (a dotted path) of several runs' reports."""
+    values = []
+    for name in names:
+        value = load(name)["report"]
+        for key in field.split("."):
+            value = value[key]
+        values.append(value)
+    return values
+
+
+def accuracies_of(r: Fields, field: str, digits: int = 2) -> str:
+    """'99.4% for both', or 'scratch 99.4%, torch 99.2%'."""
+    a, b = r.scratch[field], r.torch[field]
+    return f"{pct(a, digits)} for both" if pct(a, digits) == pct(b, digits) else \
+        f"scratch {pct(a, digits)}, torch {pct(b, digits)}"
+
+
+SEEDS = ("train-10", "train-10-seed1", "train-10-seed2", "train-10-seed3")  # one run, four seeds
+FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, points=points, over=over, accuracies_of=accuracies_of,
+               SEEDS=SEEDS, checks=checks, max=max, min=min, len=len, abs=abs, round=round, sum=sum)
 
 
 def found(output: str, pattern: str) -> str:
@@ -310,8 +337,8 @@ def found(output: str, pattern: str) -> str:
 def figure(name: str, expression: str) -> str:
     record = load(name)
     names = dict(FORMATS, r=Fields(record["report"]), run=Fields(record), R=lambda other: Fields(load(other)["report"]),
-                 found=lambda pattern: found(record["output"], pattern))
-    return str(eval(expression, {"__builtins__": {}}, names))
+                 found=lambda pattern: found(record["output"], pattern), __builtins__={})
+    return str(eval(expression, names))  # one namespace: a generator expression inside sees the names too
 
 
 def excerpt(name: str) -> str:
@@ -381,7 +408,16 @@ def runs_used(text: str) -> set[str]:
         names |= {run for run, _ in MEASURED}
     inline = list(INLINE.finditer(text))
     others = {n for m in inline for n in re.findall(r'R\("([\w.-]+)"\)', m.group(3))}
-    return names | {m.group(2) for m in inline} | others
+    if "SEEDS" in "".join(m.group(3) for m in inline):
+        others |= set(SEEDS)
+    pictures = {name for name, run in RUNS.items() for folder in plots_folders(run) if f"]({folder}/" in text}
+    return names | {m.group(2) for m in inline} | others | pictures
+
+
+def plots_folders(run: Run) -> list[str]:
+    """The folders a run draws its pictures into (--plots DIR)."""
+    args = run.command.split()
+    return [args[k + 1] for k, a in enumerate(args[:-1]) if a == "--plots"]
 
 
 def write_documents(check: bool) -> list[str]:

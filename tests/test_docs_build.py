@@ -93,11 +93,6 @@ def same_figure(path: str, committed, fresh) -> bool:
     return committed == fresh
 
 
-def picture_paths(run: build.Run) -> list[str]:
-    args = run.command.split()
-    return [args[k + 1] for k, a in enumerate(args) if a == "--plots"]
-
-
 def rerun_and_compare(name: str, tmp_path: Path) -> None:
     run = build.RUNS[name]
     pictures = tmp_path / "pictures"
@@ -114,7 +109,7 @@ def rerun_and_compare(name: str, tmp_path: Path) -> None:
               if k != "config.report" and "plots" not in k and not same_figure(k, old[k], new[k])]
     assert not differ, f"{name} gives other figures now (rerun `python docs/build.py --rerun {name}`):\n" + \
         "\n".join(differ[:15])
-    for folder in picture_paths(run):
+    for folder in build.plots_folders(run):
         import matplotlib.image as mpimg
         import numpy as np
 
@@ -130,6 +125,16 @@ def rerun_and_compare(name: str, tmp_path: Path) -> None:
                                   for n, r in build.RUNS.items() if r.fast])
 def test_fast_runs_reproduce(name, tmp_path):
     rerun_and_compare(name, tmp_path)
+
+
+def test_every_picture_shown_is_drawn_by_a_run():
+    """A picture of the docs comes from a run's --plots folder (the digit page's from tests/test_serve.py)."""
+    folders = {folder for run in build.RUNS.values() for folder in build.plots_folders(run)}
+    for path in build.DOCUMENTS:
+        for picture in re.findall(r"\]\((docs/pictures/[^)]+\.png)\)", path.read_text()):
+            if picture != "docs/pictures/serve/page.png":
+                assert picture.rsplit("/", 1)[0] in folders, f"{path.name} shows {picture}, which no run draws"
+                assert (ROOT / picture).exists(), f"{path.name} shows {picture}, which is not committed"
 
 
 def test_runs_are_valid_json_with_their_machine():
