@@ -87,6 +87,10 @@ RUNS: dict[str, Run] = {
                       fast=True),
     "playground-sgd": Run("playground --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 "
                           "--plots docs/pictures/playground-sgd"),
+    # README: the test suite's times (run by hand: they take the whole machine for minutes)
+    "make-test": Run("make test"),
+    "make-test-fast": Run("make test-fast"),
+    "make-test-slow": Run("make test-slow"),
     # README: the examples
     "side-by-side-float64": Run("examples/side_by_side.py --dtype float64", fast=False),
 }
@@ -208,26 +212,30 @@ def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = 
     """Run the command in a fresh process with one thread (a `python -m compare` command with `--report REPORT`,
     or a script of examples/); its record."""
     args = rewrite(shlex.split(run.command))
-    script = args[0].endswith(".py")
-    argv = [sys.executable, *args] if script else [sys.executable, "-m", "compare", *args, "--report", str(report)]
+    script = args[0].endswith(".py") or args[0] == "make"
+    argv = args if args[0] == "make" else [sys.executable, *args] if script else \
+        [sys.executable, "-m", "compare", *args, "--report", str(report)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    before = machine()  # the load average before the run: what else was running
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    if done.returncode not in (0, 1):  # 1: the command ran and its verdict failed, which the docs may show
+    if done.returncode not in (0, 1) or (args[0] == "make" and done.returncode):  # 1: a verdict that failed
         raise RuntimeError(f"`{run_command(run)}` exited {done.returncode}:\n{done.stderr[-3000:]}")
     output = "".join(line for line in done.stdout.splitlines(keepends=True) if not line.startswith("Report written"))
     result = {} if script else json.loads(report.read_text())
     if "config" in result:  # where this machine keeps things is no figure
         result["config"].update(report=None, data_root="$MNIST_DATA_ROOT")
     return dict(command=run_command(run), exit_status=done.returncode, seconds=round(elapsed, 1),
-                machine=machine(), output=output, report=slim(result))
+                machine=before, output=output, report=slim(result))
 
 
 def run_command(run: Run) -> str:
     """The command as a document shows it."""
-    return f"python {run.command}" if run.command.split()[0].endswith(".py") else f"python -m compare {run.command}"
+    first = run.command.split()[0]
+    return f"python {run.command}" if first.endswith(".py") else run.command if first == "make" else \
+        f"python -m compare {run.command}"
 
 
 def rerun(names: list[str]) -> None:
@@ -298,6 +306,11 @@ def seconds(run: dict) -> str:
     return f"{run['seconds']:.0f} s"
 
 
+def minutes(text: str) -> str:
+    """pytest's '283.51' seconds as '4.7 min'."""
+    return f"{float(text) / 60:.1f} min"
+
+
 def points(x: float) -> str:
     """An accuracy difference in percentage points."""
     return f"{100 * x:.2f}"
@@ -323,7 +336,7 @@ def accuracies_of(r: Fields, field: str, digits: int = 2) -> str:
 
 SEEDS = ("train-10", "train-10-seed1", "train-10-seed2", "train-10-seed3")  # one run, four seeds
 FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, points=points, over=over, accuracies_of=accuracies_of,
-               SEEDS=SEEDS, checks=checks, max=max, min=min, len=len, abs=abs, round=round, sum=sum)
+               SEEDS=SEEDS, checks=checks, minutes=minutes, max=max, min=min, len=len, abs=abs, round=round, sum=sum)
 
 
 def found(output: str, pattern: str) -> str:
