@@ -24,8 +24,8 @@ rounding-level figures and every time depend on the machine; what else they prin
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import math
 import os
 import platform
 import re
@@ -34,145 +34,31 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RUNS_DIR = ROOT / "docs" / "runs"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/figures/, also when a test loads this file
+import figures  # noqa: E402
+from figures import FORMATS, ROOT, RUNS, RUNS_DIR, TABLES, Fields, Run, load  # noqa: E402
+
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BULKY = ("step_losses",)  # per-step lists: kept by the command's own report, summarised here by their length
+MODULES = ("readme", "optimizers")  # docs/figures/NAME.py, one per document
+NAMES: dict = {}  # the modules' own names for inline figures
 
 
-@dataclass(frozen=True)
-class Run:
-    command: str  # what follows `python -m compare`, exactly as a document shows it
-    fast: bool = False  # seconds on one thread: rerun by `make docs` and by the test
-    excerpt: tuple[tuple[int | str, int | None], ...] = ((0, None),)  # the lines a block shows (see `excerpt`)
-    after: str | None = None  # a run whose files this one reads (`evaluate` of what `train --save` wrote)
+def collect() -> None:
+    """Every module's runs, tables and names, into figures.RUNS / TABLES and NAMES; a name used twice is an error."""
+    for module_name in MODULES:
+        module = importlib.import_module(f"figures.{module_name}")
+        for kind, target in (("RUNS", RUNS), ("TABLES", TABLES), ("NAMES", NAMES)):
+            mine = getattr(module, kind, {})
+            twice = set(mine) & set(target)
+            if twice:
+                raise ValueError(f"docs/figures/{module_name}.py: {kind} {sorted(twice)} already defined elsewhere")
+            target.update(mine)
 
 
-RUNS: dict[str, Run] = {
-    # README: what it shows, and "Measured on this machine"
-    "grads-float64": Run("grads --dtype float64", fast=True, excerpt=((0, 11), (-1, None))),
-    "train-float64-3": Run("train --dtype float64 --epochs 3", fast=True, excerpt=(("Epoch 3", 8), ("Largest", None))),
-    "train-10": Run("train --epochs 10"),
-    "train-10-seed1": Run("train --epochs 10 --seed 1"),
-    "train-10-seed2": Run("train --epochs 10 --seed 2"),
-    "train-10-seed3": Run("train --epochs 10 --seed 3"),
-    "autograd-float64": Run("autograd --dtype float64", fast=True),
-    "engine-float64-3": Run("train --engine autograd --epochs 3 --dtype float64", fast=True),
-    "bn-adam-10": Run("train --hidden 256,128 --batch-norm --dropout 0.2 --optimizer adam --lr 1e-3 --epochs 10"),
-    "bn-adam-float64-1": Run("train --hidden 256,128 --batch-norm --dropout 0.2 --optimizer adam --lr 1e-3 "
-                             "--dtype float64 --epochs 1"),
-    "grads-bn-dropout": Run("grads --dtype float64 --hidden 64,32 --batch-norm --dropout 0.5", fast=True),
-    "unstable-momentum": Run("train --optimizer momentum --lr 0.1 --lr-schedule none --dtype float64 --epochs 1",
-                             fast=True),
-    "nesterov": Run("train --optimizer nesterov --momentum 0.9 --weight-decay 5e-4 --lr-schedule cosine"),
-    "batch-1": Run("train --batch-size 1 --epochs 1"),
-    "bn-save": Run("train --batch-norm --epochs 1 --save runs/docs-bn"),
-    "bn-evaluate": Run("evaluate --checkpoint runs/docs-bn", after="bn-save"),
-    "ddp-float64": Run("ddp --nproc 2 --dtype float64 --epochs 1"),
-    "grads-cnn-float64": Run("grads --model cnn --dtype float64"),
-    "train-cnn-float64-1": Run("train --model cnn --dtype float64 --epochs 1"),
-    "train-cnn-10": Run("train --model cnn --epochs 10"),
-    "train-vit-10": Run("train --model vit --epochs 10"),
-    "train-lstm-10": Run("train --model lstm --epochs 10"),
-    "train-cnn-bn-fashion-10": Run("train --model cnn --batch-norm --dataset fashion-mnist --epochs 10"),
-    "autograd-cnn-float64": Run("autograd --model cnn --dtype float64", fast=True),
-    # README: pictures
-    "pictures-train": Run("train --epochs 2 --plots docs/pictures/train", fast=True),
-    "pictures-train-float64": Run("train --epochs 1 --dtype float64 --plots docs/pictures/train-float64", fast=True),
-    "pictures-grads": Run("grads --dtype float64 --plots docs/pictures/grads", fast=True),
-    "playground": Run("playground --dataset spiral --hidden 16,16 --activation tanh --plots docs/pictures/playground",
-                      fast=True),
-    "playground-sgd": Run("playground --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 "
-                          "--plots docs/pictures/playground-sgd"),
-    # README: the test suite's times (run by hand: they take the whole machine for minutes)
-    "make-test": Run("make test"),
-    "make-test-fast": Run("make test-fast"),
-    "make-test-slow": Run("make test-slow"),
-    # README: the examples
-    "side-by-side-float64": Run("examples/side_by_side.py --dtype float64", fast=False),
-}
-
-
-def measured(run: str, result: Callable[[Fields, Fields], str]) -> tuple[str, Callable[[Fields, Fields], str]]:
-    return run, result
-
-
-def checks(r: Fields) -> str:
-    impl = r.agreement.implementation
-    return f"{count(impl.count)} re-synchronized checks, worst {sci(impl.worst_rel_error)}"
-
-
-def accuracies(r: Fields) -> str:
-    a, b = r.scratch.test_accuracy, r.torch.test_accuracy
-    return f"both {pct(a)}" if a == b else f"scratch {pct(a)}, torch {pct(b)}"
-
-
-def verdict_word(r: Fields) -> str:
-    return "passed" if r.agreement.passed else "FAILED"
-
-
-def trained(r: Fields, run: Fields) -> str:
-    t = r.agreement.trajectory
-    path = (f"per-step losses within {sci(t.max_step_loss_rel_diff)} relative over {count(t.steps)} steps"
-            if t.separated_at is None else
-            f"trajectories identical for {count(t.identical_steps)} steps, then separated ({t.training})")
-    return (f"{verdict_word(r)}; {accuracies(r)}; {path}; {pct(t.prediction_agreement)} identical predictions; "
-            f"{checks(r)}; {seconds(run)}")
-
-
-def grads_result(r: Fields, run: Fields) -> str:
-    a = r.agreement
-    coords = sum(p["finite_diff_coordinates"] for p in r.parameters)
-    total = sum(math.prod(p["shape"]) for p in r.parameters)
-    where = f" on all {count(coords)} coordinates" if coords == total else f" on {count(coords)} of {count(total)}"
-    return (f"{verdict_word(r)}; scratch vs autograd <= {sci(a.max_rel_error)} relative (tolerance "
-            f"{a.autograd_tolerance:g}), finite differences <= {sci(a.max_finite_diff_rel_error)}{where} "
-            f"(tolerance {a.finite_diff_tolerance:g}); {seconds(run)}")
-
-
-def autograd_result(r: Fields, run: Fields) -> str:
-    e = r.agreement.max_rel_error
-    return (f"{verdict_word(r)}; largest relative error hand vs engine {sci(e['hand vs engine'])}, hand vs torch "
-            f"{sci(e['hand vs torch'])}, engine vs torch {sci(e['engine vs torch'])}; {seconds(run)}")
-
-
-def evaluate_result(r: Fields, run: Fields) -> str:
-    return f"{verdict_word(r)}; " + "; ".join(f"{k} {pct(v)}" for k, v in r.agreement.accuracies.items())
-
-
-def ddp_result(r: Fields, run: Fields) -> str:
-    return f"{verdict_word(r)}; {seconds(run)}"
-
-
-MEASURED = [
-    measured("grads-float64", grads_result),
-    measured("train-float64-3", trained),
-    measured("train-10", trained),
-    measured("train-10-seed1", trained),
-    measured("train-10-seed2", trained),
-    measured("train-10-seed3", trained),
-    measured("autograd-float64", autograd_result),
-    measured("engine-float64-3", trained),
-    measured("bn-adam-10", trained),
-    measured("bn-adam-float64-1", trained),
-    measured("grads-bn-dropout", grads_result),
-    measured("unstable-momentum", trained),
-    measured("nesterov", trained),
-    measured("batch-1", trained),
-    measured("bn-save", trained),
-    measured("bn-evaluate", evaluate_result),
-    measured("ddp-float64", ddp_result),
-    measured("grads-cnn-float64", grads_result),
-    measured("train-cnn-float64-1", trained),
-    measured("train-cnn-10", trained),
-    measured("train-vit-10", trained),
-    measured("train-lstm-10", trained),
-    measured("train-cnn-bn-fashion-10", trained),
-    measured("autograd-cnn-float64", autograd_result),
-]
+collect()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -265,79 +151,9 @@ def files_of(name: str) -> bool:
     return "--save" in args and (ROOT / args[args.index("--save") + 1]).exists()
 
 
-def load(name: str) -> dict:
-    path = RUNS_DIR / f"{name}.json"
-    if name not in RUNS:
-        raise KeyError(f"{name!r} is not a run of docs/build.py (RUNS names {', '.join(RUNS)})")
-    if not path.exists():
-        raise FileNotFoundError(f"{path.relative_to(ROOT)} is missing: run `python docs/build.py --rerun {name}`")
-    return json.loads(path.read_text())
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Writing the documents
 # ----------------------------------------------------------------------------------------------------------------
-
-class Fields(dict):
-    """A report read by attribute: r.scratch.test_accuracy."""
-
-    def __getattr__(self, name: str):
-        try:
-            value = self[name]
-        except KeyError:
-            raise AttributeError(f"the report has no field {name!r} (it has {', '.join(self)})") from None
-        return Fields(value) if isinstance(value, dict) else value
-
-
-def pct(x: float, digits: int = 2) -> str:
-    return f"{100 * x:.{digits}f}%"
-
-
-def sci(x: float, digits: int = 1) -> str:
-    """2.3e-14 as a document writes it."""
-    return f"{x:.{digits}e}".replace("e-0", "e-").replace("e+0", "e")
-
-
-def count(x: int) -> str:
-    return f"{x:,}"
-
-
-def seconds(run: dict) -> str:
-    return f"{run['seconds']:.0f} s"
-
-
-def minutes(text: str) -> str:
-    """pytest's '283.51' seconds as '4.7 min'."""
-    return f"{float(text) / 60:.1f} min"
-
-
-def points(x: float) -> str:
-    """An accuracy difference in percentage points."""
-    return f"{100 * x:.2f}"
-
-
-def over(names: tuple[str, ...], field: str) -> list:
-    """One field (a dotted path) of several runs' reports."""
-    values = []
-    for name in names:
-        value = load(name)["report"]
-        for key in field.split("."):
-            value = value[key]
-        values.append(value)
-    return values
-
-
-def accuracies_of(r: Fields, field: str, digits: int = 2) -> str:
-    """'99.4% for both', or 'scratch 99.4%, torch 99.2%'."""
-    a, b = r.scratch[field], r.torch[field]
-    return f"{pct(a, digits)} for both" if pct(a, digits) == pct(b, digits) else \
-        f"scratch {pct(a, digits)}, torch {pct(b, digits)}"
-
-
-SEEDS = ("train-10", "train-10-seed1", "train-10-seed2", "train-10-seed3")  # one run, four seeds
-FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, points=points, over=over, accuracies_of=accuracies_of,
-               SEEDS=SEEDS, checks=checks, minutes=minutes, max=max, min=min, len=len, abs=abs, round=round, sum=sum)
-
 
 def found(output: str, pattern: str) -> str:
     """The first group of the regular expression in a run's output (a script of examples/ writes no report)."""
@@ -349,8 +165,9 @@ def found(output: str, pattern: str) -> str:
 
 def figure(name: str, expression: str) -> str:
     record = load(name)
-    names = dict(FORMATS, r=Fields(record["report"]), run=Fields(record), R=lambda other: Fields(load(other)["report"]),
-                 found=lambda pattern: found(record["output"], pattern), __builtins__={})
+    names = dict(FORMATS, **NAMES, r=Fields(record["report"]), run=Fields(record),
+                 R=lambda other: Fields(load(other)["report"]), found=lambda pattern: found(record["output"], pattern),
+                 __builtins__={})
     return str(eval(expression, names))  # one namespace: a generator expression inside sees the names too
 
 
@@ -385,46 +202,41 @@ def output_block(name: str) -> str:
     return f"```\n{excerpt(name)}\n```"
 
 
-def measured_table(name: str) -> str:
-    """README's "Measured on this machine": one row per run, its command and what it gave."""
-    rows = ["| command | result |", "|---|---|"]
-    for run, result in MEASURED:
-        record = load(run)
-        rows.append(f"| `{RUNS[run].command}` | {result(Fields(record['report']), Fields(record))} |")
-    return "\n".join(rows)
-
-
 BLOCKS: dict[str, Callable[[str], str]] = {
     "output": output_block,
     "table": lambda name: TABLES[name](name),
 }
-TABLES: dict[str, Callable[[str], str]] = {"measured": measured_table}
 
 BLOCK = re.compile(r"(<!-- begin (\w+):([\w.-]+) -->\n)(.*?)(\n<!-- end \2:\3 -->)", re.S)
 INLINE = re.compile(r"(<!--= ([\w.-]+) (.*?) -->)(.*?)(<!--/-->)")
 
 
-def render(text: str) -> str:
-    """The document with every generated part rewritten from the runs."""
+def render(text: str, strict: bool = True) -> str:
+    """The document with every generated part rewritten from the runs (strict=False: a part whose run is not
+    committed yet is left as it is)."""
+    def part(m: re.Match, write: Callable[[], str]) -> str:
+        try:
+            return write()
+        except FileNotFoundError:
+            if strict:
+                raise
+            return m.group(0)
+
     def block(m: re.Match) -> str:
         if m.group(2) not in BLOCKS:
             raise KeyError(f"unknown block kind {m.group(2)!r} (known: {', '.join(BLOCKS)})")
-        return m.group(1) + BLOCKS[m.group(2)](m.group(3)) + m.group(5)
+        return part(m, lambda: m.group(1) + BLOCKS[m.group(2)](m.group(3)) + m.group(5))
 
     text = BLOCK.sub(block, text)
-    return INLINE.sub(lambda m: m.group(1) + figure(m.group(2), m.group(3)) + m.group(5), text)
+    return INLINE.sub(lambda m: part(m, lambda: m.group(1) + figure(m.group(2), m.group(3)) + m.group(5)), text)
 
 
 def runs_used(text: str) -> set[str]:
-    names = {m.group(3) for m in BLOCK.finditer(text) if m.group(2) == "output"}
-    if any(m.group(2) == "table" and m.group(3) == "measured" for m in BLOCK.finditer(text)):
-        names |= {run for run, _ in MEASURED}
-    inline = list(INLINE.finditer(text))
-    others = {n for m in inline for n in re.findall(r'R\("([\w.-]+)"\)', m.group(3))}
-    if "SEEDS" in "".join(m.group(3) for m in inline):
-        others |= set(SEEDS)
+    """The runs a document reads (its generated parts, found by rendering it) or shows the pictures of."""
+    figures.LOADED.clear()
+    render(text, strict=False)
     pictures = {name for name, run in RUNS.items() for folder in plots_folders(run) if f"]({folder}/" in text}
-    return names | {m.group(2) for m in inline} | others | pictures
+    return set(figures.LOADED) | pictures
 
 
 def plots_folders(run: Run) -> list[str]:
