@@ -4,7 +4,7 @@ speed changes in scratch/ (which must not change a single gradient).
 No test here asserts a time: timings on shared machines drift. Run:
 
     pytest tests/test_bench.py -q                    # under a minute; real MNIST via $MNIST_DATA_ROOT
-    pytest tests/test_bench.py -q -m slow            # adds torch.compile (tens of seconds to compile)
+    pytest tests/test_bench.py -q -m "not slow"      # without torch.compile (tens of seconds to compile)
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from conftest import requires_data
 
 import compare.commands.bench as bench
 import scratch
-from compare import agreement
-from compare.cli import main
+from compare import agreement, models, options
+from compare.cli import build_parser, main, resolve
+from compare.commands import COMMANDS
 from compare.commands.bench import contenders, memory, timing
 from compare.config import Config
 from compare.flops import elementwise_share, step_flops
@@ -42,6 +43,39 @@ def run_bench(args: list[str], tmp_path: Path) -> tuple[int, dict]:
     report = tmp_path / "bench.json"
     code = main(["bench", *args, "--report", str(report)])
     return code, json.loads(report.read_text())
+
+
+def resolved(*args: str) -> dict:
+    """The options a `bench` command line runs with, its defaults filled in, as `run` resolves them."""
+    parsed = build_parser().parse_args(["bench", *args])
+    resolve(COMMANDS["bench"], parsed)
+    return bench.resolve_options(options.make_config(parsed, bench.CONFIG_KEYS))
+
+
+def test_quick_is_each_familys_first_model_at_one_small_batch_size_without_compile() -> None:
+    quick, full = resolved("--quick"), resolved()
+    first_of_each = [next(spec for spec in full["models"] if models.family_of(spec) is family)
+                     for family in models.FAMILIES.values()]
+    assert quick["models"] == first_of_each  # every family, once, by the first model of its full grid
+    assert quick["batch_sizes"] == [min(full["batch_sizes"])]
+    assert quick["compile"] is False and full["compile"] is True
+    assert quick["typical"] is True  # every contender but the compiled one still runs
+    assert quick["repeats"] < full["repeats"] and quick["block_seconds"] < full["block_seconds"]
+    assert quick["epoch_images"] < full["epoch_images"] and quick["epoch_images"] % quick["batch_sizes"][0]
+    assert len(full["models"]) > len(models.FAMILIES)  # the full grid has more than one model of some family
+
+
+def test_help_states_the_grid_that_runs_with_and_without_quick(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # no line wrapping inside the help
+    assert main(["bench", "--help"]) == 0
+    shown = capsys.readouterr().out
+    quick, full = resolved("--quick"), resolved()
+    for key in ("models", "batch_sizes", "repeats", "compile", "epoch_images", "block_seconds"):
+        stated = f"(default: {bench.words(full[key])}; with --quick: {bench.words(quick[key])})"
+        assert stated in shown, f"--{key.replace('_', '-')}: {stated} not in the help"
+    assert (f"first bench model at batch {bench.words(quick['batch_sizes'])}, {quick['repeats']} rounds of "
+            f"{bench.words(quick['block_seconds'])} s blocks, an epoch of {quick['epoch_images']} images, "
+            "no torch.compile") in shown
 
 
 def test_quick_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
@@ -286,10 +320,17 @@ def test_scratch_learner_still_matches_autograd_in_float64() -> None:
 
 
 @requires_data
-def test_quick_on_real_mnist(tmp_path: Path) -> None:
-    code, report = run_bench(["--quick", "--batch-sizes", "32", "--repeats", "2", "--epoch-images", "2000"], tmp_path)
-    assert code == 0 and report["data"] == "mnist training images"
-    assert report["results"][0]["contenders"]["typical"]["status"] == "ok"
+@pytest.mark.slow
+def test_quick_on_real_mnist_runs_every_family_with_every_contender_but_compile(tmp_path: Path) -> None:
+    code, report = run_bench(["--quick"], tmp_path)  # the smoke test as a user runs it
+    assert code == 0 and report["data"] == "mnist training images" and report["agreement"]["passed"]
+    quick = resolved("--quick")
+    assert [(r["spec"], r["batch_size"]) for r in report["results"]] == [
+        (spec.to_dict(), b) for spec in quick["models"] for b in quick["batch_sizes"]]
+    for r in report["results"]:
+        status = {name: c["status"] for name, c in r["contenders"].items()}
+        assert status == dict(scratch="ok", torch="ok", compile="skipped (--no-compile)", typical="ok"), r["model"]
+        assert r["contenders"]["scratch"]["epoch_images"] == quick["epoch_images"]
 
 
 @pytest.mark.slow

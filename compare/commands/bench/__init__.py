@@ -1,7 +1,7 @@
 """`python -m compare bench`: is the hand-written network as fast as PyTorch's, and how close to the machine's limit?
 
-    python -m compare bench                                   # the grid, float32, CPU (several minutes)
-    python -m compare bench --quick                           # a smoke test, well under a minute
+    python -m compare bench                                   # every family's bench models, float32, CPU
+    python -m compare bench --quick                           # a smoke test: each family's first model, batch 32
     python -m compare bench --device cuda --report bench-cuda.json
     python -m compare bench --show bench-cuda.json            # the tables of a saved report
 
@@ -27,6 +27,7 @@ import dataclasses
 import os
 import platform
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -44,9 +45,25 @@ from compare.errors import UsageError
 from compare.models import ModelSpec
 from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
 
-GRID_BATCH_SIZES: tuple[int, ...] = (32, 128, 512)
-QUICK_BATCH_SIZES: tuple[int, ...] = (32, 512)
 TRAIN_IMAGES = 60000
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What the run options left unset become: the full benchmark, or --quick's smoke test."""
+
+    batch_sizes: tuple[int, ...]  # every model of the grid at each of these
+    repeats: int  # interleaved timed rounds per grid point
+    compile: bool  # whether torch.compile is timed (tens of seconds of compiling per grid point on a CPU)
+    epoch_images: int  # images in the timed epoch
+    block_seconds: float  # about how long one timed block of torch steps lasts
+
+
+FULL = Preset(batch_sizes=(32, 128, 512), repeats=7, compile=True, epoch_images=TRAIN_IMAGES, block_seconds=0.2)
+# A smoke test that every family's step runs in every contender but the compiled one, not a measurement:
+# one small batch size, few short rounds, and an epoch of a few dozen batches that ends on a smaller one
+# (as an epoch at batch 128 or 512 does), so that path runs too.
+QUICK = Preset(batch_sizes=(32,), repeats=3, compile=False, epoch_images=1000, block_seconds=0.05)
 CONFIG_KEYS = ("models", "batch_sizes", "quick", "repeats", "threads", "compile", "typical", "epoch_images",
                "block_seconds", "show")
 NEEDS_DATA = False  # loads MNIST itself; --quick falls back to random images when the files are missing
@@ -68,32 +85,47 @@ def model_spec(text: str) -> ModelSpec:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def words(values: object) -> str:
+    """Option values as a command line spells them: `32 128 512`, `on`, `0.05`."""
+    if isinstance(values, bool):
+        return "on" if values else "off"
+    if isinstance(values, (list, tuple)):
+        return " ".join(models.spec_text(v) if isinstance(v, ModelSpec) else str(v) for v in values)
+    return f"{values:g}" if isinstance(values, float) else str(values)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    default = " ".join(models.spec_text(spec) for spec in grid_models(quick=False))
-    quick = " ".join(models.spec_text(spec) for spec in grid_models(quick=True))
+    def defaults(key: str) -> str:
+        full, quick = (grid_models(q) if key == "models" else getattr(QUICK if q else FULL, key) for q in (False, True))
+        return f"(default: {words(full)}; with --quick: {words(quick)})"
+
     p.add_argument("--models", type=model_spec, nargs="+", default=None, metavar="MODEL",
-                   help="the grid's models, each a family's name with option values, e.g. mlp:hidden=512,512 "
-                        f"(default: {default}; with --quick: {quick})")
+                   help="the grid's models, each a family's name with option values, e.g. mlp:hidden=512,512; by "
+                        f"default every family's bench models, with --quick each family's first {defaults('models')}")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=None, metavar="B",
-                   help="batch sizes of the grid (default: 32 128 512; with --quick: 32 512)")
+                   help=f"batch sizes of the grid {defaults('batch_sizes')}")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke test in well under a minute: small grid, 3 rounds, a tenth of an epoch, no "
-                        "torch.compile; random images if the MNIST files are missing (default: off)")
+                   help="a smoke test, not a measurement, that each family's training step runs in scratch, "
+                        "torch and the typical pipeline: each family's first bench model at batch "
+                        f"{words(QUICK.batch_sizes)}, "
+                        f"{QUICK.repeats} rounds of {QUICK.block_seconds:g} s blocks, an epoch of {QUICK.epoch_images} "
+                        "images, no torch.compile; random images if the MNIST files are missing (default: off)")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed rounds per grid point; medians are over these (default: 7; with --quick: 3)")
+                   help=f"timed rounds per grid point; medians are over these {defaults('repeats')}")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads torch may use during the run (default: 1 with --device cpu, because with "
                         "several, timings jump by orders of magnitude whenever another process takes a core; "
                         f"torch's own default, {torch.get_num_threads()} here, with --device cuda)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="time torch.compile too; compiling takes tens of seconds per grid point on a CPU "
-                        "(default: on; with --quick: off)")
+                        f"{defaults('compile')}")
     p.add_argument("--typical", action=argparse.BooleanOptionalAction, default=None,
                    help="time the torchvision Dataset + DataLoader pipeline too (default: on)")
     p.add_argument("--epoch-images", type=int, default=None,
-                   help=f"images in the timed epoch (default: all {TRAIN_IMAGES}; with --quick: 6000)")
+                   help=f"images in the timed epoch, the first of the training set (at most {TRAIN_IMAGES}) "
+                        f"{defaults('epoch_images')}")
     p.add_argument("--block-seconds", type=float, default=None,
-                   help="about how long one timed block of torch steps lasts (default: 0.2; with --quick: 0.05)")
+                   help=f"about how long one timed block of torch steps lasts {defaults('block_seconds')}")
     p.add_argument("--show", default=None, metavar="REPORT",
                    help="print the tables of a saved bench report (a --report JSON) instead of running; exit "
                         "status 0 when that run's agreement passed, 1 when not (default: run the benchmark)")
@@ -103,10 +135,8 @@ def resolve_options(config: Config) -> dict:
     """The bench options with the defaults that depend on --quick filled in."""
     o = {key: value for key, value in config.extra.items() if key != "show"}
     quick = o["quick"]
-    defaults = dict(models=grid_models(quick),
-                    batch_sizes=QUICK_BATCH_SIZES if quick else GRID_BATCH_SIZES, repeats=3 if quick else 7,
-                    threads=1 if config.device == "cpu" else torch.get_num_threads(), compile=not quick,
-                    typical=True, epoch_images=6000 if quick else TRAIN_IMAGES, block_seconds=0.05 if quick else 0.2)
+    defaults = dict(models=grid_models(quick), threads=1 if config.device == "cpu" else torch.get_num_threads(),
+                    typical=True, **dataclasses.asdict(QUICK if quick else FULL))
     o.update({key: value for key, value in defaults.items() if o[key] is None})
     o["batch_sizes"] = list(o["batch_sizes"])
     if any(b < 1 for b in o["batch_sizes"]):
