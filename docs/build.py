@@ -42,7 +42,8 @@ from figures import FORMATS, ROOT, RUNS, RUNS_DIR, TABLES, Fields, Run, load  # 
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BULKY = ("step_losses",)  # per-step lists: kept by the command's own report, summarised here by their length
-MODULES = ("readme", "optimizers")  # docs/figures/NAME.py, one per document
+MODULES = ("readme", "optimizers", "benchmarks", "checking", "cnn", "attention", "recurrence", "data_parallel",
+           "autograd")  # docs/figures/NAME.py, one per document
 NAMES: dict = {}  # the modules' own names for inline figures
 
 

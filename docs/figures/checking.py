@@ -1,0 +1,3 @@
+"""docs/checking-your-backward.md's runs and tables (see docs/figures/__init__.py)."""
+
+RUNS: dict = {}
