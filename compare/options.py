@@ -12,6 +12,7 @@ the keyword arguments both take, so the two optimizers cannot be configured diff
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,11 @@ def _resolve_optimizer(args: argparse.Namespace) -> None:
         args.lr = training.lr[args.optimizer]
     if not args.lr > 0:
         raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
+    dtype = vars(args).get("dtype", BASE.dtype)
+    largest = torch.finfo({"float32": torch.float32, "float64": torch.float64}[dtype]).max
+    if math.isfinite(args.lr) and args.lr > largest:  # inf itself is a float32 value: the run diverges at once
+        raise UsageError(f"--lr {args.lr:g} is larger than any {dtype} number (at most {largest:.3g}); "
+                         "choose a smaller --lr")
     if args.lr_schedule is None:
         args.lr_schedule = training.lr_schedule
     uses_momentum = args.optimizer in ("momentum", "nesterov")

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from compare import agreement
+from compare.cli import main
 
 INF, NAN = float("inf"), float("nan")
 
@@ -36,3 +37,18 @@ def test_equal_non_finite_values_agree(tol):
 def test_one_sided_non_finite_values_or_a_mismatch_beside_them_fail(actual, expected, tol):
     result = agreement.compare("w", torch.tensor(actual), torch.tensor(expected), tol)
     assert not result.passed and "mismatch at index (1,)" in result.message, result.message
+
+
+@pytest.mark.parametrize("command", ["train", "grads", "playground"])
+def test_a_learning_rate_float32_cannot_hold_is_refused_before_any_work(command, tmp_path, capsys):
+    missing = ["--data-root", str(tmp_path / "no-data")] if command != "playground" else []
+    assert main([command, *missing, "--lr", "1e39", "--dtype", "float32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--lr 1e+39" in err and "float32" in err, err
+
+
+def test_the_limit_is_the_dtypes(tmp_path, capsys):
+    """float64 holds 1e39: the run goes on to load the data (here missing, so that is where it stops)."""
+    assert main(["train", "--data-root", str(tmp_path / "no-data"), "--lr", "1e39", "--dtype", "float64"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr" not in err and "no-data" in err, err
