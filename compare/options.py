@@ -252,6 +252,16 @@ def _resolve_plots(args: argparse.Namespace) -> None:
 PLOTS = OptionGroup("plots", _add_plots, _resolve_plots)
 
 
+def _add_divergence(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--fail-on-divergence", action="store_true",
+                   help="exit with status 1 when the training diverged (a loss became inf or NaN), even though the "
+                        "implementations agree; for scripts (default: off: such a run exits 0, the implementations "
+                        "being right)")
+
+
+DIVERGENCE = OptionGroup("divergence", _add_divergence)  # for the commands that train
+
+
 def check_output_path(path: str, option: str, *, folder: bool) -> None:
     """Refuse, before any work, an output path that cannot be written: a file where a folder must be, or
     the reverse, or a file on the way (a parent that is a file)."""
@@ -268,7 +278,7 @@ def check_output_path(path: str, option: str, *, folder: bool) -> None:
 
 # Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
 # (the model's checks read the device and batch size; the optimizer's defaults read the family).
-RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, MODEL)
+RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, DIVERGENCE, MODEL)
 
 
 # --- what the options become ----------------------------------------------------------------------

@@ -7,9 +7,12 @@ rate the dtype cannot hold is refused before any work.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+import scratch.activations
 from compare import agreement
 from compare.cli import main
 
@@ -52,3 +55,89 @@ def test_the_limit_is_the_dtypes(tmp_path, capsys):
     assert main(["train", "--data-root", str(tmp_path / "no-data"), "--lr", "1e39", "--dtype", "float64"]) == 2
     err = capsys.readouterr().err
     assert "--lr" not in err and "no-data" in err, err
+
+
+def train(root, tmp_path, capsys, *args: str) -> tuple[int, dict, list[str]]:
+    """`train` on the tiny fake data: (exit status, the report's agreement, the output's lines)."""
+    path = tmp_path / "train.json"
+    code = main(["train", "--data-root", str(root), "--hidden", "16", "--batch-size", "20", "--report", str(path),
+                 *args])
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Report written")]
+    return code, json.loads(path.read_text())["agreement"], lines
+
+
+def ending(lines: list[str]) -> dict[str, str]:
+    """The three closing lines, which must be the last of the output, in this order."""
+    labels = ("Implementations: ", "Training: ", "What next: ")
+    last = lines[-3:]
+    assert [line.startswith(label) for line, label in zip(last, labels, strict=True)] == [True] * 3, last
+    return {key: line.removeprefix(label) for key, line, label in
+            zip(("implementations", "training", "next"), last, labels, strict=True)}
+
+
+def test_an_agreeing_run_ends_with_three_lines_that_say_so(tiny_data_root, tmp_path, capsys):
+    code, agreement_, lines = train(tiny_data_root, tmp_path, capsys, "--epochs", "2", "--optimizer", "adam",
+                                    "--lr", "0.01")
+    said = ending(lines)
+    assert code == 0 and said == agreement_["summary"], "the report holds the lines as printed"
+    assert said["implementations"].startswith("agree (2 re-synchronized checks, worst ")
+    assert "tolerance resync-float32" in said["implementations"]
+    assert said["training"].startswith("converged (test accuracy scratch ")
+    assert "identical for all 20 steps" in said["training"] and said["next"].startswith("nothing to fix")
+
+
+@pytest.mark.parametrize("lr", ["inf", "1e4"])
+def test_a_diverged_run_of_agreeing_implementations_exits_0_or_1_with_fail_on_divergence(tiny_data_root, tmp_path,
+                                                                                          capsys, lr):
+    args = ("--epochs", "2", "--lr", lr, "--loss", "mse", "--lr-schedule", "none")
+    code, result, lines = train(tiny_data_root, tmp_path, capsys, *args)
+    said = ending(lines)
+    step = result["trajectory"]["diverged_at"]["scratch"]
+    assert step is not None and step == result["trajectory"]["diverged_at"]["torch"]
+    assert code == 0 and result["passed"] is True
+    assert said["implementations"].startswith("agree")
+    assert said["training"].startswith(f"diverged at step {step} on both sides")
+    assert "not a sign of wrong implementations" in said["training"] and said["next"].startswith("lower --lr")
+
+    code, result, lines = train(tiny_data_root, tmp_path, capsys, *args, "--fail-on-divergence")
+    assert code == 1 and result["passed"] is False
+    assert ending(lines)["implementations"].startswith("agree"), "the implementations are still right"
+    assert result["checks"]["training did not diverge (--fail-on-divergence)"] is False
+
+
+def test_fail_on_divergence_leaves_a_healthy_run_at_exit_0(tiny_data_root, tmp_path, capsys):
+    code, result, _ = train(tiny_data_root, tmp_path, capsys, "--epochs", "1", "--fail-on-divergence")
+    assert code == 0 and result["passed"] is True
+
+
+def test_a_disagreeing_run_says_so_and_where_to_look(tiny_data_root, tmp_path, capsys, monkeypatch):
+    backward = scratch.activations.ReLU.backward
+    monkeypatch.setattr(scratch.activations.ReLU, "backward", lambda self, dout: backward(self, dout) * 1.0001)
+    code, result, lines = train(tiny_data_root, tmp_path, capsys, "--epochs", "1")
+    said = ending(lines)
+    assert code == 1
+    assert said["implementations"].startswith("disagree (1 of 1 re-synchronized checks failed, first at step 1")
+    assert "[FAIL]" in said["next"] and "step 1" in said["next"]
+    assert "expected" not in said["training"], "a broken implementation's drift is not called expected"
+    assert not any("expected once" in line for line in lines)
+
+
+def test_figures_of_float32_runs_that_drifted_apart_are_labelled_expected(tiny_data_root, tmp_path, capsys):
+    """SGD at lr 2 on the fake data: unstable, the two correct float32 runs separate within a few steps (float64
+    drift: tests/test_verdict.py, on real data)."""
+    code, result, lines = train(tiny_data_root, tmp_path, capsys, "--epochs", "3", "--lr", "2", "--lr-schedule",
+                                "none")
+    assert code == 0 and result["trajectory"]["separated_at"] is not None, "meant to separate"
+    assert next(line for line in lines if line.startswith("Largest per-step loss difference")).endswith(
+        ": expected once float32 runs have drifted apart; the re-synchronized checks judge the implementations")
+    said = ending(lines)
+    assert "the runs drift apart as float32 rounding does, which is expected" in said["training"]
+    if result["test_accuracy_gap"] > 0:
+        assert "and so do their accuracies (a gap of " in said["training"]
+    assert said["next"] == "lower --lr (now 2): the training is at fault, not the implementations"
+
+
+def test_figures_of_identical_runs_carry_no_label(tiny_data_root, tmp_path, capsys):
+    code, result, lines = train(tiny_data_root, tmp_path, capsys, "--epochs", "1")
+    assert code == 0 and result["trajectory"]["separated_at"] is None
+    assert next(line for line in lines if line.startswith("Largest per-step loss difference")).endswith("steps")
