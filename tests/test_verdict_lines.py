@@ -141,3 +141,50 @@ def test_figures_of_identical_runs_carry_no_label(tiny_data_root, tmp_path, caps
     code, result, lines = train(tiny_data_root, tmp_path, capsys, "--epochs", "1")
     assert code == 0 and result["trajectory"]["separated_at"] is None
     assert next(line for line in lines if line.startswith("Largest per-step loss difference")).endswith("steps")
+
+
+def run_command(capsys, tmp_path, *argv: str) -> tuple[int, dict, dict[str, str]]:
+    path = tmp_path / "report.json"
+    code = main([*argv, "--report", str(path)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("Report written")]
+    return code, json.loads(path.read_text())["agreement"], ending(lines)
+
+
+@pytest.mark.parametrize("command", ["grads", "autograd"])
+def test_one_batch_commands_end_with_the_same_three_lines(command, tiny_data_root, tmp_path, capsys):
+    code, result, said = run_command(capsys, tmp_path, command, "--data-root", str(tiny_data_root), "--hidden",
+                                     "8", "--dtype", "float64")
+    assert code == 0 and said == result["summary"]
+    assert said["implementations"].startswith("agree (worst ") and "tolerance" in said["implementations"]
+    assert said["training"].startswith("not trained: one batch")
+
+
+def test_a_one_batch_command_names_what_disagrees(tiny_data_root, tmp_path, capsys, monkeypatch):
+    backward = scratch.activations.ReLU.backward
+    monkeypatch.setattr(scratch.activations.ReLU, "backward", lambda self, dout: backward(self, dout) * 1.0001)
+    code, _, said = run_command(capsys, tmp_path, "grads", "--data-root", str(tiny_data_root), "--hidden", "8",
+                                "--dtype", "float64")
+    assert code == 1 and said["implementations"].startswith("disagree (") and "layers.0.weight" in said[
+        "implementations"]
+    assert "mismatch lines above" in said["next"]
+
+
+def test_evaluate_ends_with_the_three_lines(tiny_data_root, tmp_path, capsys):
+    assert main(["train", "--data-root", str(tiny_data_root), "--hidden", "8", "--batch-size", "20", "--epochs", "1",
+                 "--save", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    code, result, said = run_command(capsys, tmp_path, "evaluate", "--checkpoint", str(tmp_path / "run"),
+                                     "--data-root", str(tiny_data_root))
+    assert code == 0 and said == result["summary"] and said["implementations"].startswith("agree (")
+    assert said["training"].startswith("not trained here: the checkpoint's models, trained for 1 epoch")
+
+
+@pytest.mark.slow
+def test_ddp_ends_with_the_three_lines(tiny_data_root, tmp_path, capfd):
+    """The lines are printed by the process of rank 0; the report carries them."""
+    path = tmp_path / "ddp.json"
+    assert main(["ddp", "--nproc", "1", "--data-root", str(tiny_data_root), "--hidden", "8", "--batch-size", "20",
+                 "--dtype", "float64", "--run-timeout", "60", "--report", str(path)]) == 0
+    said = json.loads(path.read_text())["agreement"]["summary"]
+    assert said["implementations"].startswith("agree") and said["training"].startswith(("converged", "unstable"))
+    assert f"What next: {said['next']}" in capfd.readouterr().out
