@@ -12,6 +12,7 @@ the keyword arguments both take, so the two optimizers cannot be configured diff
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,11 @@ def _resolve_optimizer(args: argparse.Namespace) -> None:
         args.lr = training.lr[args.optimizer]
     if not args.lr > 0:
         raise UsageError(f"--lr must be a positive learning rate, got {args.lr}")
+    dtype = vars(args).get("dtype", BASE.dtype)
+    largest = torch.finfo({"float32": torch.float32, "float64": torch.float64}[dtype]).max
+    if math.isfinite(args.lr) and args.lr > largest:  # inf itself is a float32 value: the run diverges at once
+        raise UsageError(f"--lr {args.lr:g} is larger than any {dtype} number (at most {largest:.3g}); "
+                         "choose a smaller --lr")
     if args.lr_schedule is None:
         args.lr_schedule = training.lr_schedule
     uses_momentum = args.optimizer in ("momentum", "nesterov")
@@ -246,6 +252,16 @@ def _resolve_plots(args: argparse.Namespace) -> None:
 PLOTS = OptionGroup("plots", _add_plots, _resolve_plots)
 
 
+def _add_divergence(p: argparse.ArgumentParser, d: Defaults) -> None:
+    p.add_argument("--fail-on-divergence", action="store_true",
+                   help="exit with status 1 when the training diverged (a loss became inf or NaN), even though the "
+                        "implementations agree; for scripts (default: off: such a run exits 0, the implementations "
+                        "being right)")
+
+
+DIVERGENCE = OptionGroup("divergence", _add_divergence)  # for the commands that train
+
+
 def check_output_path(path: str, option: str, *, folder: bool) -> None:
     """Refuse, before any work, an output path that cannot be written: a file where a folder must be, or
     the reverse, or a file on the way (a parent that is a file)."""
@@ -262,7 +278,7 @@ def check_output_path(path: str, option: str, *, folder: bool) -> None:
 
 # Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
 # (the model's checks read the device and batch size; the optimizer's defaults read the family).
-RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, MODEL)
+RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, DIVERGENCE, MODEL)
 
 
 # --- what the options become ----------------------------------------------------------------------

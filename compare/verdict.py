@@ -10,6 +10,10 @@
   rising, spiking), and the figures of the end: identical predictions, accuracy gap. Reported,
   not judged: unstable training amplifies last-bit differences of two correct implementations
   until the runs have nothing in common (see README "Tolerances").
+
+A comparison ends with three lines a learner reads at a glance (`summary`, `print_summary`), also in the report
+as agreement.summary: "Implementations" (agree or disagree, the worst re-synchronized error and the tolerance),
+"Training" (converged, unstable or diverged, and whether the runs stayed identical) and "What next".
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from compare.config import Config
 from compare.learners import Learner
 from compare.loop import RunRecord
 from compare.metrics import accuracy
+from compare.options import plural
 from compare.resync import relative_difference
 
 SATURATED = 0.1  # a relative loss difference this large: the runs no longer share anything
@@ -66,8 +71,11 @@ def trajectory(diffs: list[float], reference: RunRecord, threshold: float) -> di
     return figures
 
 
-def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool, implementation: dict) -> dict:
-    """The figures judged and reported: `passed` rests on the start and the re-synchronized checks."""
+def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool, implementation: dict, *,
+            fail_on_divergence: bool = False, accuracies: str | None = None) -> dict:
+    """The figures judged and reported: `passed` rests on the start and the re-synchronized checks (and, with
+    `fail_on_divergence`, on a run that did not diverge). `accuracies`: the run's accuracies in words, for the
+    Training line (default: the test accuracies)."""
     s, t = records["scratch"], records["torch"]
     diffs = step_loss_differences(s, t)
     threshold = agreement.separation_threshold(config.torch_dtype)
@@ -83,12 +91,115 @@ def verdict(config: Config, records: dict[str, RunRecord], identical_start: bool
     }
     if not same_divergence:
         checks["both diverged at the same step, or neither"] = False
-    return dict(passed=all(checks.values()), checks=checks, identical_start=identical_start,
-                implementation=implementation, trajectory=path,
-                # the trajectory's figures at the top level too (reports and plots read them there)
-                steps=len(diffs), max_step_loss_rel_diff=path["max_step_loss_rel_diff"],
-                first_step_loss_rel_diff=diffs[0] if diffs else 0.0,
-                prediction_agreement=path["prediction_agreement"], test_accuracy_gap=path["test_accuracy_gap"])
+    if fail_on_divergence:
+        checks["training did not diverge (--fail-on-divergence)"] = s.diverged_at is None and t.diverged_at is None
+    result = dict(passed=all(checks.values()), checks=checks, identical_start=identical_start,
+                  implementation=implementation, trajectory=path,
+                  # the trajectory's figures at the top level too (reports and plots read them there)
+                  steps=len(diffs), max_step_loss_rel_diff=path["max_step_loss_rel_diff"],
+                  first_step_loss_rel_diff=diffs[0] if diffs else 0.0,
+                  prediction_agreement=path["prediction_agreement"], test_accuracy_gap=path["test_accuracy_gap"])
+    result["summary"] = summary(result, config, accuracies or f"test accuracy scratch {acc_s:.2%}, torch {acc_t:.2%}")
+    return result
+
+
+def implementations_agree(result: dict) -> bool:
+    """The implementations' part of the verdict: the same start, every re-synchronized check, the same divergence."""
+    path = result["trajectory"]
+    return (result["identical_start"] and result["implementation"]["passed"]
+            and path["diverged_at"]["scratch"] == path["diverged_at"]["torch"])
+
+
+def diverged_at(result: dict) -> dict[str, int]:
+    """The step at which each side's loss became inf or NaN, for the sides that diverged."""
+    return {k: v for k, v in result["trajectory"]["diverged_at"].items() if v is not None}
+
+
+def summary(result: dict, config: Config, accuracies: str) -> dict[str, str]:
+    """The three closing lines of a lockstep run, without their labels: {"implementations", "training", "next"}."""
+    impl, path = result["implementation"], result["trajectory"]
+    failed = [c for c in impl["checks"] if not c["passed"]]
+    diverged = diverged_at(result)
+    agree = implementations_agree(result)
+    if not result["identical_start"]:
+        implementations = "disagree: the initial parameters differ (see \"Initial parameters\" above)"
+    elif failed or not impl["passed"]:
+        implementations = (f"disagree ({len(failed)} of {impl['count']} re-synchronized checks failed"
+                           + (f", first at step {failed[0]['step']}" if failed else "")
+                           + f"; tolerance {impl['tolerance']})")
+    elif not agree:
+        implementations = "disagree: " + one_side_diverged(diverged)
+    else:
+        implementations = (f"agree ({plural(impl['count'], 're-synchronized check')}, "
+                           f"worst {impl['worst_rel_error']:.1e}; "
+                           f"tolerance {impl['tolerance']})")
+
+    unstable = path["training"].startswith("unstable")
+    if diverged and agree:
+        training = (f"diverged at step {diverged['scratch']} on both sides (the loss became inf or NaN); "
+                    f"{accuracies}: the accuracy of a training that diverged, not a sign of wrong implementations")
+    elif diverged:
+        training = f"diverged: {one_side_diverged(diverged)} ({accuracies})"
+    else:
+        training = f"{path['training'] if unstable else 'converged'} ({accuracies})"
+        if path["separated_at"] is None:
+            training += f"; the runs stayed identical for all {plural(path['steps'], 'step')}"
+        elif not agree:
+            training += f"; the runs stayed identical for {plural(path['identical_steps'], 'step')}"
+        else:
+            training += ("; the runs drift apart as float32 rounding does, which is expected"
+                         if config.dtype == "float32" else
+                         f"; the runs stayed identical for {plural(path['identical_steps'], 'step')}, then drifted "
+                         "apart as training amplifies rounding, which is expected")
+            if path["test_accuracy_gap"] > 0:
+                training += f", and so do their accuracies (a gap of {100 * path['test_accuracy_gap']:.2f} points)"
+
+    if not result["identical_start"]:
+        next_step = "build both models from the same seed: their parameters must be copies of each other at the start"
+    elif failed:
+        next_step = (f"read the first [FAIL] re-synchronized check above (step {failed[0]['step']}): it names the "
+                     "tensor, the index and both values; a gradient (d...) points at a backward, \"... after the "
+                     "update\" at an optimizer")
+    elif not agree:
+        next_step = ("rerun with --dtype float64: an inf or NaN on one side only, at the same batch, is a computation "
+                     "the other side does not make")
+    elif diverged or unstable:
+        next_step = f"lower --lr (now {config.lr:g}): the training is at fault, not the implementations"
+    elif path["separated_at"] is not None and config.dtype == "float32":
+        next_step = "rerun with --dtype float64 to see the runs stay identical far longer"
+    elif path["separated_at"] is not None:
+        next_step = ("nothing to fix: the re-synchronized checks agree, and long runs amplify last-bit rounding "
+                     "(README, \"Tolerances, and why float32 and float64 differ\")")
+    else:
+        next_step = "nothing to fix: the implementations agree and the runs stayed identical"
+    return {"implementations": implementations, "training": training, "next": next_step}
+
+
+def one_side_diverged(diverged: dict[str, int]) -> str:
+    """'scratch diverged at step 12, torch did not' (or both, at different steps)."""
+    said = [f"{side} diverged at step {diverged[side]}" if side in diverged else f"{side} did not"
+            for side in ("scratch", "torch")]
+    return ", ".join(said)
+
+
+def expected_drift(result: dict, dtype: str) -> str | None:
+    """Why a large difference between the runs' figures is expected, or None where it is not (the runs stayed
+    identical, or the implementations disagree): printed beside the figure."""
+    if not implementations_agree(result):
+        return None
+    if diverged_at(result):
+        return "the runs diverged (the loss became inf or NaN); the re-synchronized checks judge the implementations"
+    if result["trajectory"]["separated_at"] is None:
+        return None
+    runs = "float32 runs have drifted apart" if dtype == "float32" else "the runs have separated"
+    return f"expected once {runs}; the re-synchronized checks judge the implementations"
+
+
+def print_summary(lines: dict[str, str]) -> None:
+    """The three closing lines of every comparison command."""
+    print(f"\nImplementations: {lines['implementations']}")
+    print(f"Training: {lines['training']}")
+    print(f"What next: {lines['next']}")
 
 
 def summary_line(result: dict) -> str:
@@ -107,10 +218,7 @@ def summary_line(result: dict) -> str:
             second += f" (difference doubling every {path['steps_per_doubling']:.0f} steps"
         else:
             second += " ("
-        second += ("; " if path["steps_per_doubling"] else "") + path["training"]
-        if path["training"].startswith(("unstable", "diverged")):
-            second += "; lower --lr"
-        second += ")"
+        second += ("; " if path["steps_per_doubling"] else "") + path["training"] + ")"
     diverged = {k: v for k, v in path["diverged_at"].items() if v is not None}
     if diverged:
         second += "; diverged at step " + ", ".join(f"{k} {v}" for k, v in diverged.items())
@@ -134,8 +242,8 @@ def max_buffer_difference(a: Learner, b: Learner) -> tuple[str | None, float]:
     return worst, diffs[worst]
 
 
-def print_checks(result: dict, summary: str) -> None:
-    """The re-synchronized checks, the "Agreement checks" list and the verdict line."""
+def print_checks(result: dict) -> None:
+    """The re-synchronized checks, the "Agreement checks" list, the verdict line and the three closing lines."""
     impl = result["implementation"]
     print(f"\nRe-synchronized checks (both from the scratch state, one step on the same batch; {impl['tolerance']}):")
     for check in impl["checks"]:
@@ -146,4 +254,5 @@ def print_checks(result: dict, summary: str) -> None:
     print("\nAgreement checks:")
     for name, ok in result["checks"].items():
         print(f"  [{'pass' if ok else 'FAIL'}] {name}")
-    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'}: {summary_line(result)} ({summary})")
+    print(f"Verdict: {'PASSED' if result['passed'] else 'FAILED'}: {summary_line(result)}")
+    print_summary(result["summary"])

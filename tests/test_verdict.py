@@ -21,7 +21,7 @@ from compare.learners import build_pair
 from compare.loop import train_lockstep
 from compare.models import make_spec
 from compare.resync import ResyncMonitor, check_one_step
-from compare.verdict import summary_line, training_behaviour, trajectory, verdict
+from compare.verdict import expected_drift, summary_line, training_behaviour, trajectory, verdict
 
 
 def train(tiny_data_root, tmp_path, *args: str) -> tuple[int, dict]:
@@ -88,6 +88,11 @@ def test_an_unstable_float64_run_passes_and_names_where_it_separated(mnist64):
     assert all(c["worst_rel_error"] <= 1e-10 for c in result["implementation"]["checks"])
     assert any(f"(step {path['separated_at']})" in c["reason"] for c in result["implementation"]["checks"])
     assert f"trajectories identical for {path['identical_steps']} steps, then separated" in summary_line(result)
+    assert expected_drift(result, "float64") == ("expected once the runs have separated; the re-synchronized checks "
+                                                 "judge the implementations")
+    said = result["summary"]
+    assert said["implementations"].startswith("agree") and said["next"].startswith("lower --lr")
+    assert f"identical for {path['identical_steps']} steps, then drifted apart" in said["training"]
 
 
 def test_a_diverged_run_still_writes_its_report(tiny_data_root, tmp_path):

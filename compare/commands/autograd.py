@@ -30,6 +30,7 @@ from compare.learners import build_engine, build_scratch, build_torch, parameter
 from compare.loop import first_batch
 from compare.options import BATCH, DATA, LOSS, MODEL, RUN
 from compare.report import table
+from compare.verdict import print_summary
 
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
 
@@ -100,10 +101,20 @@ def run(config: Config, data) -> dict:
     passed = not mismatched and all(passed_pairs.values())
     print(f"\nVerdict: {'PASSED' if passed else 'FAILED'} ("
           + ", ".join(f"{k.replace('_', ' ')} {v:.2e}" for k, v in worst.items()) + ")")
+    failed = [k.replace("_", " ") for k, ok in passed_pairs.items() if not ok]
+    lines = dict(
+        implementations=(f"agree (worst relative error {max(worst.values()):.1e} over the three pairs; tolerance "
+                         f"{tol.describe()})") if passed else
+        ("disagree: the initial parameters differ" if mismatched else f"disagree ({', '.join(failed)})"),
+        training="not trained: one batch",
+        next=("python -m compare train --engine autograd trains the engine's network against torch's" if passed else
+              "the mismatch lines above name the tensor, the index and both values; the pair that fails without "
+              "the others says which side is wrong"))
+    print_summary(lines)
     return dict(
         agreement=dict(passed=passed, identical_start=not mismatched, max_rel_error=worst,
                        pairs_passed=passed_pairs, tolerance=tol.rtol, tolerance_rule=tol.describe(),
-                       loss={k: v.item() for k, v in losses.items()}),
+                       loss={k: v.item() for k, v in losses.items()}, summary=lines),
         parameters=parameters,
         graph=graph_report,
     )

@@ -46,9 +46,10 @@ from compare.distributed.ring import check_ring
 from compare.errors import DistributedError, UsageError
 from compare.learners import Learner, build_scratch, build_torch, parameter_mismatches
 from compare.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
-from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
+from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
 from compare.report import table
 from compare.resync import relative_difference
+from compare.verdict import print_summary, training_behaviour
 
 # For tests only: the rank named in the first ends its process abruptly (status 3) after its first step, as a
 # crashed or killed process would; the rank named in the second stops answering (sleeps) instead, as a hung
@@ -280,22 +281,55 @@ def judge(config: Config, learners: list[Learner], records: dict[str, RunRecord]
     if not float64:
         print("(float32: the shards' gradients are summed in another order than the whole batch's, and training "
               "amplifies those rounding differences; --dtype float64 keeps the runs equal to the end.)")
+    implementations_agree = all(checks.values())
+    diverged = {le.name: records[le.name].diverged_at for le in learners if records[le.name].diverged_at is not None}
+    if config.extra["fail_on_divergence"]:
+        checks["training did not diverge (--fail-on-divergence)"] = not diverged
     passed = all(checks.values())
     print("\nAgreement checks:")
     for name, ok in checks.items():
         print(f"  [{'pass' if ok else 'FAIL'}] {name}")
     accuracies = ", ".join(f"{le.name} {records[le.name].history[-1].test_accuracy:.2%}" for le in learners)
     print(f"Verdict: {'PASSED' if passed else 'FAILED'} (test accuracy {accuracies})")
-    return dict(passed=passed, checks=checks, **figures)
+    lines = ddp_summary(config, implementations_agree, checks, diverged, training_behaviour(
+        records["scratch"].step_losses), f"test accuracy {accuracies}")
+    print_summary(lines)
+    return dict(passed=passed, checks=checks, summary=lines, **figures)
+
+
+def ddp_summary(config: Config, agree: bool, checks: dict[str, bool], diverged: dict[str, int], behaviour: str,
+                accuracies: str) -> dict[str, str]:
+    """The three closing lines (compare/verdict.py) of a data-parallel run."""
+    failed = [name for name, ok in checks.items() if not ok and "--fail-on-divergence" not in name]
+    if diverged:
+        training = ("diverged at step " + ", ".join(f"{name} {step}" for name, step in diverged.items())
+                    + f" (the loss became inf or NaN); {accuracies}: the accuracy of a training that diverged")
+    else:
+        training = f"{behaviour if behaviour.startswith('unstable') else 'converged'} ({accuracies})"
+        if config.dtype == "float32":
+            training += ("; the runs drift apart as float32 rounding does (the shards' sums are added in another "
+                         "order than the whole batch's), which is expected")
+    if not agree:
+        next_step = ("the [FAIL] lines above say which pair differs: scratch vs torch alone points at the hand "
+                     "all-reduce, both against single at the sharding")
+    elif diverged or behaviour.startswith("unstable"):
+        next_step = f"lower --lr (now {config.lr:g}): the training is at fault, not the implementations"
+    elif config.dtype == "float32":
+        next_step = "rerun with --dtype float64 to see the three runs end equal to rounding"
+    else:
+        next_step = "nothing to fix"
+    return dict(implementations="agree (every check above passed)" if agree else
+                f"disagree ({plural(len(failed), 'check')} failed: {'; '.join(failed)})",
+                training=training, next=next_step)
 
 
 COMMAND = Command(
     name="ddp",
     help="data parallelism: scratch gradients all-reduced by hand vs DistributedDataParallel vs one process",
     run=run,
-    groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN),
+    groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, DIVERGENCE),
     add_arguments=add_arguments,
-    config_keys=("nproc", "backend", "bucket_mb", "port", "timeout", "run_timeout", "reference"),
+    config_keys=("nproc", "backend", "bucket_mb", "port", "timeout", "run_timeout", "reference", "fail_on_divergence"),
     needs_data=False,  # each process loads its own copy (compare/distributed/learners.py shards the batches)
     defaults={"epochs": 1},
     check=check,

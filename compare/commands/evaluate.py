@@ -32,6 +32,7 @@ from compare.loop import evaluate
 from compare.metrics import accuracy
 from compare.options import DEVICE, REPORT
 from compare.report import table
+from compare.verdict import print_summary
 
 VARIANTS = (("scratch", "scratch", "scratch"), ("torch", "torch", "torch"),  # (key, model, weights)
             ("scratch_in_torch", "torch", "scratch"), ("torch_in_scratch", "scratch", "torch"))
@@ -98,9 +99,20 @@ def run(config: Config, data: None = None) -> dict:
               f"{trained_models:.2%} of the images. --dtype float64 trains both to the same model.)")
     passed = all(checks.values())
     print(f"Verdict: {'PASSED' if passed else 'FAILED'}")
+    drift = ("; the two float32 runs drifted apart in training, which is expected: they give the same prediction on "
+             f"{trained_models:.2%} of the images") if trained.dtype == "float32" else ""
+    lines = dict(
+        implementations=(f"agree (each file's weights give {min(same_weights.values()):.2%} or more identical "
+                         "predictions in both)") if passed else
+        f"disagree ({'; '.join(name for name, ok in checks.items() if not ok)})",
+        training=f"not trained here: the checkpoint's models, trained for {trained.epochs} epochs{drift}",
+        next=("nothing to fix" if passed else
+              "the [FAIL] lines above say which file or model differs; a file whose weights predict differently in "
+              "the other implementation points at a forward pass"))
+    print_summary(lines)
     return dict(**results, trained_test_accuracy=saved.accuracies,
                 agreement=dict(passed=passed, checks=checks, same_weights=same_weights,
-                               trained_models_prediction_agreement=trained_models, required=needed))
+                               trained_models_prediction_agreement=trained_models, required=needed, summary=lines))
 
 
 COMMAND = Command(

@@ -23,6 +23,7 @@ from compare.learners import Learner, ScratchLearner, build_pair, build_scratch,
 from compare.loop import first_batch
 from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, plural
 from compare.report import table
+from compare.verdict import print_summary
 
 
 def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
@@ -133,10 +134,22 @@ def run(config: Config, data) -> dict:
     if config.extra["plots"]:
         path = plots.gradient_errors(config.extra["plots"], parameters, tol, fd_tol, config.dtype)
         print(f"Picture written: {path}")
+    failed = [p["name"] for p in parameters if not p["passed"]] + [u.name for u in updates if not u.passed]
+    lines = dict(
+        implementations=(f"agree (worst autograd rel error {worst_auto:.1e}, worst finite-difference rel error "
+                         f"{worst_fd:.1e}; tolerances {tol.describe()}, {fd_tol.describe()})") if passed else
+        ("disagree: the initial parameters differ" if mismatched else
+         f"disagree ({plural(len(failed), 'comparison')} failed: {', '.join(failed)})"),
+        training="not trained: one batch, and one update from the same gradients",
+        next=("python -m compare train trains both in lockstep, with the same options" if passed else
+              "the mismatch lines above name the tensor, the index and both values: that tensor's backward (or, "
+              "after one step, its update) is the one to read"))
+    print_summary(lines)
     return dict(
         agreement=dict(passed=passed, identical_start=not mismatched, loss_scratch=loss_s, loss_torch=loss_t,
                        max_rel_error=worst_auto, max_finite_diff_rel_error=worst_fd,
-                       autograd_tolerance=tol.rtol, finite_diff_tolerance=fd_tol.rtol, tolerance_rule=tol.describe()),
+                       autograd_tolerance=tol.rtol, finite_diff_tolerance=fd_tol.rtol, tolerance_rule=tol.describe(),
+                       summary=lines),
         parameters=parameters,
         after_update=[dict(name=u.name, max_abs_diff=u.max_abs_diff, max_rel_error=u.max_rel_error, passed=u.passed)
                       for u in updates],

@@ -36,9 +36,9 @@ from compare.errors import UsageError
 from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
 from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy
-from compare.options import BATCH, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
+from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
 from compare.resync import ResyncMonitor
-from compare.verdict import print_checks, verdict
+from compare.verdict import expected_drift, print_checks, verdict
 
 # Tuned so that the default run learns the spiral smoothly: full-batch Adam from lr 0.03, cosine
 # schedule. Measured for seeds 0-4: 99.2-99.8% training accuracy after 300 epochs (95% near epoch
@@ -196,7 +196,12 @@ def run(config: Config, data: None = None) -> dict:
         records = train_lockstep(learners, x_train, y_train, x_test, y_test, epochs=config.epochs,
                                  batch_size=config.batch_size, seed=config.seed, on_epoch=on_epoch,
                                  before_step=monitor, progress=False)
-        result = verdict(config, records, not mismatched, monitor.summary())
+        accuracies = (f"training accuracy scratch {train_accuracy['scratch'][-1]:.1%}, torch "
+                      f"{train_accuracy['torch'][-1]:.1%}; test accuracy scratch "
+                      f"{records['scratch'].history[-1].test_accuracy:.1%}, torch "
+                      f"{records['torch'].history[-1].test_accuracy:.1%}")
+        result = verdict(config, records, not mismatched, monitor.summary(),
+                         fail_on_divergence=config.extra["fail_on_divergence"], accuracies=accuracies)
         maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
     hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"], strict=True)),
                       default=0.0)
@@ -214,12 +219,12 @@ def run(config: Config, data: None = None) -> dict:
 
     print("\nScratch network's decision regions ('#' class 1, '.' class 0) on [-6, 6]^2:")
     print(text_regions(scratch_l, config.torch_dtype, config.device))
+    drift = expected_drift(result, config.dtype)  # said beside each figure the drift or divergence explains
     print(f"\nLargest per-step loss difference: {result['max_step_loss_rel_diff']:.3e} relative over "
-          f"{result['steps']} steps; hidden activations on the plane differ by at most {hidden_diff:.3e}")
-    print(f"Identical test predictions: {result['prediction_agreement']:.2%} of {len(y_test)} points")
-    print_checks(result, f"training accuracy scratch {report['scratch']['train_accuracy']:.1%}, torch "
-                         f"{report['torch']['train_accuracy']:.1%}; test accuracy scratch "
-                         f"{report['scratch']['test_accuracy']:.1%}, torch {report['torch']['test_accuracy']:.1%}")
+          f"{result['steps']} steps; hidden activations on the plane differ by at most {hidden_diff:.3e}"
+          + (f": {drift}" if drift else ""))
+    print(f"Identical test predictions: {result['prediction_agreement']:.2%} of {len(y_test)} points"
+          + (" (expected, as above)" if drift and result["prediction_agreement"] < 1 else ""))
 
     if folder:
         paths = draw(folder, config, records, train_accuracy, maps, hidden_diff, frames,
@@ -228,6 +233,7 @@ def run(config: Config, data: None = None) -> dict:
         report["plots"] = [str(p) for p in paths]
     else:
         print(f"(Add --plots DIR to draw the decision boundaries and hidden neurons; {plots.INSTALL_HINT})")
+    print_checks(result)  # the verdict and the three lines that end the output
     report["agreement"] = result
     return report
 
@@ -267,9 +273,9 @@ COMMAND = Command(
     name="playground",
     help="TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset",
     run=run,
-    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS),
+    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS, DIVERGENCE),
     add_arguments=add_arguments,
-    config_keys=("noise", "samples", "plots", "gif"),
+    config_keys=("noise", "samples", "plots", "gif", "fail_on_divergence"),
     needs_data=False,
     defaults=DEFAULTS,
     check=check,
