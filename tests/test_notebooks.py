@@ -104,6 +104,7 @@ def test_prose_is_of_a_readable_length(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_top_to_bottom_to_the_committed_outputs(path, monkeypatch):
+    pytest.importorskip("matplotlib", reason="the notebooks draw figures: pip install -e '.[plots]'")
     build = load_build()
     notebook = build.notebook(path.name)
     if uses_data(notebook) and DATA_ROOT is None:
