@@ -318,7 +318,7 @@ for ax, image, title in zip(axes[:2], [by_hand, by_autograd], ["by hand", "autog
     ax.imshow(image, cmap="RdBu", vmin=-limit, vmax=limit)
     ax.set_title(f"dW1[{k}] {title}")
 shown = axes[2].imshow(difference, cmap="RdBu", vmin=-difference.abs().max(), vmax=difference.abs().max())
-axes[2].set_title(f"difference, max {difference.abs().max().item():.1e}")
+axes[2].set_title(f"difference\\nmax {difference.abs().max().item():.1e}")
 fig.colorbar(shown, ax=axes[2])
 for ax in axes:
     ax.axis("off")
