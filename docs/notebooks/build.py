@@ -1,21 +1,39 @@
-"""Writes the lesson's notebooks (docs/notebooks/*.ipynb) from the cells below, without outputs.
+"""Writes the lesson's notebooks (docs/notebooks/*.ipynb) from the cells below, executed, with their outputs.
 
     python docs/notebooks/build.py        # after editing a cell here; commit the .ipynb files it writes
 
 The notebooks walk the lesson in order: the neuron -> a layer -> the lesson's network by hand ->
 backpropagation by hand, each gradient checked against autograd -> the autograd engine -> scratch and torch
-trained side by side. They read a small slice of the real MNIST through $MNIST_DATA_ROOT (as the
-commands do), so each runs in seconds; tests/test_notebooks.py executes every one top to bottom.
+trained side by side. They read a small slice of the real MNIST through $MNIST_DATA_ROOT (as the commands
+do), so each runs in seconds. Every figure and number in them comes from running them: the build executes
+each one (nbclient, kernel python3, cwd the repository root, one thread) and writes it with its outputs, so
+a learner sees them on GitHub without running anything. The outputs are reproducible (fixed seeds, float64,
+no timing or version metadata, PNGs without a software stamp): a second build on the same machine changes
+nothing. tests/test_notebooks.py executes every one and compares it with the committed file.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
+from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SECONDS_PER_CELL = 60
+
+# The first code cell of every notebook: inline PNG figures that are the same bytes at every build.
+PLOTS = """\
+%matplotlib inline
+import matplotlib.pyplot as plt
+
+# a PNG carries the matplotlib version unless told not to; without it a rebuild writes the same bytes
+%config InlineBackend.print_figure_kwargs = {"bbox_inches": "tight", "metadata": {"Software": None}}
+plt.rcParams.update({"figure.dpi": 80, "svg.hashsalt": "lesson", "font.size": 10})"""
 
 LOAD_MNIST = """\
 import os
@@ -34,21 +52,61 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         ("md", """\
 # 1. The neuron, then a layer
 
-A neuron (*neurônio*) multiplies each input by a weight (*pesos*), sums, adds a bias (*viés*), and passes the
-total through an activation function (*função de ativação*). The lesson's example: inputs 2 and 5, weights 3
-and 6, bias -2."""),
+Everything in this project is built from one small piece: the neuron (*neurônio*). It takes some numbers in,
+multiplies each by its own weight (*pesos*), adds the products, adds one more number called the bias
+(*viés*), and passes the total through an activation function (*função de ativação*). That is all. A network
+that reads handwritten digits is many of these, arranged in layers, with the weights chosen by training.
+
+We start with the lesson's worked example, small enough to check in your head: inputs 2 and 5, weights 3 and
+6, bias −2. Then we see the same neuron inside the project's hand-written layer, and finally a whole layer of
+sixteen neurons computed at once.
+
+The first cell only sets up the figures (drawn inline, as PNG images)."""),
+        ("code", PLOTS),
         ("code", """\
 import torch
 
-x = torch.tensor([2.0, 5.0])
-w = torch.tensor([3.0, 6.0])
-b = -2.0
-z = (x * w).sum() + b      # 2*3 + 5*6 - 2
-z"""),
+x = torch.tensor([2.0, 5.0])     # the inputs
+w = torch.tensor([3.0, 6.0])     # one weight per input
+b = -2.0                         # the bias
+products = x * w                 # 2*3 and 5*6
+z = products.sum() + b           # 2*3 + 5*6 - 2
+products, z"""),
+        ("md", """\
+The weighted sum `z` is 34, as on paper. The activation function decides what the neuron passes on. The
+lesson uses ReLU, `max(0, z)`: a positive sum passes through unchanged, a negative one becomes 0. Without an
+activation, layers stacked on each other would collapse into one big linear map, and the network could only
+draw straight lines between classes; the bend at zero is what lets it learn curved boundaries."""),
         ("code", "assert z.item() == 34.0\ntorch.relu(z)   # ReLU: max(0, z); a positive sum passes through"),
         ("md", """\
-The same neuron as the project's hand-written layer, `scratch.Linear`: one row of its weight matrix is one
-neuron. `forward` computes `out = x W^T + b` for a whole batch at once."""),
+The picture below shows the same arithmetic. On the left, each bar is one term of the sum: the two products
+and the bias, stacked one after the other until they reach the total. On the right is ReLU itself, with our
+neuron's sum marked on it. Look at how the bias works: it shifts the total, so it moves the point where the
+neuron starts to respond, independently of the inputs."""),
+        ("code", """\
+terms = [products[0].item(), products[1].item(), b]
+labels = ["2·3", "5·6", "bias"]
+starts = [0, terms[0], terms[0] + terms[1]]
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+left.bar(labels, terms, bottom=starts, color=["tab:blue", "tab:blue", "tab:orange"])
+left.bar(["z"], [z.item()], color="tab:green")
+for i, (s, t) in enumerate(zip(starts, terms, strict=True)):
+    left.text(i, s + t / 2, f"{t:+g}", ha="center", va="center", color="white")
+left.text(3, z.item() / 2, f"{z.item():g}", ha="center", va="center", color="white")
+left.set_title("the weighted sum, term by term")
+
+grid = torch.linspace(-10, 40, 101)
+right.plot(grid, torch.relu(grid), color="tab:gray")
+right.plot([z.item()], [torch.relu(z).item()], "o", color="tab:green")
+right.annotate(f"relu({z.item():g}) = {torch.relu(z).item():g}", (z.item(), z.item()), (0, 28), ha="center")
+right.set_xlabel("z")
+right.set_title("ReLU: max(0, z)")
+plt.show()"""),
+        ("md", """\
+The same neuron as the project's hand-written layer, `scratch.Linear`. Its weight matrix has one row per
+neuron, so a single neuron with two inputs is a 1×2 matrix. `forward` computes `out = x Wᵀ + b` for a whole
+batch of inputs at once; here the batch holds one example."""),
         ("code", """\
 from scratch import Linear
 
@@ -57,8 +115,10 @@ neuron.weight.copy_(torch.tensor([[3.0, 6.0]]))   # 1,2: one neuron, two inputs
 neuron.bias.copy_(torch.tensor([-2.0]))
 neuron.forward(torch.tensor([[2.0, 5.0]]))        # 1,1"""),
         ("md", """\
-A layer is many neurons reading the same inputs: a fully connected layer (*camada totalmente conectada*). Its
-weights are a matrix `[out, in]`, one row per neuron, and the whole layer is one matrix product."""),
+A layer is many neurons reading the same inputs: a fully connected layer (*camadas totalmente conectadas*),
+because every input reaches every neuron. Its weights are a matrix `[out, in]`, one row per neuron, and the
+whole layer is one matrix product. The cell below checks that claim: the matrix product gives exactly what
+sixteen separate neurons, computed one at a time in a loop, give."""),
         ("code", """\
 torch.manual_seed(0)
 layer = Linear(784, 16)              # the lesson's first hidden layer: 784 inputs, 16 neurons
@@ -67,16 +127,51 @@ by_matrix = layer.forward(image)     # 1,16
 by_neurons = torch.stack([image[0] @ layer.weight[k] + layer.bias[k] for k in range(16)])
 assert torch.allclose(by_matrix[0], by_neurons)
 by_matrix.shape"""),
+        ("md", """\
+What do the sixteen neurons say about this input? The bars show each weighted sum, and then what ReLU
+passes on. With random weights roughly half the sums are negative, and ReLU turns those into zeros: those
+neurons are silent for this input. Training will change the weights so that each neuron responds to a useful
+pattern of pixels."""),
+        ("code", """\
+fig, ax = plt.subplots(figsize=(9, 2.8))
+ks = torch.arange(16)
+ax.bar(ks - 0.2, by_matrix[0], width=0.4, label="weighted sum z")
+ax.bar(ks + 0.2, torch.relu(by_matrix[0]), width=0.4, label="relu(z)")
+ax.axhline(0, color="black", linewidth=0.5)
+ax.set_xticks(ks)
+ax.set_xlabel("neuron")
+ax.legend()
+ax.set_title("one layer of 16 neurons on one input")
+plt.show()"""),
+        ("md", """\
+Next: the lesson's whole network, three such layers one after another, run on real handwritten digits."""),
     ],
     "02_network_by_hand.ipynb": [
         ("md", """\
 # 2. The lesson's network, by hand
 
-784 input neurons (a 28x28 digit flattened row by row: the input layer, *camada de entrada*), two hidden
-layers of 16 ReLU neurons (*camadas ocultas*), 10 output neurons, one per digit (*camada de saída*). Here it
-is written out with plain tensor operations, then checked against `scratch.MLP` and its torch twin, all three
-from the same seed."""),
+The lesson's network reads a 28×28 grey image of a handwritten digit and says which digit it is. Its
+784 input neurons are the image's pixels, flattened row by row: that is the input layer (*camada de entrada*).
+Two hidden layers (*camada oculta*) of 16 ReLU neurons each follow, and then 10 output neurons, one per
+digit: the output layer (*camada de saída*). We write it out here with nothing but tensor operations, then
+check it against the project's hand-written `scratch.MLP` and its PyTorch twin `torch_impl.MLP`, all three
+built from the same random seed so that they hold the same weights.
+
+We use float64 throughout: in double precision two correct computations agree to about 1e-16 relative, so any
+real mistake stands out far above rounding."""),
+        ("code", PLOTS),
         ("code", LOAD_MNIST),
+        ("md", """\
+These are the first digits of the training set, as the network sees them: 784 numbers each, shown here folded
+back into 28×28 squares (the values were normalized, so the grey scale is relative). The title above each
+is its label, the answer the network should learn to give."""),
+        ("code", """\
+fig, axes = plt.subplots(1, 8, figsize=(9, 1.6))
+for ax, image, label in zip(axes, x, y, strict=False):
+    ax.imshow(image.reshape(28, 28), cmap="gray_r")
+    ax.set_title(f"label {label.item()}")
+    ax.axis("off")
+plt.show()"""),
         ("code", """\
 import torch_impl
 from scratch import MLP
@@ -88,33 +183,65 @@ twin = torch_impl.MLP().to(dtype=torch.float64)          # the same, as a torch.
 W1, b1 = net.layers[0].weight, net.layers[0].bias        # 16,784 and 16
 W2, b2 = net.layers[2].weight, net.layers[2].bias        # 16,16
 W3, b3 = net.layers[4].weight, net.layers[4].bias        # 10,16"""),
-        ("md", "Forward propagation (*propagação*), one line per layer:"),
+        ("md", """\
+Forward propagation (*propagação*) means computing the output from the input, one layer after another, each
+layer reading the previous one's output. For a batch of 64 images it is one line per layer. Read the shape
+comments: the batch dimension stays 64 all the way, and the other shrinks 784 → 16 → 16 → 10. Softmax then
+turns the ten scores (the logits) into probabilities that are positive and sum to 1."""),
         ("code", """\
 h1 = (x @ W1.T + b1).clamp(min=0)     # 64,16  first hidden layer, ReLU
 h2 = (h1 @ W2.T + b2).clamp(min=0)    # 64,16  second hidden layer
 logits = h2 @ W3.T + b3               # 64,10  one score per digit
 probabilities = logits.softmax(dim=1)
 logits.shape, probabilities[0]"""),
+        ("md", """\
+Now the check: the three lines above, the hand-written layers of `scratch/` and torch's `nn.Linear` must give
+the same logits. They are not bit-identical, because the layers add the bias inside the product (torch's
+`addmm`), in another order than our line does, and floating-point addition depends on the order. So the
+assertion allows a difference far below anything a bug would cause. The accuracy printed below is that of a
+network that has learned nothing yet: it guesses."""),
         ("code", """\
-# equal up to rounding: the layers add the bias inside the product (addmm), in another order than here
 assert (logits - net.forward(x)).abs().max() < 1e-12                    # the hand-written layers
 assert (logits - twin(x)).abs().max() < 1e-12                           # torch
-print("untrained accuracy:", (logits.argmax(1) == y).double().mean().item(), "(about 1 in 10)")"""),
+print(f"untrained accuracy: {(logits.argmax(1) == y).double().mean().item():.3f} (chance is 1 in 10)")"""),
         ("md", """\
-The loss function (*função de perda*): cross-entropy, the mean of `-log p[true class]`. Untrained, every
-class is about equally likely, so the loss is near ln 10 = 2.303."""),
+The loss function (*função de perda*) measures how wrong the network is with one number that training will
+push down. The lesson's choice is cross-entropy: the mean over the batch of `-log p[true class]`. It is 0
+when the network puts all its probability on the right digit, and large when it puts almost none there.
+Untrained, every class is about equally likely, so each `p[true class]` is near 1/10 and the loss is near
+ln 10 ≈ 2.303."""),
         ("code", """\
 loss = -probabilities[torch.arange(len(y)), y].log().mean()
-loss.item()"""),
+print(f"loss {loss.item():.4f}, ln 10 = {torch.log(torch.tensor(10.0)).item():.4f}")"""),
+        ("md", """\
+The figure shows the same thing for the first sixteen images: each row is one image's ten probabilities, and
+the dot marks its true digit. The colours are nearly flat because small random weights give nearly equal
+scores. Training (notebook 5) will make one cell per row bright, on the dot."""),
+        ("code", """\
+fig, ax = plt.subplots(figsize=(5, 4.5))
+shown = ax.imshow(probabilities[:16].detach(), cmap="viridis", vmin=0, vmax=0.2)
+ax.plot(y[:16], torch.arange(16), "o", color="white", markersize=4)
+ax.set_xticks(range(10))
+ax.set_xlabel("digit")
+ax.set_ylabel("image")
+ax.set_title("untrained probabilities (dot: the true digit)")
+fig.colorbar(shown, ax=ax)
+plt.show()"""),
     ],
     "03_backprop_by_hand.ipynb": [
         ("md", """\
 # 3. Backpropagation by hand, checked against autograd
 
-Backpropagation (*retropropagação*) is the chain rule applied from the loss back to every weight. We write
-each gradient out by hand, then let `torch.autograd` compute the same ones and compare them one by one with
-`cmp`, as Andrej Karpathy's makemore lesson does: `exact` when bit-identical, `approximate` when within
-rounding, and the largest difference."""),
+Training needs the gradient of the loss with respect to every weight: how much the loss would change if
+that weight moved a little. Backpropagation (*retropropagação*) computes all of them in one sweep, applying
+the chain rule from the loss back towards the input. Each step of the forward pass has a matching backward
+step that turns the gradient of its output into the gradient of its inputs and weights.
+
+Here we write every backward step out by hand for a network with one hidden layer, then let
+`torch.autograd` compute the same gradients and compare them one by one with `cmp`, the helper from Andrej
+Karpathy's makemore lesson. It prints `exact` when the two are bit-identical, `approximate` when they agree
+within rounding, and the largest difference."""),
+        ("code", PLOTS),
         ("code", LOAD_MNIST),
         ("code", """\
 def cmp(name, mine, autograd):
@@ -123,6 +250,10 @@ def cmp(name, mine, autograd):
     print(f"{name:8s} exact: {str(exact):5s} approximate: {str(approximate):5s} "
           f"max diff: {(mine - autograd).abs().max().item():.1e}")
     assert approximate, name"""),
+        ("md", """\
+The forward pass keeps every intermediate tensor, and `retain_grad()` asks autograd to keep its gradient
+too, so that we can compare not only the weights' gradients but every step in between. If a hand-written
+step were wrong, the first line of `cmp` that fails would point at it."""),
         ("code", """\
 torch.manual_seed(0)
 W1 = (torch.randn(16, 784, dtype=torch.float64) * 784 ** -0.5).requires_grad_()
@@ -140,8 +271,14 @@ loss = -logp[torch.arange(B), y].mean()
 for t in (z1, h1, logits, logp):
     t.retain_grad()
 loss.backward()
-loss.item()"""),
-        ("md", "Now backwards, by hand, one line per step of the forward pass:"),
+print(f"loss {loss.item():.4f}")"""),
+        ("md", """\
+Now backwards, by hand, one line per step of the forward pass, last step first. Softmax followed by
+cross-entropy has a famously simple gradient, `(p - onehot) / B`: the predicted probabilities minus the
+right answer, averaged over the batch. A linear layer `out = h Wᵀ + b` sends the gradient back in three ways:
+to its weights (`doutᵀ h`), to its bias (the sum over the batch) and to its input (`dout W`). ReLU lets the
+gradient through where its input was positive and blocks it elsewhere, because its slope is 1 there and 0
+below zero."""),
         ("code", """\
 with torch.no_grad():
     onehot = torch.zeros_like(logits)
@@ -162,8 +299,35 @@ cmp("z1", dz1, z1.grad)
 cmp("W1", dweight1, W1.grad)
 cmp("b1", db1, b1.grad)"""),
         ("md", """\
+What to look for above: every line says `approximate: True`, and the max differences are zero or at the
+level of float64 rounding (around 1e-16 relative to the numbers compared, so even smaller for these small
+gradients). `exact` may well say False: autograd computes the same formulas but may add the same numbers in
+another order, and floating-point addition rounds differently in each order.
+
+A gradient of the first layer's weights has the shape of the input, so one neuron's row of `dW1` can be
+folded back into a 28×28 image: it shows which pixels would raise or lower the loss through that neuron. The
+figure draws it both ways and their difference, on its own colour scale."""),
+        ("code", """\
+k = 0                                                     # one neuron of the hidden layer
+by_hand, by_autograd = dweight1[k].reshape(28, 28), W1.grad[k].reshape(28, 28)
+difference = by_hand - by_autograd
+limit = by_autograd.abs().max().item()
+
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+for ax, image, title in zip(axes[:2], [by_hand, by_autograd], ["by hand", "autograd"], strict=True):
+    ax.imshow(image, cmap="RdBu", vmin=-limit, vmax=limit)
+    ax.set_title(f"dW1[{k}] {title}")
+shown = axes[2].imshow(difference, cmap="RdBu", vmin=-difference.abs().max(), vmax=difference.abs().max())
+axes[2].set_title(f"difference\\nmax {difference.abs().max().item():.1e}")
+fig.colorbar(shown, ax=axes[2])
+for ax in axes:
+    ax.axis("off")
+plt.show()"""),
+        ("md", """\
 `scratch/` holds exactly these formulas, one layer per file (`scratch/linear.py`: `dx = dout W`,
-`dW = dout^T x`, `db = sum dout`), and `tests/` checks each against autograd and finite differences."""),
+`dW = doutᵀ x`, `db = sum dout`), and `tests/` checks each against autograd and finite differences. The
+project's `Linear` layer, given our weights and the gradient `dz1` from above, must produce the same weight
+and bias gradients:"""),
         ("code", """\
 from scratch import Linear
 
@@ -174,14 +338,24 @@ layer.forward(x)
 dx = layer.backward(dz1)
 cmp("W1", layer.dweight, W1.grad)
 cmp("b1", layer.dbias, b1.grad)"""),
+        ("md", """\
+Writing each backward by hand is the way to understand it, and tedious for every new network. The next
+notebook lets a small engine derive them from the forward pass."""),
     ],
     "04_engine.ipynb": [
         ("md", """\
 # 4. The engine: backpropagation made automatic
 
-`scratch/engine.py` records every operation on a `Value` and replays the chain rule backwards, as
-`torch.autograd` does. First the lesson's neuron, then a whole network on real digits: its gradients equal the
-hand-derived ones."""),
+In notebook 3 we wrote one backward line for every forward line. That is mechanical, so a program can do
+it. `scratch/engine.py` is such a program, a small autograd engine in the spirit of micrograd: each
+operation on a `Value` records its inputs and a function that computes their gradients, and `backward()`
+walks the recorded graph from the result back to the leaves, applying the chain rule at each node, exactly
+as `torch.autograd` does.
+
+First the lesson's neuron once more, this time as a `Value` expression, with its computation graph printed
+and drawn. Then a whole network on real digits: the engine's gradients must equal the hand-derived ones of
+`scratch.MLP`."""),
+        ("code", PLOTS),
         ("code", """\
 import torch
 
@@ -193,6 +367,55 @@ b = Value(torch.tensor([-2.0]), requires_grad=True, name="b")
 a = (x @ w.T + b).relu()      # 34
 a.backward()
 a.data, w.grad, b.grad        # da/dw = x, da/db = 1"""),
+        ("md", """\
+The gradients are what the chain rule says: `a = relu(x·w + b)` and the sum is positive, so ReLU's slope is
+1, the gradient with respect to each weight is the input it multiplies (2 and 5), and with respect to the
+bias it is 1.
+
+`compare/graph.py` lists the graph the engine recorded, one node per row, each after the nodes it was
+computed from. Leaves are either data (`x`, a constant: no gradient) or parameters (`w` and `b`, which need
+one); `|grad|` is the norm of the gradient that arrived at each node during `backward()`."""),
+        ("code", """\
+from compare.graph import describe, grad_norm, graph_nodes, graph_text, shape_text
+
+print(graph_text(a))"""),
+        ("md", """\
+The same graph drawn: data flows left to right from the leaves to the result, and `backward()` visits the
+nodes right to left. The drawing code only places boxes by their depth in the graph; you can skip it."""),
+        ("code", """\
+def draw_graph(root, ax):
+    nodes = graph_nodes(root)
+    depth = {}
+    for node in nodes:                                # parents come first, so their depth is known
+        depth[node] = 1 + max((depth[p] for p in node._parents), default=-1)
+    rows = {}
+    place = {}
+    for node in nodes:
+        place[node] = (depth[node], -rows.setdefault(depth[node], 0))
+        rows[depth[node]] += 1
+    for node in nodes:
+        for parent in node._parents:
+            ax.annotate("", place[node], place[parent],
+                        arrowprops=dict(arrowstyle="->", color="gray", shrinkA=22, shrinkB=22))
+    for node in nodes:
+        norm = grad_norm(node)
+        color = "#ffd8a8" if node is root else ("#cfe2ff" if node.requires_grad else "#e9ecef")
+        label = f"{describe(node)}\\n{shape_text(node)}" + ("" if norm is None else f"\\n|grad| {norm:.3g}")
+        ax.text(*place[node], label, ha="center", va="center", fontsize=8,
+                bbox=dict(boxstyle="round", facecolor=color, edgecolor="gray"))
+    ax.set_xlim(-0.6, max(depth.values()) + 0.6)
+    ax.set_ylim(-max(rows.values()) + 0.4, 0.6)
+    ax.axis("off")
+
+
+fig, ax = plt.subplots(figsize=(9, 2.6))
+draw_graph(a, ax)
+ax.set_title("a = relu(x @ w.T + b): grey data, blue parameters, orange the result")
+plt.show()"""),
+        ("md", """\
+Now a whole network: the lesson's 784-16-16-10, once with the hand-written backward of `scratch.MLP` and
+once as engine `Value`s (`scratch/engine_nn.py`), both from the same seed, on 64 real digits. The losses must
+be equal, and every parameter's gradient must agree to rounding."""),
         ("code", LOAD_MNIST),
         ("code", """\
 import scratch.engine_nn
@@ -211,21 +434,52 @@ hand.backward(loss_fn.backward())                  # the formulas written by han
 auto_loss = cross_entropy(auto(Value(x)), y)
 auto_loss.backward()                               # derived by the engine from the forward pass
 
-print("losses:", hand_loss.item(), auto_loss.item())
+print(f"losses: {hand_loss.item():.6f} (by hand) {auto_loss.item():.6f} (engine)")
 hand_grads = dict(hand.named_gradients())
 for name, p in auto.named_parameters():
     diff = (hand_grads[name] - p.grad).abs().max().item()
     print(f"{name:16s} max |hand - engine| = {diff:.1e}")
     assert diff < 1e-12"""),
+        ("md", """\
+Every max difference above is zero or at rounding level. The network's graph is longer but has the same
+shape as the neuron's: for each layer a transpose, a matmul, an add and a ReLU, then log-softmax and the
+loss. Its table:"""),
+        ("code", "print(graph_text(auto_loss))"),
+        ("md", """\
+The gradient norms per node tell a story of their own. The loss node starts `backward()` with gradient 1;
+each node's gradient is computed from the ones after it. Follow the `add` and `relu` nodes from the bottom of
+the figure to the top, layer by layer: that is how the gradient's size changes as it travels back towards the
+input. In a deep network it can shrink (vanish) or grow (explode) a little at every layer, which is why the
+initial weights are scaled with care; the parameters' own gradients (blue) are what the optimizer uses."""),
+        ("code", """\
+numbered = [(i, n) for i, n in enumerate(graph_nodes(auto_loss)) if grad_norm(n) is not None]
+nodes = [n for _, n in numbered]
+labels = [f"#{i} {describe(n)}" for i, n in numbered]           # the numbers of the table above
+fig, ax = plt.subplots(figsize=(7, 5))
+ax.barh(range(len(nodes)), [grad_norm(n) for n in nodes],
+        color=["#cfe2ff" if not n._parents else "tab:gray" for n in nodes], edgecolor="gray")
+ax.set_yticks(range(len(nodes)), labels, fontsize=8)
+ax.invert_yaxis()
+ax.set_xscale("log")
+ax.set_xlabel("|grad| (log scale)")
+ax.set_title("gradient norm at each node (blue: parameters), input side at the top")
+plt.show()"""),
     ],
     "05_side_by_side.ipynb": [
         ("md", """\
 # 5. Scratch and torch, trained side by side
 
-One training loop (`compare/loop.py`) feeds the same batches, in the same order, to the hand-written network
-and to its torch twin. In float64 the two stay equal to rounding for the whole run. Vocabulary: the batch size
-(*tamanho do lote*) is how many images each step averages over; an epoch (*época*) is one pass over the
-training set; the learning rate (*taxa de aprendizado*) is the size of each step."""),
+Training is optimization (*otimização*): after each batch, move every weight a small step against its
+gradient, so that the loss goes down. The size of that step is the learning rate (*taxa de aprendizado*).
+The batch size (*tamanho do lote*) is how many images each step averages its gradient over, and an epoch
+(*épocas*) is one pass over the training set.
+
+Here one training loop (`compare/loop.py`) feeds the same batches, in the same order, to the hand-written
+network and to its PyTorch twin, in lockstep: both take step 1, then both take step 2, and so on. Only the
+model and the optimizer differ; the loop, the data and the evaluation are shared, so a difference in the
+results can only come from the two implementations. In float64 the two must stay equal to rounding for the
+whole run. We train on a slice of the real training set so that it takes seconds."""),
+        ("code", PLOTS),
         ("code", """\
 import os
 
@@ -242,6 +496,10 @@ x_train, y_train = data.x_train[:2000], data.y_train[:2000]       # a slice of t
 x_test, y_test = data.x_test[:1000], data.y_test[:1000]
 scratch_learner, torch_learner = build_pair(config)
 print("initial parameters differ in:", parameter_mismatches(scratch_learner, torch_learner) or "nothing")"""),
+        ("md", """\
+Both learners are built from one seed, and the line above confirms that they start bit-identical. If they
+did not, nothing after this would be a fair comparison. Now train, and print each epoch's mean loss and
+accuracy on the test slice, scratch on the left and torch on the right:"""),
         ("code", """\
 records = train_lockstep([scratch_learner, torch_learner], x_train, y_train, x_test, y_test,
                          epochs=config.epochs, batch_size=config.batch_size, seed=config.seed, progress=False)
@@ -249,28 +507,83 @@ s, t = records["scratch"], records["torch"]
 for a, b in zip(s.history, t.history, strict=True):
     print(f"epoch {a.epoch}: loss {a.train_loss:.6f} vs {b.train_loss:.6f}, "
           f"test accuracy {a.test_accuracy:.2%} vs {b.test_accuracy:.2%}")"""),
+        ("md", """\
+The two columns are the same to every printed digit. The next cell looks closer, at the loss of every single
+step, and at the test predictions: it asserts that the largest relative difference between the two runs'
+step losses is far below anything a real difference in the math would cause, and that both networks predict
+the same digit for every test image."""),
         ("code", """\
 worst = max(abs(a - b) / abs(b) for a, b in zip(s.step_losses, t.step_losses, strict=True))
-print(f"{len(s.step_losses)} steps, largest relative difference of the per-step losses: {worst:.1e}")
+print(f"{len(s.step_losses)} steps; relative difference of the step losses below 1e-9: {worst < 1e-9}")
 assert worst < 1e-9 and torch.equal(s.predictions, t.predictions)"""),
         ("md", """\
-The same, for the full data set and with every check and table: `python -m compare train --dtype float64`.
-In float32 the runs agree at the first step and then drift apart by rounding; the README explains why and how
-the verdict still judges the implementations."""),
+The curves below are those step losses. On the left the two runs are drawn on top of each other: you see
+one curve, because they coincide. On the right is their difference, on a log scale, next to the size of one
+float64 rounding step at that loss (the loss times 2⁻⁵², the grey line). Where the two are bit-identical the
+difference is zero and has no place on a log scale, so that step has no dot; the title counts them. What
+remains sits at the grey line: the two implementations differ only by rounding."""),
+        ("code", """\
+import numpy as np
+
+steps = np.arange(1, len(s.step_losses) + 1)
+ours, theirs = np.array(s.step_losses), np.array(t.step_losses)
+difference = np.abs(ours - theirs)
+identical = int((difference == 0).sum())
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+left.plot(steps, ours, label="scratch", linewidth=3, alpha=0.5)
+left.plot(steps, theirs, label="torch", linewidth=1)
+left.set_xlabel("step")
+left.set_ylabel("loss")
+left.legend()
+left.set_title("per-step training loss")
+right.semilogy(steps, np.where(difference > 0, difference, np.nan), "o", markersize=3, label="|scratch - torch|")
+right.semilogy(steps, theirs * 2.0 ** -52, color="gray", label="one rounding step")
+right.set_xlabel("step")
+right.legend()
+right.set_title(f"their difference ({identical} of {len(steps)} steps bit-identical)")
+plt.show()"""),
+        ("md", """\
+The same run on the full data set, with every check and table: `python -m compare train --dtype float64`.
+In float32 the runs agree at the first step and then drift apart by rounding, because each step's tiny
+differences change the next step's weights; the README explains why, and how the verdict still judges the
+implementations."""),
     ],
 }
 
 
-def build() -> list[Path]:
+def notebook(name: str) -> NotebookNode:
+    """The notebook `name` as build.py defines it, without outputs."""
+    cells = [new_markdown_cell(text) if kind == "md" else new_code_cell(text) for kind, text in NOTEBOOKS[name]]
+    result = new_notebook(cells=cells)
+    for number, cell in enumerate(result.cells):
+        cell["id"] = f"cell-{number}"  # fixed ids (nbformat draws random ones): a rebuild changes nothing
+    result.metadata["kernelspec"] = dict(name="python3", display_name="Python 3", language="python")
+    return result
+
+
+def execute(nb: NotebookNode, timeout: int = SECONDS_PER_CELL) -> NotebookNode:
+    """Run `nb` top to bottom in place (cwd the repository root, one thread) and drop what varies between runs.
+
+    Raises nbclient's CellExecutionError, naming the cell and its traceback, when a cell fails.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS="1",  # one thread: the same float sums in the same order every run
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    # record_timing=False: no execution timestamps in the cells' metadata; coalesce_streams: a cell's printed
+    # lines make one output, however the kernel happened to flush them
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True,
+                            resources={"metadata": {"path": str(ROOT)}})
+    client.execute(env=env)
+    nb.metadata["language_info"] = {"name": "python"}  # the kernel also reports its Python's exact version
+    return nb
+
+
+def build(folder: Path | None = None) -> list[Path]:
+    """Execute every notebook and write it, with its outputs, into `folder` (default: next to this file)."""
     paths = []
-    for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=[new_markdown_cell(text) if kind == "md" else new_code_cell(text)
-                                       for kind, text in cells])
-        for number, cell in enumerate(notebook.cells):
-            cell["id"] = f"cell-{number}"  # fixed ids (nbformat draws random ones): a rebuild changes nothing
-        notebook.metadata["kernelspec"] = dict(name="python3", display_name="Python 3", language="python")
-        path = HERE / name
-        nbformat.write(notebook, path)
+    for name in NOTEBOOKS:
+        path = (folder or HERE) / name
+        nbformat.write(execute(notebook(name)), path)
         paths.append(path)
     return paths
 
