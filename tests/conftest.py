@@ -27,6 +27,8 @@ def _real_data() -> tuple[str | None, str]:
 
 
 DATA_ROOT, NO_DATA_REASON = _real_data()
+# With the data there the reason is never shown; it still names the tests that read it (the real_data mark).
+NO_DATA_REASON = NO_DATA_REASON or "reads the real MNIST ($MNIST_DATA_ROOT)"
 requires_data = pytest.mark.skipif(DATA_ROOT is None, reason=NO_DATA_REASON)
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -46,3 +48,12 @@ def tiny_data_root(tmp_path: Path) -> Path:
     """A data root with fake MNIST files: 200 training and 50 test images of random pixels."""
     make_dataset(tmp_path / "mnist", gz=True, n_train=200, n_test=50)
     return tmp_path
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test that reads the real datasets `real_data` (`make test-fast` leaves them out)."""
+    for item in items:
+        reads = "mnist64" in getattr(item, "fixturenames", ()) or any(
+            mark.kwargs.get("reason") == NO_DATA_REASON for mark in item.iter_markers("skipif"))
+        if reads or item.path.name in ("test_notebooks.py", "test_docs_build.py", "test_examples.py"):
+            item.add_marker(pytest.mark.real_data)

@@ -46,7 +46,7 @@ def test_every_run_is_committed_used_and_shown_with_its_command():
     for where, text in texts.items():
         for m in build.BLOCK.finditer(text):
             if m.group(2) == "output":
-                before = text[max(0, m.start() - 700):m.start()]
+                before = " ".join(text[max(0, m.start() - 700):m.start()].split())  # a command may wrap
                 assert build.RUNS[m.group(3)].command in before, \
                     f"{where}: the output of `{build.RUNS[m.group(3)].command}` is not shown beside that command"
 

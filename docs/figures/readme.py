@@ -22,7 +22,7 @@ RUNS: dict[str, Run] = {
                              "--dtype float64 --epochs 1"),
     "grads-bn-dropout": Run("grads --dtype float64 --hidden 64,32 --batch-norm --dropout 0.5", fast=True),
     "unstable-momentum": Run("train --optimizer momentum --lr 0.1 --lr-schedule none --dtype float64 --epochs 1",
-                             fast=True),
+                             fast=True, excerpt=(("Verdict:", None),)),
     "nesterov": Run("train --optimizer nesterov --momentum 0.9 --weight-decay 5e-4 --lr-schedule cosine"),
     "batch-1": Run("train --batch-size 1 --epochs 1"),
     "bn-save": Run("train --batch-norm --epochs 1 --save runs/docs-bn"),
