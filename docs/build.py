@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import platform
 import re
@@ -125,8 +126,10 @@ def run_command(run: Run) -> str:
         f"python -m compare {run.command}"
 
 
-def rerun(names: list[str]) -> None:
-    """Rerun these runs (and, first, any run whose files one of them reads and which left none)."""
+def rerun(names: list[str], fresh: bool = False) -> None:
+    """Rerun these runs (and, first, any run whose files one of them reads and which left none). A committed
+    record that the fresh run confirms (`differences`: only times and the last digits of rounding changed) is
+    kept, so that regenerating changes nothing on the same kind of machine; fresh=True writes every record."""
     order: list[str] = []
     for name in names:
         first = RUNS[name].after
@@ -142,8 +145,60 @@ def rerun(names: list[str]) -> None:
             record = execute(RUNS[name], scratch_report)
         finally:
             scratch_report.unlink(missing_ok=True)
-        (RUNS_DIR / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
-        print(f"    {record['seconds']:.0f} s, exit {record['exit_status']}", flush=True)
+        path = RUNS_DIR / f"{name}.json"
+        changed = differences(json.loads(path.read_text()), record) if path.exists() and not fresh else ["new"]
+        if changed:
+            path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"    {record['seconds']:.0f} s, exit {record['exit_status']}; " +
+              (f"{path.relative_to(ROOT)} rewritten ({changed[0]})" if changed else
+               "the same figures as the committed record, which is kept"), flush=True)
+
+
+MACHINE_DEPENDENT = re.compile(r"seconds|_s$|time|threads|per_second|load|peak|flop|rate_|throughput|machine")
+NUMBER = re.compile(r"[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?%?")
+
+
+def leaves(value, path: str = ""):
+    """(dotted path, value) of every number, string and flag of a report."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from leaves(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for k, v in enumerate(value):
+            yield from leaves(v, f"{path}[{k}]")
+    else:
+        yield path, value
+
+
+def same_figure(path: str, committed, fresh) -> bool:
+    """Whether a fresh run's figure is the committed one, as far as it does not depend on the machine: times not
+    at all, rounding-level figures (below 1e-6) to their order of magnitude, others to 1e-3 relative; messages
+    with their numbers left out."""
+    if MACHINE_DEPENDENT.search(path):
+        return True
+    if isinstance(committed, float) and isinstance(fresh, (int, float)) and not isinstance(fresh, bool):
+        if not (math.isfinite(committed) and math.isfinite(fresh)):
+            return str(committed) == str(fresh)
+        large = max(abs(committed), abs(fresh))
+        if large < 1e-6:
+            return large < 1e-13 or min(abs(committed), abs(fresh)) * 30 >= large
+        return math.isclose(committed, fresh, rel_tol=1e-3, abs_tol=1e-9)
+    if isinstance(committed, str) and isinstance(fresh, str):
+        return NUMBER.sub("#", committed) == NUMBER.sub("#", fresh)
+    return committed == fresh
+
+
+def differences(committed: dict, fresh: dict) -> list[str]:
+    """What a fresh record says otherwise than the committed one (see same_figure); [] when nothing."""
+    if committed["exit_status"] != fresh["exit_status"]:
+        return [f"exit status {committed['exit_status']} committed, {fresh['exit_status']} now"]
+    if NUMBER.sub("#", committed["output"]) != NUMBER.sub("#", fresh["output"]):
+        return ["its output's words changed"]
+    old, new = dict(leaves(committed["report"])), dict(leaves(fresh["report"]))
+    if old.keys() != new.keys():
+        return [f"its report's fields changed: {sorted(set(old) ^ set(new))[:5]}"]
+    return [f"{k}: committed {old[k]!r}, now {new[k]!r}" for k in old
+            if "plots" not in k and not same_figure(k, old[k], new[k])]
 
 
 def files_of(name: str) -> bool:
@@ -263,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rerun", nargs="+", metavar="NAME", default=[],
                         help="rerun these runs first: names, `fast` (the quick ones) or `all` (default: none)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="write every rerun's record, also where it confirms the committed one (default: keep it)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document would change")
     parser.add_argument("--list", action="store_true", help="list the runs and where the docs use them")
     args = parser.parse_args(argv)
@@ -276,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.rerun) - set(RUNS) - {"all", "fast"})
     if unknown:
         parser.error(f"unknown runs {', '.join(unknown)} (see --list)")
-    rerun(chosen)
+    rerun(chosen, fresh=args.fresh)
     differ = write_documents(check=args.check)
     if args.check and differ:
         print("differ from what docs/build.py writes from docs/runs/: " + ", ".join(differ))
