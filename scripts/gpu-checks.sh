@@ -25,15 +25,15 @@ timeout 240 $PY -m pytest -q -p no:cacheprovider -k cuda tests 2>&1 | tail -15 |
 
 for model in $FAMILIES; do
   step "$model: grads on CUDA (float32), train float64 and float32 1 epoch"
-  timeout 120 $PY -m compare grads --model "$model" --device cuda --report "$OUT/grads32-$model.json" | grep Verdict
+  timeout 120 $PY -m compare grads --model "$model" --device cuda --report "$OUT/grads32-$model.json" | grep -E "^(Verdict|Implementations|Training|What next):"
   timeout 150 $PY -m compare train --model "$model" --device cuda --dtype float64 --epochs 1 \
-    --report "$OUT/train64-$model.json" | grep Verdict
+    --report "$OUT/train64-$model.json" | grep -E "^(Verdict|Implementations|Training|What next):"
   timeout 150 $PY -m compare train --model "$model" --device cuda --epochs 1 --report "$OUT/train32-$model.json" \
-    | grep Verdict
+    | grep -E "^(Verdict|Implementations|Training|What next):"
 done
 step "mlp and cnn: grads on CUDA in float64 (finite differences in float64 on the CPU)"
-timeout 100 $PY -m compare grads --device cuda --dtype float64 --report "$OUT/grads64-mlp.json" | grep Verdict
-timeout 150 $PY -m compare grads --model cnn --device cuda --dtype float64 --report "$OUT/grads64-cnn.json" | grep Verdict
+timeout 100 $PY -m compare grads --device cuda --dtype float64 --report "$OUT/grads64-mlp.json" | grep -E "^(Verdict|Implementations|Training|What next):"
+timeout 150 $PY -m compare grads --model cnn --device cuda --dtype float64 --report "$OUT/grads64-cnn.json" | grep -E "^(Verdict|Implementations|Training|What next):"
 
 step "bench on CUDA (every family's grid, no compile)"
 timeout "${BENCH_TIMEOUT:-300}" $PY -m compare bench --device cuda --no-compile --no-typical --repeats 5 \
