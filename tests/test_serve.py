@@ -312,3 +312,23 @@ def test_serve_command_trains_serves_until_ctrl_c_and_reports(tiny_data_root, tm
     assert server.returncode == 0, out
     assert "No --checkpoint: training" in out and "Predictions made: 1" in out
     assert '"predictions": 1' in report.read_text()
+
+
+def test_serve_on_a_busy_port_is_refused_before_any_training(tiny_data_root, monkeypatch, capsys):
+    import compare.commands.serve as serve_command
+    from compare.cli import main
+
+    def no_work(*_, **__):
+        raise AssertionError("serve trained, loaded or served before it checked the port")
+
+    monkeypatch.setattr(serve_command, "load_dataset", no_work)
+    monkeypatch.setattr(serve_command.web, "serve", no_work)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.monotonic()
+        status = main(["serve", "--port", str(port), "--data-root", str(tiny_data_root)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and time.monotonic() - start < 5
+    assert len(err.splitlines()) == 1 and f"port {port}" in err and "--port" in err and "in use" in err, err

@@ -7,13 +7,16 @@
 The drawing (or an uploaded photo) is made into a 28x28 input the way MNIST's digits were made
 (compare/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
 activations and their largest difference (compare/predict.py). Any model family with a checkpoint
-can be served. The server binds 127.0.0.1 unless --host says otherwise. `--dry-run` loads or trains
-the networks, reads one test digit and stops instead of serving. Needs the extra `serve`.
+can be served. The server binds 127.0.0.1 unless --host says otherwise; a port already in use is
+refused at once, before anything is trained or loaded. `--dry-run` loads or trains the networks,
+reads one test digit and stops instead of serving. Needs the extra `serve`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 
 from compare import web
 from compare.command import Command
@@ -39,6 +42,25 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if not args.dry_run:
         web.require_web()  # before any training
+        require_free_port(args.host, args.port)
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Bind host:port and let it go again, so that a busy port is refused now, not after the training."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise UsageError(f"--host {host} is not an address this machine knows; try --host 127.0.0.1") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is already in use (another server?); choose another "
+                                 f"with --port, e.g. --port {port + 1 if port < 65535 else 8000}") from None
+            raise UsageError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --host or "
+                             "--port") from None
 
 
 def make_reader(config: Config) -> DigitReader:
