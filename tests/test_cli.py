@@ -129,6 +129,43 @@ def test_ctrl_c_stops_cleanly_saying_where(tiny_data_root, monkeypatch, capsys):
     assert err == "stopped: interrupted at epoch 1 of 2, step 3 of 10; nothing was written", err
 
 
+def test_ctrl_c_while_loading_the_data_says_so(tiny_data_root, monkeypatch, capsys):
+    import compare.cli
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare.cli, "load_dataset", interrupted)
+    assert main(["train", "--data-root", str(tiny_data_root)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "stopped: interrupted (Ctrl-C) while loading the data, before training; nothing was written", err
+
+
+def test_ctrl_c_while_torch_is_imported_is_one_line(tiny_data_root):
+    """A real `python -m compare train` sent SIGINT in its first second, while it imports torch."""
+    import signal
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.Popen([sys.executable, "-m", "compare", "train", "--data-root", str(tiny_data_root)], cwd=root,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 30
+    try:
+        # torch's shared libraries are mapped as `import torch` runs: the moment to press Ctrl-C
+        while "/torch/" not in maps.read_text():
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before it imported torch"
+            time.sleep(0.005)
+    except FileNotFoundError:
+        pytest.skip("no /proc/PID/maps here to see when torch is imported")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert run.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("stopped: interrupted (Ctrl-C)"), err
+
+
 @pytest.mark.parametrize("args,problem", [
     (["train", "--seed", "99999999999999999999"], "--seed must be between 0 and 4294967295"),
     (["train", "--seed", "4294967296"], "--seed must be between 0 and 4294967295"),
