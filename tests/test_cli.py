@@ -70,6 +70,36 @@ def test_grads_report_contract(tiny_data_root, tmp_path):
     assert "PASSED" in result.stdout and "bit-identical" in result.stdout
 
 
+def test_grads_shows_the_progress_of_its_finite_differences(tiny_data_root, tmp_path, monkeypatch):
+    """The finite-difference loop takes minutes on a ViT or an LSTM: a bar counts the coordinates done."""
+    import compare.commands.grads
+
+    bars = []
+
+    class Bar:  # records what a tqdm bar is told
+        def __init__(self, total: int, **options) -> None:
+            self.total, self.done, self.closed, self.options = total, 0, False, options
+            bars.append(self)
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+        def set_postfix_str(self, *_, **__) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(compare.commands.grads, "tqdm", Bar)
+    report_path = tmp_path / "grads.json"
+    assert main(["grads", "--data-root", str(tiny_data_root), "--hidden", "8", "--batch-size", "16",
+                 "--report", str(report_path)]) == 0
+    checked = sum(p["finite_diff_coordinates"] + p["finite_diff_kinks"]
+                  for p in json.loads(report_path.read_text())["parameters"])
+    assert len(bars) == 1 and bars[0].total == checked == bars[0].done and bars[0].closed
+    assert bars[0].options["disable"] is None  # on a terminal only, as the training loop's bar
+
+
 def test_train_report_contract(tiny_data_root, tmp_path):
     report_path = tmp_path / "train.json"
     result = run_cli("train", "--data-root", str(tiny_data_root), "--dtype", "float64", "--epochs", "2",
