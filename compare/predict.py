@@ -100,7 +100,7 @@ class DigitReader:
         if self.weights_difference == 0:
             return dict(case="same weights", dtype=dtype, weights_difference=0.0, explanation=(
                 f"Both networks hold the same weights, so they compute the same function: the difference is "
-                f"rounding alone (about {rounding} in {dtype}), from adding the same numbers in another order. "
+                f"rounding alone (at most about {rounding} in {dtype}), from adding the same numbers in another order. "
                 "A larger one would mean that the two implementations disagree."))
         drift = ("In float32 their rounding differences grow during training until they are two different "
                  f"networks (their weights now differ by up to {self.weights_difference:.1e}), so a difference of up "
@@ -111,8 +111,8 @@ class DigitReader:
                  "implementations disagree, or that the training was unstable (README, \"Tolerances\").")
         return dict(case="trained separately", dtype=dtype, weights_difference=self.weights_difference,
                     explanation="The two networks were trained separately, each with its own arithmetic, from the "
-                                f"same start on the same batches. {drift} To see the implementations alone, "
-                                "python -m compare evaluate --checkpoint runs each network's weights in both.")
+                                f"same start on the same batches. {drift} To see the implementations alone, serve "
+                                "with --weights scratch: both sides then hold the scratch network's weights.")
 
 
 def hidden_labels(learner: Learner, hidden: list[tuple[str, str, Tensor]]) -> list[tuple[str, list[int]]]:
@@ -135,8 +135,24 @@ def hidden_labels(learner: Learner, hidden: list[tuple[str, str, Tensor]]) -> li
     return out
 
 
-def reader_from_checkpoint(folder: str, data_root: str | None = None, device: str = "cpu") -> DigitReader:
-    """The two models of a `train --save` checkpoint (any model family), with their dataset's normalization."""
+WEIGHTS = ("own", "scratch", "torch")  # whose trained weights each side holds: its own, or one side's in both
+
+
+def share_weights(learners: Sequence[Learner], side: str, source: str) -> str:
+    """With side "scratch" or "torch", load that side's weights into both learners, so that any difference left
+    is the two implementations' alone; returns `source` saying so ("own": nothing changes)."""
+    if side == "own":
+        return source
+    state = checkpoint.learner_state(next(learner for learner in learners if learner.name == side))
+    for learner in learners:
+        learner.load_state(state)
+    return f"{source}; the {side} network's weights in both"
+
+
+def reader_from_checkpoint(folder: str, data_root: str | None = None, device: str = "cpu",
+                           weights: str = "own") -> DigitReader:
+    """The two models of a `train --save` checkpoint (any model family), with their dataset's normalization;
+    `weights`: see WEIGHTS."""
     saved = checkpoint.load(folder, device=device)
     trained = replace(saved.config, data_root=data_root) if data_root else saved.config
     data = load_dataset(trained.dataset, data_root, dtype=trained.torch_dtype, device=device)
@@ -146,15 +162,17 @@ def reader_from_checkpoint(folder: str, data_root: str | None = None, device: st
     learners = build_pair(trained, input_size=saved.input_size, num_classes=saved.num_classes)
     for learner in learners:
         learner.load_state(saved.states[learner.name])
-    return _reader(trained, data, learners, f"checkpoint {folder}")
+    return _reader(trained, data, learners, share_weights(learners, weights, f"checkpoint {folder}"))
 
 
-def reader_from_training(config: Config, data: Dataset) -> DigitReader:
-    """Train config's network on data, both sides in lockstep (with a progress bar), then read with it."""
+def reader_from_training(config: Config, data: Dataset, weights: str = "own") -> DigitReader:
+    """Train config's network on data, both sides in lockstep (with a progress bar), then read with it;
+    `weights`: see WEIGHTS."""
     learners = build_pair(config, input_size=data.x_train.shape[1], num_classes=len(data.classes))
     train_lockstep(learners, data.x_train, data.y_train, data.x_test, data.y_test, epochs=config.epochs,
                    batch_size=config.batch_size, seed=config.seed)
-    return _reader(config, data, learners, f"trained just now ({config.epochs} epoch(s) on {config.dataset})")
+    source = f"trained just now ({config.epochs} epoch(s) on {config.dataset})"
+    return _reader(config, data, learners, share_weights(learners, weights, source))
 
 
 def _reader(config: Config, data: Dataset, learners: Sequence[Learner], source: str) -> DigitReader:
