@@ -102,10 +102,10 @@ class DigitReader:
                 f"Both networks hold the same weights, so they compute the same function: the difference is "
                 f"rounding alone (at most about {rounding} in {dtype}), from adding the same numbers in another order. "
                 "A larger one would mean that the two implementations disagree."))
-        drift = ("In float32 their rounding differences grow during training until they are two different "
+        drift = ("In float32 their rounding differences can grow during training until the two are different "
                  f"networks (their weights now differ by up to {self.weights_difference:.1e}), so a difference of up "
-                 "to about 0.5 in some probability is expected and does not mean that the implementations "
-                 "disagree (README, \"Tolerances\")." if dtype == "float32" else
+                 "to about 0.5 in some probability is to be expected and does not by itself mean that the "
+                 "implementations disagree (README, \"Tolerances\")." if dtype == "float32" else
                  f"In {dtype} their differences stay near rounding (their weights differ by up to "
                  f"{self.weights_difference:.1e}), so the difference is small; a large one would mean that the "
                  "implementations disagree, or that the training was unstable (README, \"Tolerances\").")

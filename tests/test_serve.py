@@ -162,7 +162,7 @@ def test_the_difference_is_explained_by_whether_the_weights_are_the_same(dtype, 
     apart = DigitReader(reader.learners, MEAN, STD, reader.classes, "", "", reader.accuracies).info()["difference"]
     assert apart["case"] == "trained separately" and apart["weights_difference"] == pytest.approx(0.25)
     assert "trained separately" in apart["explanation"] and "2.5e-01" in apart["explanation"]
-    assert ("about 0.5 in some probability is expected" in apart["explanation"]) == (dtype == "float32")
+    assert ("about 0.5 in some probability is to be expected" in apart["explanation"]) == (dtype == "float32")
 
 
 # --- the web app -----------------------------------------------------------------------------------
