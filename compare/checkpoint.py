@@ -14,6 +14,9 @@ They are read with `torch.load(..., weights_only=True)`: plain tensors, no code.
 from __future__ import annotations
 
 import json
+import pickle
+import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from compare.models import make_spec
 
 FORMAT = 1  # bumped when the folder's layout changes
 FILES = ("config.json", "scratch.pt", "torch.pt")
+WEIGHTS_ONLY_REFUSAL = "Weights only load failed"  # how torch.load(weights_only=True) begins refusing a pickle
+REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")  # the object it names: "GLOBAL posix.system", "GLOBAL a.Class"
 CONFIG_FIELDS = ("dataset", "engine", "loss", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay",
                  "lr_schedule", "lr_step_size", "lr_gamma", "seed", "dtype")
 
@@ -56,6 +61,20 @@ def save(folder: str | Path, config: Config, learners: tuple[Learner, Learner], 
                 model=config.model.to_dict(), shape=shape, test_accuracy=accuracies)
     (folder / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
     return folder
+
+
+def unreadable(path: Path, error: Exception) -> CheckpointError:
+    """The one-line error for a .pt file torch.load refuses: one that holds code, or one that is damaged."""
+    message = str(error)
+    if isinstance(error, pickle.UnpicklingError) and WEIGHTS_ONLY_REFUSAL in message:
+        named = REFUSED_GLOBAL.search(message)
+        what = f" (a pickled {named.group(1)})" if named else ""
+        return CheckpointError(f"{path} holds objects that could run code when loaded{what}, not only tensors; it is "
+                               "refused (torch.load weights_only=True). Re-save it with `train --save`")
+    # torch's messages run to several lines: the first says what is wrong; shorten at a word, never inside one
+    cause = textwrap.shorten((message.strip().splitlines() or [""])[0], width=160, placeholder=" ...")
+    return CheckpointError(f"{path} cannot be read ({type(error).__name__}: {cause}); the file is damaged or not a "
+                           "state dict; write it again with train --save")
 
 
 def load(folder: str | Path, device: str = "cpu") -> Checkpoint:
@@ -89,9 +108,7 @@ def load(folder: str | Path, device: str = "cpu") -> Checkpoint:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # truncated zip, pickle errors, foreign objects: all mean "unreadable"
-            cause = (str(error).strip().splitlines() or [""])[0][:160]
-            raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {cause}); the file is damaged "
-                                  "or not a state dict; write it again with train --save") from None
+            raise unreadable(path, error) from None
         if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
             raise CheckpointError(f"{path} does not hold a state dict of tensors")
         wrong = sorted(k for k, v in state.items() if v.is_floating_point() and v.dtype != config.torch_dtype)

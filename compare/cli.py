@@ -26,6 +26,7 @@ from compare.errors import CheckpointError, DataError, DistributedError, Interru
 from compare.report import write_report
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 1, 2, 3, 130
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,16 +63,25 @@ def resolve(command: Command, args: argparse.Namespace) -> None:
 
 
 def execute(command: Command, args: argparse.Namespace) -> dict:
-    resolve(command, args)
-    config = options.make_config(args, command.config_keys)
-    data = None
-    if command.needs_data:
-        data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device)
-    report = command.run(config, data)
-    report = {"command": command.name, "config": config.to_dict(), **report}
-    if config.report:
-        write_report(config.report, report)
-        print(f"Report written to {config.report}")
+    """Run a command; a Ctrl-C is an InterruptedRunError that says at which step it came (the training loop
+    says which epoch and batch itself)."""
+    where = "while checking the options; nothing was run"
+    try:
+        resolve(command, args)
+        config = options.make_config(args, command.config_keys)
+        data = None
+        if command.needs_data:
+            where = "while loading the data, before training; nothing was written"
+            data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device)
+        where = f"while `{command.name}` ran"
+        report = command.run(config, data)
+        report = {"command": command.name, "config": config.to_dict(), **report}
+        if config.report:
+            where = f"while writing the report {config.report}"
+            write_report(config.report, report)
+            print(f"Report written to {config.report}")
+    except KeyboardInterrupt:
+        raise InterruptedRunError(f"{INTERRUPTED} {where}") from None
     return report
 
 
@@ -80,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help (0), or a bad option already printed as one line (2)
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"stopped: {INTERRUPTED} while reading the command line; nothing was run", file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         report = execute(COMMANDS[args.command], args)
     except (UsageError, DataError, CheckpointError) as error:
@@ -89,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DISTRIBUTED
     except (InterruptedRunError, KeyboardInterrupt) as error:
-        print(f"stopped: {error or 'interrupted'}", file=sys.stderr)
+        # `error or ...` would not do: an exception is true even when its text is empty
+        print(f"stopped: {str(error) or INTERRUPTED}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except MemoryError:
         print("error: out of memory: the network or batch asked for is too large for this machine; "

@@ -83,10 +83,11 @@ def finite_difference(loss_at: Callable[[], float], param: Tensor, coords: Tenso
 
 
 @torch.no_grad()
-def finite_difference_slopes(loss_at: Callable[[], float], param: Tensor, coords: Tensor,
-                             h: float = FD_STEP) -> tuple[Tensor, Tensor]:
+def finite_difference_slopes(loss_at: Callable[[], float], param: Tensor, coords: Tensor, h: float = FD_STEP,
+                             progress: Callable[[int], object] | None = None) -> tuple[Tensor, Tensor]:
     """(central differences, |s+ - s-|) at the flat indices `coords`: as `finite_difference`, plus the
-    disagreement of the one-sided slopes, which flags a kink inside [p - h, p + h] (see the docstring)."""
+    disagreement of the one-sided slopes, which flags a kink inside [p - h, p + h] (see the docstring).
+    `progress(1)` is called after each coordinate (a progress bar's `update`)."""
     if param.dtype != torch.float64:
         raise TypeError(f"finite differences need float64 parameters, got {param.dtype}")
     base = loss_at()
@@ -102,6 +103,8 @@ def finite_difference_slopes(loss_at: Callable[[], float], param: Tensor, coords
         flat[i] = original
         central[k] = (plus - minus) / (2 * h)
         disagreement[k] = abs((plus - base) - (base - minus)) / h
+        if progress is not None:
+            progress(1)
     return central, disagreement
 
 

@@ -114,7 +114,7 @@ def test_evaluate_refuses_damaged_or_mismatched_checkpoints(tiny_data_root, tmp_
     shutil.copytree(tmp_path / "run", truncated)
     data = (truncated / "torch.pt").read_bytes()
     (truncated / "torch.pt").write_bytes(data[: len(data) // 2])
-    assert "torch.pt cannot be read" in evaluate(truncated)
+    assert "torch.pt cannot be read" in evaluate(truncated) and "damaged" in evaluate(truncated)
     other = tmp_path / "other-architecture"
     shutil.copytree(tmp_path / "run", other)
     meta = json.loads((other / "config.json").read_text())
@@ -129,6 +129,21 @@ def test_evaluate_refuses_damaged_or_mismatched_checkpoints(tiny_data_root, tmp_
     assert "float64 tensors" in evaluate(other_dtype)
     (truncated / "config.json").write_text("{not json")
     assert "config.json is damaged" in evaluate(truncated)
+
+
+def runs_code_when_unpickled() -> None:
+    """Not a tensor: a pickle of a state dict holding it would import this module and call into it."""
+
+
+def test_a_checkpoint_holding_code_is_refused_as_such_in_one_whole_line(tiny_data_root, tmp_path, capsys):
+    save_run(tiny_data_root, tmp_path / "run", "--dtype", "float64")
+    state = torch.load(tmp_path / "run" / "scratch.pt", weights_only=True)
+    torch.save({**state, "hook": runs_code_when_unpickled}, tmp_path / "run" / "scratch.pt")
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run"), "--data-root", str(tiny_data_root)]) == 2
+    err = one_line_error(capsys)
+    assert "scratch.pt holds objects that could run code" in err and "damaged" not in err, err
+    assert "runs_code_when_unpickled" in err and err.endswith("Re-save it with `train --save`"), err
 
 
 def test_save_into_a_file_is_refused_before_training(tiny_data_root, tmp_path, capsys):

@@ -70,6 +70,36 @@ def test_grads_report_contract(tiny_data_root, tmp_path):
     assert "PASSED" in result.stdout and "bit-identical" in result.stdout
 
 
+def test_grads_shows_the_progress_of_its_finite_differences(tiny_data_root, tmp_path, monkeypatch):
+    """The finite-difference loop takes minutes on a ViT or an LSTM: a bar counts the coordinates done."""
+    import compare.commands.grads
+
+    bars = []
+
+    class Bar:  # records what a tqdm bar is told
+        def __init__(self, total: int, **options) -> None:
+            self.total, self.done, self.closed, self.options = total, 0, False, options
+            bars.append(self)
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+        def set_postfix_str(self, *_, **__) -> None:
+            pass
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(compare.commands.grads, "tqdm", Bar)
+    report_path = tmp_path / "grads.json"
+    assert main(["grads", "--data-root", str(tiny_data_root), "--hidden", "8", "--batch-size", "16",
+                 "--report", str(report_path)]) == 0
+    checked = sum(p["finite_diff_coordinates"] + p["finite_diff_kinks"]
+                  for p in json.loads(report_path.read_text())["parameters"])
+    assert len(bars) == 1 and bars[0].total == checked == bars[0].done and bars[0].closed
+    assert bars[0].options["disable"] is None  # on a terminal only, as the training loop's bar
+
+
 def test_train_report_contract(tiny_data_root, tmp_path):
     report_path = tmp_path / "train.json"
     result = run_cli("train", "--data-root", str(tiny_data_root), "--dtype", "float64", "--epochs", "2",
@@ -127,6 +157,43 @@ def test_ctrl_c_stops_cleanly_saying_where(tiny_data_root, monkeypatch, capsys):
     assert main(["train", "--data-root", str(tiny_data_root), "--epochs", "2", "--batch-size", "20"]) == 130
     err = capsys.readouterr().err.strip()
     assert err == "stopped: interrupted at epoch 1 of 2, step 3 of 10; nothing was written", err
+
+
+def test_ctrl_c_while_loading_the_data_says_so(tiny_data_root, monkeypatch, capsys):
+    import compare.cli
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare.cli, "load_dataset", interrupted)
+    assert main(["train", "--data-root", str(tiny_data_root)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "stopped: interrupted (Ctrl-C) while loading the data, before training; nothing was written", err
+
+
+def test_ctrl_c_while_torch_is_imported_is_one_line(tiny_data_root):
+    """A real `python -m compare train` sent SIGINT in its first second, while it imports torch."""
+    import signal
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.Popen([sys.executable, "-m", "compare", "train", "--data-root", str(tiny_data_root)], cwd=root,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    maps, deadline = Path(f"/proc/{run.pid}/maps"), time.monotonic() + 30
+    try:
+        # torch's shared libraries are mapped as `import torch` runs: the moment to press Ctrl-C
+        while "/torch/" not in maps.read_text():
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before it imported torch"
+            time.sleep(0.005)
+    except FileNotFoundError:
+        pytest.skip("no /proc/PID/maps here to see when torch is imported")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert run.returncode == 130 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("stopped: interrupted (Ctrl-C)"), err
 
 
 @pytest.mark.parametrize("args,problem", [

@@ -170,3 +170,21 @@ def test_a_process_that_stops_answering_ends_the_run_after_the_timeout(tiny_data
 
 def test_the_test_hooks_are_off_by_default():
     assert EXIT_AFTER_FIRST_STEP not in os.environ and STALL_AFTER_FIRST_STEP not in os.environ
+
+
+@pytest.mark.slow
+def test_a_failed_run_ends_with_its_own_error_line(tiny_data_root):
+    """What a person sees in the terminal: torch's "Terminating process" log line and the resource tracker's
+    leaked-semaphore warning do not come after (or at all), the run's own error is the last line."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    command = ["ddp", "--nproc", "3", "--batch-size", "30", "--timeout", "10", "--run-timeout", "90",
+               "--data-root", str(tiny_data_root)]
+    run = subprocess.run([sys.executable, "-m", "compare", *command], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, EXIT_AFTER_FIRST_STEP: "1", "OMP_NUM_THREADS": "1"}, timeout=180)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 3 and lines, run.stderr
+    assert lines[-1].startswith("error: the process of rank 1 exited with status 3"), run.stderr
+    assert "Terminating process" not in run.stderr and "resource_tracker" not in run.stderr, run.stderr

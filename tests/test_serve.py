@@ -122,6 +122,49 @@ def test_hidden_activations_are_the_relu_outputs(reader):
     assert torch.allclose(hidden_activations(scratch_l, x)[0][2], first, atol=1e-12)
 
 
+def untrained_reader(dtype: str = "float32", **model) -> DigitReader:
+    """Both sides built from one seed (so with the same weights) of a model spec, untrained."""
+    from compare.models import make_spec
+
+    config = Config(dtype=dtype, model=make_spec(model.pop("family", "mlp"), **model))
+    learners = build_pair(config)
+    return DigitReader(learners, MEAN, STD, [str(i) for i in range(10)], "a test network", "untrained",
+                       {"scratch": 0.0, "torch": 0.0})
+
+
+@pytest.mark.parametrize("model,labels,shapes", [
+    ({"hidden": (8, 5)}, ["hidden layer 1, 8 neurons (ReLU)", "hidden layer 2, 5 neurons (ReLU)"], [[8], [5]]),
+    ({"hidden": (12,), "activation": "tanh"}, ["hidden layer 1, 12 neurons (Tanh)"], [[12]]),
+    ({"family": "cnn"}, ["hidden layer 1, convolution: 6 channels of 28x28 (ReLU)",
+                         "hidden layer 2, convolution: 16 channels of 10x10 (ReLU)",
+                         "hidden layer 3, 120 neurons (ReLU)", "hidden layer 4, 84 neurons (ReLU)"],
+     [[6, 28, 28], [16, 10, 10], [120], [84]]),
+    ({"family": "vit"}, [], []),
+], ids=["mlp-8-5", "mlp-tanh", "cnn", "vit"])
+def test_hidden_layers_have_plain_names_from_the_model(model, labels, shapes):
+    reader = untrained_reader(**model)
+    result = reader.read(mnist_style(stroke() / 255))
+    for side in ("scratch", "torch"):
+        assert [h["label"] for h in result[side]["hidden"]] == labels
+        assert [h["shape"] for h in result[side]["hidden"]] == shapes
+        assert all(len(h["values"]) == torch.tensor(h["shape"]).prod() for h in result[side]["hidden"])
+    assert reader.info()["output_layer"].startswith("output layer, 10 neurons")
+
+
+@pytest.mark.parametrize("dtype,rounding", [("float32", "1e-7"), ("float64", "1e-16")])
+def test_the_difference_is_explained_by_whether_the_weights_are_the_same(dtype, rounding):
+    same = untrained_reader(dtype).info()["difference"]
+    assert same["case"] == "same weights" and same["weights_difference"] == 0 and same["dtype"] == dtype
+    assert f"rounding alone (at most about {rounding} in {dtype})" in same["explanation"]
+    reader = untrained_reader(dtype)
+    with torch.no_grad():
+        reader.learners[1].named_parameters()["layers.0.weight"][0, 0] += 0.25  # as if trained separately
+    apart = DigitReader(reader.learners, MEAN, STD, reader.classes, "", "", reader.accuracies).info()["difference"]
+    assert apart["case"] == "trained separately" and apart["weights_difference"] == pytest.approx(0.25)
+    assert "trained separately" in apart["explanation"] and "2.5e-01" in apart["explanation"]
+    assert ("about 0.5 in some probability is to be expected" in apart["explanation"]) == (dtype == "float32")
+
+
 # --- the web app -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -129,9 +172,15 @@ def client(reader):
     return TestClient(create_app(reader))
 
 
-def test_page_and_info(client):
+def test_page_and_info(client, reader):
     assert "<canvas" in client.get("/").text
-    assert client.get("/api/info").json()["sides"] == ["scratch (hand-written)", "torch"]
+    info = client.get("/api/info").json()
+    assert info["sides"] == ["scratch (hand-written)", "torch"]
+    assert info["difference"] == reader.difference_case() and info["difference"]["explanation"]
+    assert info["output_layer"].startswith("output layer, 10 neurons")
+    answer = client.post("/api/predict", files={"image": ("x.png", png(stroke()), "image/png")}).json()
+    assert [h["label"] for h in answer["torch"]["hidden"]] == ["hidden layer 1, 16 neurons (ReLU)",
+                                                                "hidden layer 2, 16 neurons (ReLU)"]
 
 
 @pytest.mark.parametrize("data,status,words", [
@@ -269,6 +318,13 @@ def test_drawing_in_the_browser_gives_the_python_predictions(server, browser, re
         assert on_page == expected[side]["probabilities"], side
         assert int(browser.find_element(By.ID, f"{side}-predicted").text) == expected[side]["predicted"]
     assert shown["agree"] and expected["agree"]
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert browser.find_element(By.ID, "hint").is_displayed() and "Draw a digit" in text
+    assert browser.find_element(By.ID, "legend").is_displayed() and "colour scale" in text
+    assert text.count("hidden layer 1, 16 neurons (ReLU)") == 2 and text.count("output layer, 10 neurons") == 2
+    assert "layers.1" not in text, "an internal layer name is shown"
+    note = browser.find_element(By.ID, "diff-note")
+    assert note.is_displayed() and note.text == reader.difference_case()["explanation"]
     folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(folder / "serve.png"))
@@ -312,3 +368,42 @@ def test_serve_command_trains_serves_until_ctrl_c_and_reports(tiny_data_root, tm
     assert server.returncode == 0, out
     assert "No --checkpoint: training" in out and "Predictions made: 1" in out
     assert '"predictions": 1' in report.read_text()
+
+
+def test_serve_on_a_busy_port_is_refused_before_any_training(tiny_data_root, monkeypatch, capsys):
+    import compare.commands.serve as serve_command
+    from compare.cli import main
+
+    def no_work(*_, **__):
+        raise AssertionError("serve trained, loaded or served before it checked the port")
+
+    monkeypatch.setattr(serve_command, "load_dataset", no_work)
+    monkeypatch.setattr(serve_command.web, "serve", no_work)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        start = time.monotonic()
+        status = main(["serve", "--port", str(port), "--data-root", str(tiny_data_root)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and time.monotonic() - start < 5
+    assert len(err.splitlines()) == 1 and f"port {port}" in err and "--port" in err and "in use" in err, err
+
+
+@pytest.mark.parametrize("side", ["scratch", "torch"])
+def test_serve_can_put_one_sides_weights_in_both(tiny_data_root, tmp_path, side, capsys):
+    """`serve --weights scratch`: a checkpoint's scratch weights in both implementations, so the difference shown
+    is the implementations' alone, and the page says it is rounding."""
+    import json
+
+    from compare.cli import main
+
+    common = ["--data-root", str(tiny_data_root), "--hidden", "8", "--batch-size", "20"]
+    assert main(["train", *common, "--epochs", "1", "--save", str(tmp_path / "run")]) == 0
+    report = tmp_path / "serve.json"
+    assert main(["serve", "--checkpoint", str(tmp_path / "run"), "--data-root", str(tiny_data_root), "--dry-run",
+                 "--weights", side, "--report", str(report)]) == 0
+    info = json.loads(report.read_text())["info"]
+    assert info["difference"]["case"] == "same weights" and info["difference"]["weights_difference"] == 0
+    assert f"the {side} network's weights in both" in info["source"]
+    assert "(same weights)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from tqdm import tqdm
 
 from compare import agreement, gradcheck, models, plots
 from compare.command import Command
@@ -46,13 +47,20 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
     learner.model.train()
     errors = {}
     kinked = models.family_of(config.model).kinked(config.model)  # a smooth network has no kink to leave out
-    for name, coords in gradcheck.choose_coordinates(params, seed=config.seed).items():
-        numeric, disagreement = gradcheck.finite_difference_slopes(loss_at, params[name], coords, h=fd_step(config))
+    chosen = gradcheck.choose_coordinates(params, seed=config.seed)
+    # two losses per coordinate: a minute or more for a large network, so a bar (on a terminal, as compare/loop.py)
+    bar = tqdm(total=sum(len(c) for c in chosen.values()), desc="finite differences", unit="coordinate",
+               leave=False, disable=None, dynamic_ncols=True)
+    for name, coords in chosen.items():
+        bar.set_postfix_str(name, refresh=False)
+        numeric, disagreement = gradcheck.finite_difference_slopes(loss_at, params[name], coords, h=fd_step(config),
+                                                                   progress=bar.update)
         smooth = disagreement <= gradcheck.KINK_RTOL * analytic[name].abs().max().item()
         if not kinked:
             smooth = torch.ones_like(smooth)
         error = gradcheck.finite_difference_error(numeric[smooth], analytic[name], coords[smooth])
         errors[name] = (error, int(smooth.sum()), int((~smooth).sum()))
+    bar.close()
     return errors
 
 

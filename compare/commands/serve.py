@@ -3,17 +3,23 @@
     python -m compare train --epochs 3 --save runs/mlp
     python -m compare serve --checkpoint runs/mlp                 # then open http://127.0.0.1:8000
     python -m compare serve --epochs 1                            # no checkpoint: trains the lesson's network first
+    python -m compare serve --checkpoint runs/mlp --weights scratch   # the scratch weights in both implementations
 
 The drawing (or an uploaded photo) is made into a 28x28 input the way MNIST's digits were made
 (compare/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
-activations and their largest difference (compare/predict.py). Any model family with a checkpoint
-can be served. The server binds 127.0.0.1 unless --host says otherwise. `--dry-run` loads or trains
-the networks, reads one test digit and stops instead of serving. Needs the extra `serve`.
+activations and their largest difference (compare/predict.py), with the reason for its size: two
+networks trained separately drift apart in float32; with `--weights scratch` (or `torch`) both sides
+hold the same weights and differ by rounding alone. Any model family with a checkpoint
+can be served. The server binds 127.0.0.1 unless --host says otherwise; a port already in use is
+refused at once, before anything is trained or loaded. `--dry-run` loads or trains the networks,
+reads one test digit and stops instead of serving. Needs the extra `serve`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 
 from compare import web
 from compare.command import Command
@@ -21,7 +27,7 @@ from compare.config import Config
 from compare.data import load_dataset
 from compare.errors import UsageError
 from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
-from compare.predict import DigitReader, reader_from_checkpoint, reader_from_training
+from compare.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 opens the page to the network (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    p.add_argument("--weights", choices=WEIGHTS, default="own",
+                   help="whose trained weights each side holds: its own, or the scratch (or torch) network's in "
+                        "both, so that any difference left is the implementations' alone (default: own)")
     p.add_argument("--dry-run", action="store_true",
                    help="load or train the networks, read one test digit, and stop instead of serving (default: off)")
 
@@ -39,15 +48,35 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if not args.dry_run:
         web.require_web()  # before any training
+        require_free_port(args.host, args.port)
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Bind host:port and let it go again, so that a busy port is refused now, not after the training."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror:
+        raise UsageError(f"--host {host} is not an address this machine knows; try --host 127.0.0.1") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise UsageError(f"port {port} on {host} is already in use (another server?); choose another "
+                                 f"with --port, e.g. --port {port + 1 if port < 65535 else 8000}") from None
+            raise UsageError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --host or "
+                             "--port") from None
 
 
 def make_reader(config: Config) -> DigitReader:
     if config.extra["checkpoint"]:
-        return reader_from_checkpoint(config.extra["checkpoint"], config.data_root, config.device)
+        return reader_from_checkpoint(config.extra["checkpoint"], config.data_root, config.device,
+                                      config.extra["weights"])
     print(f"No --checkpoint: training {config.model.family} on {config.dataset} first ({config.epochs} epoch(s), "
           "scratch and torch in lockstep)")
     data = load_dataset(config.dataset, config.data_root, dtype=config.torch_dtype, device=config.device)
-    return reader_from_training(config, data)
+    return reader_from_training(config, data, config.extra["weights"])
 
 
 def run(config: Config, data: None = None) -> dict:
@@ -59,7 +88,7 @@ def run(config: Config, data: None = None) -> dict:
         digit = load_dataset(reader.dataset, config.data_root).x_test[0]  # a real test image, normalized
         result = reader.read(digit * reader.std + reader.mean)
         print(f"A test digit reads as {result['scratch']['predicted']} (scratch) and {result['torch']['predicted']} "
-              f"(torch); largest difference {result['max_difference']:.3e}")
+              f"(torch); largest difference {result['max_difference']:.3e} ({info['difference']['case']})")
         counts = dict(predictions=1, disagreements=int(not result["agree"]))
     else:
         print(f"Open http://{config.extra['host']}:{config.extra['port']} (Ctrl-C stops)")
@@ -74,7 +103,7 @@ COMMAND = Command(
     run=run,
     groups=(DATA, EPOCHS, SEED, DTYPE, DEVICE, REPORT),
     add_arguments=add_arguments,
-    config_keys=("checkpoint", "host", "port", "dry_run"),
+    config_keys=("checkpoint", "host", "port", "weights", "dry_run"),
     needs_data=False,
     defaults={"epochs": 1},
     check=check,

@@ -11,7 +11,9 @@ so a dead process or a port already in use ends the run with one line and a nonz
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import logging
 import os
 import socket
 import sys
@@ -27,6 +29,9 @@ from compare.errors import DataError, DistributedError, UsageError
 
 ENV_NAMES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 LOCALHOST = "127.0.0.1"
+# After one process fails, the others lose contact and end with their own one-line error within moments; only one
+# that is still running after this long is terminated.
+GRACE_PERIOD_S = 10
 
 
 @dataclass(frozen=True)
@@ -130,29 +135,60 @@ def spawn(fn: Callable, nproc: int, args: tuple = (), *, port: int = 0, run_time
         port = free_port()
     else:
         check_port_free(port)
-    context = mp.start_processes(_child, args=(fn, nproc, port, args), nprocs=nproc, join=False,
-                                 start_method="spawn")
+    with quiet_process_management():
+        context = mp.start_processes(_child, args=(fn, nproc, port, args), nprocs=nproc, join=False,
+                                     start_method="spawn")
+        _wait_for(context, nproc, run_timeout_s)
+
+
+@contextlib.contextmanager
+def quiet_process_management():
+    """Keep the run's own error the last line it prints: no "Terminating process ..." log line of
+    torch.multiprocessing, and no warning of the resource tracker about the semaphores of a terminated process
+    (it removes them all the same: the warning is only noise after a failure already said)."""
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level, warnings_env = spawn_log.level, os.environ.get("PYTHONWARNINGS")
+    spawn_log.setLevel(logging.ERROR)
+    # the tracker is a process of its own, started with the first process: it reads its filter from the environment
+    tracker_filter = "ignore::UserWarning:multiprocessing.resource_tracker"
+    os.environ["PYTHONWARNINGS"] = f"{warnings_env},{tracker_filter}" if warnings_env else tracker_filter
+    try:
+        yield
+    finally:
+        spawn_log.setLevel(level)
+        if warnings_env is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = warnings_env
+
+
+def _stop(processes: list) -> None:
+    """Terminate the processes still running and wait until they are gone, so nothing of theirs comes after."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=GRACE_PERIOD_S)
+
+
+def _wait_for(context: mp.ProcessContext, nproc: int, run_timeout_s: float | None) -> None:
     deadline = None if run_timeout_s is None else time.monotonic() + run_timeout_s
     try:
-        while not context.join(timeout=0.5):
+        while not context.join(timeout=0.5, grace_period=GRACE_PERIOD_S):
             if deadline is not None and time.monotonic() > deadline:
-                for process in context.processes:
-                    if process.is_alive():
-                        process.terminate()
+                _stop(context.processes)
                 raise DistributedError(f"the {nproc} processes did not finish within --run-timeout "
                                        f"{run_timeout_s:g} s; all were stopped")
     except mp.ProcessExitedException as error:
         how = (f"was killed by signal {error.signal_name}" if error.signal_name else
                f"exited with status {error.exit_code}")
-        raise DistributedError(f"the process of rank {error.error_index} {how}; the other processes were "
-                               "stopped (its own message, if any, is above)") from None
+        raise DistributedError(f"the process of rank {error.error_index} {how}; the other processes ended "
+                               "or were stopped (its own message, if any, is above)") from None
     except mp.ProcessRaisedException as error:  # not one of our errors: a bug, so the traceback is kept
         raise DistributedError(f"the process of rank {error.error_index} failed; the other processes were "
                                f"stopped. Its traceback:\n{error}") from None
     except KeyboardInterrupt:
-        for process in context.processes:
-            if process.is_alive():
-                process.terminate()
+        _stop(context.processes)
         raise
 
 
