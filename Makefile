@@ -3,6 +3,7 @@
 # make test-fast - the quickest check: the suite less what trains on real data or reruns documented commands
 # make test-all  - make test, then the tests marked slow (long trainings, full sweeps): what CI runs
 # make docs   - rerun the fast documented commands, then rewrite the docs' figures and pictures (docs/build.py)
+# make screenshot - the digit page's picture of the README, taken by the browser test
 # make grads  - set up, then the gradient check on one batch of real data
 # make serve  - set up, then the digit page at http://127.0.0.1:8000 (trains the lesson's network first)
 # make lint   - set up, then ruff (pycodestyle, pyflakes, isort, bugbear, pep8-naming; see pyproject.toml)
@@ -14,7 +15,7 @@ PY := $(VENV)/bin/python
 MNIST_DATA_ROOT ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
 export MNIST_DATA_ROOT
 
-.PHONY: setup demo grads serve lint test test-fast test-all test-slow docs clean
+.PHONY: setup demo grads serve lint test test-fast test-all test-slow docs screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +53,10 @@ test-all: test test-slow
 
 docs: setup
 	$(PY) docs/build.py --rerun fast
+
+# the digit page as the browser test draws on it (needs chromium and chromedriver)
+screenshot: setup
+	SCREENSHOT_DIR=docs/pictures/serve $(PY) -m pytest tests/test_serve.py -q -k browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -96,13 +96,12 @@ def test_fast_runs_reproduce(name, tmp_path):
 
 
 def test_every_picture_shown_is_drawn_by_a_run():
-    """A picture of the docs comes from a run's --plots folder (the digit page's from tests/test_serve.py)."""
+    """A picture of the docs comes from a run's --plots folder (the digit page's from `make screenshot`)."""
     folders = {folder for run in build.RUNS.values() for folder in build.plots_folders(run)}
     for path in build.DOCUMENTS:
         for picture in re.findall(r"\]\((docs/pictures/[^)]+\.png)\)", path.read_text()):
-            if picture != "docs/pictures/serve/page.png":
-                assert picture.rsplit("/", 1)[0] in folders, f"{path.name} shows {picture}, which no run draws"
-                assert (ROOT / picture).exists(), f"{path.name} shows {picture}, which is not committed"
+            assert picture.rsplit("/", 1)[0] in folders, f"{path.name} shows {picture}, which no run draws"
+            assert (ROOT / picture).exists(), f"{path.name} shows {picture}, which is not committed"
 
 
 def test_runs_are_valid_json_with_their_machine():

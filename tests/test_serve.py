@@ -3,7 +3,7 @@ load test on a real server, and the page in a real browser (headless Chromium dr
 
 Servers bind 127.0.0.1 on a free port and stop at the end of the test. The browser test skips with the reason
 where Chromium or chromedriver is missing (`apt-get install chromium chromium-driver`); it saves a screenshot
-into $SCREENSHOT_DIR (default: the test's temporary folder).
+into $SCREENSHOT_DIR as page.png (default: the test's temporary folder; `make screenshot`: docs/pictures/serve).
 """
 
 from __future__ import annotations
@@ -327,8 +327,8 @@ def test_drawing_in_the_browser_gives_the_python_predictions(server, browser, re
     assert note.is_displayed() and note.text == reader.difference_case()["explanation"]
     folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(folder / "serve.png"))
-    print(f"\nscreenshot: {folder / 'serve.png'}; drawn digit read as {expected['scratch']['predicted']}")
+    assert browser.save_screenshot(str(folder / "page.png"))
+    print(f"\nscreenshot: {folder / 'page.png'}; drawn digit read as {expected['scratch']['predicted']}")
 
 
 @pytest.mark.slow  # a subprocess that imports torch and trains: 10 to 30 s

@@ -24,6 +24,7 @@ class Run:
     fast: bool = False  # seconds on one thread: rerun by `make docs` and by the test
     excerpt: tuple[tuple[int | str, int | None], ...] = ((0, None),)  # the lines a block shows (see `excerpt`)
     after: str | None = None  # a run whose files this one reads (`evaluate` of what `train --save` wrote)
+    draws: tuple[str, ...] = ()  # folders it draws pictures into, beside the --plots folder of its command
 
 
 RUNS: dict[str, Run] = {}  # every module's, filled by docs/build.py

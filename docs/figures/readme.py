@@ -43,6 +43,7 @@ RUNS: dict[str, Run] = {
                       fast=True),
     "playground-sgd": Run("playground --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 "
                           "--plots docs/pictures/playground-sgd"),
+    "page-screenshot": Run("make screenshot", draws=("docs/pictures/serve",)),
     # the test suite's times (run by hand: they take the whole machine for minutes)
     "make-test": Run("make test"),
     "make-test-fast": Run("make test-fast"),
