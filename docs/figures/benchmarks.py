@@ -1,8 +1,8 @@
 """docs/benchmarks.md's runs and tables, and the README's "Speed" table (see docs/figures/__init__.py).
 
-The grid of the three MLPs runs without torch.compile and the typical DataLoader pipeline: with them it takes
-tens of minutes on a shared 2-core machine (compiling every grid point, and decoding images one by one for
-blocks as long as torch's). Those two contenders are timed at the lesson's grid point alone.
+The grid of the three MLPs runs without torch.compile and the typical DataLoader pipeline: with them it would
+take many times longer on a shared 2-core machine (compiling every grid point, and decoding images one by one
+for blocks as long as torch's). Those two contenders are timed at the lesson's grid point alone.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def faster(p: Fields) -> str:
 
 def compile_verdict(p: Fields) -> str:
     """Whether torch.compile beat eager torch at this grid point."""
-    return "does not help here" if step(p, "compile") >= step(p, "torch") else "is faster than eager here"
+    return "does not help" if step(p, "compile") >= step(p, "torch") else "is faster than eager"
 
 
 def ratios(r: Fields) -> str:
