@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 import user_layers
-from torch import Tensor, nn
-
-from compare.checking import assert_backward_correct
+import user_layers_mistake
 
 DOC = Path(__file__).parents[1] / "docs" / "checking-your-backward.md"
 EXAMPLE = Path(__file__).parent / "user_layers.py"
@@ -34,16 +32,8 @@ def test_the_users_own_tests_pass():
 
 
 def test_a_mistake_in_the_users_layer_norm_fails_and_says_where():
-    class ForgotTheWeight(user_layers.LayerNorm):
-        def backward(self, dout: Tensor) -> Tensor:
-            self.dweight = (dout * self.xhat).sum(dim=0)
-            self.dbias = dout.sum(dim=0)
-            dxhat = dout  # should be dout * weight: invisible while the weight is all ones
-            mean_dxhat = dxhat.mean(dim=-1, keepdim=True)
-            return (dxhat - mean_dxhat - self.xhat * (dxhat * self.xhat).mean(dim=-1, keepdim=True)) * self.rstd
-
     with pytest.raises(AssertionError) as info:
-        assert_backward_correct(ForgotTheWeight, args=(8,), shapes=[(4, 8)], reference=nn.LayerNorm)
+        user_layers_mistake.check_forgot_the_weight()
     message = str(info.value)
     assert message.splitlines()[0].endswith("the gradient is wrong for input")
     assert "dinput vs finite differences: at index" in message and "dinput vs torch.autograd" in message
