@@ -1,3 +1,10 @@
 """docs/autograd.md's runs and tables (see docs/figures/__init__.py)."""
 
-RUNS: dict = {}
+from __future__ import annotations
+
+from figures import Run
+
+RUNS: dict[str, Run] = {
+    # section 2: the graph of one MLP loss (README's autograd-float64 is the same command, shown whole there)
+    "autograd-graph": Run("autograd --dtype float64", fast=True, excerpt=(("node", 26),)),
+}
