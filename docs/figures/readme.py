@@ -92,8 +92,8 @@ def grads_result(r: Fields, run: Fields) -> str:
 
 def autograd_result(r: Fields, run: Fields) -> str:
     e = r.agreement.max_rel_error
-    return (f"{verdict_word(r)}; largest relative error hand vs engine {sci(e['hand vs engine'])}, hand vs torch "
-            f"{sci(e['hand vs torch'])}, engine vs torch {sci(e['engine vs torch'])}; {seconds(run)}")
+    return (f"{verdict_word(r)}; largest relative error hand vs engine {sci(e['hand_vs_engine'])}, hand vs torch "
+            f"{sci(e['hand_vs_torch'])}, engine vs torch {sci(e['engine_vs_torch'])}; {seconds(run)}")
 
 
 def evaluate_result(r: Fields, run: Fields) -> str:
