@@ -44,7 +44,7 @@ test: setup
 	$(PYTEST) -m "not slow"
 
 test-fast: setup
-	$(PYTEST) -m "not slow and not real_data"
+	$(PYTEST) -m "not slow and not real_data" --ignore tests/test_docs.py
 
 test-slow: setup
 	$(PYTEST) -m slow
