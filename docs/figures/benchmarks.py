@@ -80,7 +80,6 @@ def gflops_range(r: Fields) -> str:
     return f"{min(values):.0f}-{max(values):.0f}"
 
 
-TABLES = {"speed": speed_table}
 def relative(x: float) -> str:
     """A relative difference: 0, or 2.1e-7."""
     return sci(x) if x else "0"
@@ -92,6 +91,7 @@ def agreement_words(r: Fields) -> str:
     return "passed at every point" if a.passed else f"FAILED at {', '.join(failed)}"
 
 
+TABLES = {"speed": speed_table}
 NAMES = {"point": point, "lesson": lesson, "biggest": biggest, "step": step, "mib": mib, "ms": ms, "ratios": ratios,
          "compile_verdict": compile_verdict, "faster": faster, "gflops_range": gflops_range, "relative": relative,
          "agreement_words": agreement_words}

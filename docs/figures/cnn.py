@@ -136,7 +136,7 @@ def worst_ratio(r: Fields, goal: float = 1.5) -> str:
             else f"goes beyond the goal of {goal:g}x torch in this run ({where})")
 
 
-def gflops_range(r: Fields) -> str:
+def matmul_gflops(r: Fields) -> str:
     values = [p["matmul_gflops"] for p in r.results]
     return f"{min(values):.0f} to {max(values):.0f}"
 
@@ -149,6 +149,6 @@ def loads(names) -> str:
 
 TABLES = {"cnn-layers": layers_table, "cnn-steps": steps_table, "cnn-measured": measured_table,
           "cnn-bench": bench_table}
-NAMES = {"worst_ratio": worst_ratio, "gflops_range": gflops_range, "loops": loops, "speedups": speedups,
+NAMES = {"worst_ratio": worst_ratio, "matmul_gflops": matmul_gflops, "loops": loops, "speedups": speedups,
          "worst_check": worst_check, "cnn_loads": loads, "CNN_MEASURED": tuple(MEASURED),
          "CNN_TIMES": ("cnn-time", "cnn-time-bn", "cnn-time-avg", "cnn-loops")}
