@@ -83,8 +83,9 @@ def machine() -> dict:
         pass
     import torch  # here, not at the top: rewriting the docs from the reports needs no torch
 
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
     return dict(cpu=cpu, cores=os.cpu_count(), threads=1, torch=torch.__version__, python=platform.python_version(),
-                load_average=[round(v, 2) for v in os.getloadavg()])
+                load_average=[round(v, 2) for v in os.getloadavg()], commit=commit.stdout.strip() or None)
 
 
 def slim(value):
