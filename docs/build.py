@@ -83,9 +83,12 @@ def machine() -> dict:
         pass
     import torch  # here, not at the top: rewriting the docs from the reports needs no torch
 
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    edited = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "compare", "scratch", "torch_impl", "examples"],
+                            cwd=ROOT).returncode == 1  # the code measured is not quite that commit's
     return dict(cpu=cpu, cores=os.cpu_count(), threads=1, torch=torch.__version__, python=platform.python_version(),
-                load_average=[round(v, 2) for v in os.getloadavg()], commit=commit.stdout.strip() or None)
+                load_average=[round(v, 2) for v in os.getloadavg()],
+                commit=(commit.stdout.strip() + ("+edits" if edited else "")) or None)
 
 
 def slim(value):
