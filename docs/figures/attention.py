@@ -18,7 +18,7 @@ RUNS = {
     "attention-depth-4": Run("train --model vit --depth 4 --epochs 3"),
     "attention-train-vit-float64-1": Run("train --model vit --dtype float64 --epochs 1"),
     "attention-bench": Run("bench --models vit --no-compile --no-typical --repeats 3 --epoch-images 6000",
-                           excerpt=(("Step time", 5),)),
+                           excerpt=(("Step time", 6),)),
 }
 
 DEFAULT = "vit p7 d64x3"
