@@ -1,3 +1,101 @@
 """docs/recurrence.md's runs and tables (see docs/figures/__init__.py)."""
 
-RUNS: dict = {}
+from figures import Fields, Run, count, load, pct
+
+RUNS = {
+    "recurrence-gradient-reach": Run("scripts/gradient_reach.py", fast=True),
+    "recurrence-autograd-lstm": Run("autograd --model lstm --dtype float64", fast=True,
+                                    excerpt=((0, 14), ("Verdict", 1))),
+    "recurrence-grads-lstm-small": Run("grads --model lstm --dtype float64 --hidden-size 16", fast=True,
+                                       excerpt=((0, 10), ("Verdict", 1))),
+    "recurrence-train-lstm-float64-1": Run("train --model lstm --dtype float64 --epochs 1"),
+    "recurrence-sizes": Run("bench --models lstm:hidden_size=64 lstm --batch-sizes 64 --no-compile --no-typical "
+                            "--epoch-images 6000"),
+    # three epochs of each hidden size: what the default was chosen on
+    "recurrence-hidden-64": Run("train --model lstm --hidden-size 64 --epochs 3"),
+    "recurrence-hidden-128": Run("train --model lstm --epochs 3"),
+    "recurrence-bench": Run("bench --models lstm --no-compile --no-typical --repeats 3 --epoch-images 6000",
+                            excerpt=(("Step time", 6),)),
+}
+
+
+def gradient_reach(name: str) -> str:
+    """The script prints the Markdown table itself."""
+    return load("recurrence-gradient-reach")["output"].strip()
+
+
+
+def reach(label: str, t: int) -> float:
+    """|dL/dh_t| of one row of the script's table ("RNN, trained", ...), t = 28, 21, 14, 7 or 1."""
+    lines = load("recurrence-gradient-reach")["output"].splitlines()
+    columns = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    row = next([cell.strip() for cell in line.strip("|").split("|")]
+               for line in lines if line.startswith(f"| {label} |"))
+    return float(row[columns.index(f"t = {t}")])
+
+
+def reach_accuracy(label: str) -> str:
+    """The test accuracy the script's table gives a trained layer."""
+    line = next(line for line in load("recurrence-gradient-reach")["output"].splitlines()
+                if line.startswith(f"| {label}, trained |"))
+    return line.strip("| \n").rsplit("|", 1)[1].strip()
+
+
+def ratio_at_batch(r, batch: int) -> float:
+    """scratch/torch of a bench report's grid point at this batch size."""
+    return next(p["ratio"] for p in r.results if p["batch_size"] == batch)
+
+
+def parting(r) -> str:
+    """How a training run's trajectories went: identical throughout, or for how long and how they parted."""
+    t = r.agreement.trajectory
+    if t.separated_at is None:
+        return f"The trajectories stay identical for all {count(t.steps)} steps."
+    return (f"The trajectories are identical for {count(t.identical_steps)} steps and then part, the difference "
+            f"doubling every {t.steps_per_doubling:.0f} steps ({t.training}): Adam amplifies last-bit differences, "
+            "so even float64 does not keep a whole run identical.")
+
+
+def epoch_accuracies(r) -> str:
+    """Test accuracy scratch/torch after each epoch, in percent."""
+    return ", ".join(f"{100 * a['test_accuracy']:.2f}/{100 * b['test_accuracy']:.2f}"
+                     for a, b in zip(r.scratch.history, r.torch.history, strict=True))
+
+
+def nodes_per_step(text: str, steps: int = 28) -> str:
+    return f"{int(text) / steps:.0f}"
+
+
+# Each size's name in the table and its parameters (the code's, not measured).
+SHOWN = {"lstm h64": ("hidden 64", 24_714, "recurrence-hidden-64"),
+         "lstm h128": ("hidden 128 (default)", 82_186, "recurrence-hidden-128")}
+
+
+def lstm_size(r, label: str) -> dict:
+    """One size's grid point of a bench report."""
+    return next(p for p in r.results if p["model"] == label)
+
+
+def ten_epochs(r, label: str = "lstm h128") -> str:
+    """Minutes of steps for ten epochs of both sides (9,380 steps each) at one size's bench step times."""
+    p = lstm_size(r, label)
+    return f"{9380 * (p['scratch_step_s'] + p['torch_step_s']) / 60:.1f}"
+
+
+def sizes(name: str) -> str:
+    """Step time of each hidden size at batch 64 (the bench run), and its accuracy after three epochs."""
+    r = Fields(load("recurrence-sizes")["report"])
+    rows = ["| LSTMClassifier | parameters | scratch step | torch step | scratch / torch | 3 epochs, scratch / torch |",
+            "|---|---|---|---|---|---|"]
+    for label, (shown, parameters, run) in SHOWN.items():
+        p, trained = lstm_size(r, label), load(run)["report"]
+        rows.append(f"| {shown} | {parameters:,} | {1e3 * p['scratch_step_s']:.1f} ms | "
+                    f"{1e3 * p['torch_step_s']:.1f} ms | {p['ratio']:.2f} | "
+                    f"{pct(trained['scratch']['test_accuracy'])} / {pct(trained['torch']['test_accuracy'])} |")
+    return "\n".join(rows)
+
+
+TABLES = {"recurrence-gradient-reach": gradient_reach, "recurrence-sizes": sizes}
+NAMES = {"lstm_size": lstm_size, "lstm_ten_epochs": ten_epochs, "parting": parting,
+         "epoch_accuracies": epoch_accuracies, "nodes_per_step": nodes_per_step, "reach": reach,
+         "reach_accuracy": reach_accuracy, "ratio_at_batch": ratio_at_batch}
