@@ -30,7 +30,7 @@ from compare.errors import CheckpointError
 from compare.learners import build_engine, build_scratch, build_torch
 from compare.loop import evaluate
 from compare.metrics import accuracy
-from compare.options import DEVICE, REPORT
+from compare.options import DEVICE, REPORT, plural
 from compare.report import table
 from compare.verdict import print_summary
 
@@ -102,10 +102,10 @@ def run(config: Config, data: None = None) -> dict:
     drift = ("; the two float32 runs drifted apart in training, which is expected: they give the same prediction on "
              f"{trained_models:.2%} of the images") if trained.dtype == "float32" else ""
     lines = dict(
-        implementations=(f"agree (each file's weights give {min(same_weights.values()):.2%} or more identical "
-                         "predictions in both)") if passed else
+        implementations=(f"agree (each file's weights give the same predictions in both implementations on at "
+                         f"least {min(same_weights.values()):.2%} of the images)") if passed else
         f"disagree ({'; '.join(name for name, ok in checks.items() if not ok)})",
-        training=f"not trained here: the checkpoint's models, trained for {trained.epochs} epochs{drift}",
+        training=f"not trained here: the checkpoint's models, trained for {plural(trained.epochs, 'epoch')}{drift}",
         next=("nothing to fix" if passed else
               "the [FAIL] lines above say which file or model differs; a file whose weights predict differently in "
               "the other implementation points at a forward pass"))

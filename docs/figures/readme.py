@@ -97,11 +97,19 @@ def autograd_result(r: Fields, run: Fields) -> str:
 
 
 def evaluate_result(r: Fields, run: Fields) -> str:
-    return f"{verdict_word(r)}; " + "; ".join(f"{k} {pct(v)}" for k, v in r.agreement.accuracies.items())
+    same = ", ".join(f"{name} {pct(v)}" for name, v in r.agreement.same_weights.items())
+    return (f"{verdict_word(r)}; {accuracies(r)}, each as at the end of training "
+            f"({pct(r.trained_test_accuracy.scratch)}, {pct(r.trained_test_accuracy.torch)}); each file's weights give "
+            f"the same predictions in both implementations ({same}); the two float32 runs agree on "
+            f"{pct(r.agreement.trained_models_prediction_agreement)}; {seconds(run)}")
 
 
 def ddp_result(r: Fields, run: Fields) -> str:
-    return f"{verdict_word(r)}; {seconds(run)}"
+    a = r.agreement
+    return (f"{verdict_word(r)}; scratch by hand vs one process {sci(a.scratch_vs_single.max_param_rel_diff)}, vs "
+            f"torch DDP {sci(a.scratch_vs_torch.max_param_rel_diff)} relative (tolerance 1e-12); test accuracy "
+            f"{pct(r.scratch.test_accuracy)} (torch DDP {pct(r.torch.test_accuracy)}, one process "
+            f"{pct(r.single.test_accuracy)}); {seconds(run)}")
 
 
 MEASURED = [
