@@ -107,7 +107,7 @@ def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = 
     script = args[0].endswith(".py") or args[0] == "make"
     argv = args if args[0] == "make" else [sys.executable, *args] if script else \
         [sys.executable, "-m", "compare", *args, "--report", str(report)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(),
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(), DOCS_BUILD_TIMING="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     before = machine()  # the load average before the run: what else was running
     start = time.perf_counter()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,12 +25,22 @@ spec = importlib.util.spec_from_file_location("docs_build", ROOT / "docs" / "bui
 build = sys.modules["docs_build"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
 spec.loader.exec_module(build)
 
+# While docs/build.py times the test suite itself (its `make test` runs), the suite's own record is the one
+# being made: the first time there is none yet. Only then may those records be missing.
+TIMING = os.environ.get("DOCS_BUILD_TIMING") == "1"
+SELF = {name for name, run in build.RUNS.items() if run.command.startswith("make test")}
+
+
+def committed(name: str) -> bool:
+    return (build.RUNS_DIR / f"{name}.json").exists() or not (TIMING and name in SELF)
+
+
 # The reruns the default test run makes (seconds each on one thread); the others run with -m slow.
 QUICK = ("grads-float64",)
 
 
 def test_documents_are_what_the_runs_give():
-    differ = build.write_documents(check=True)
+    differ = build.write_documents(check=True, strict=all(committed(n) for n in SELF))
     assert not differ, f"{differ} differ from what docs/build.py writes from docs/runs/: run `python docs/build.py`"
 
 
@@ -39,6 +50,8 @@ def test_every_run_is_committed_used_and_shown_with_its_command():
     assert used <= set(build.RUNS), f"documents use runs docs/build.py does not define: {used - set(build.RUNS)}"
     assert set(build.RUNS) <= used, f"runs no document uses: {set(build.RUNS) - used}"
     for name, run in build.RUNS.items():
+        if not committed(name):
+            continue
         record = build.load(name)
         assert record["command"] == build.run_command(run), f"docs/runs/{name}.json is of another command"
     for where, text in texts.items():
@@ -61,7 +74,7 @@ def test_a_hand_edited_figure_is_caught(tmp_path, monkeypatch):
     readme.write_text(changed)
     monkeypatch.setattr(build, "DOCUMENTS", [readme])
     monkeypatch.setattr(build, "ROOT", tmp_path)
-    assert build.write_documents(check=True) == ["README.md"]
+    assert build.write_documents(check=True, strict=all(committed(n) for n in SELF)) == ["README.md"]
 
 
 def rerun_and_compare(name: str, tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ def measured(run: str, result: Callable[[Fields, Fields], str]) -> tuple[str, Ca
 
 def checks(r: Fields) -> str:
     impl = r.agreement.implementation
-    return f"{count(impl.count)} re-synchronized checks, worst {sci(impl.worst_rel_error)}"
+    checks = "re-synchronized check" + ("" if impl.count == 1 else "s")
+    return f"{count(impl.count)} {checks}, worst {sci(impl.worst_rel_error)}"
 
 
 def accuracies(r: Fields) -> str:
@@ -84,7 +85,8 @@ def grads_result(r: Fields, run: Fields) -> str:
     a = r.agreement
     coords = sum(p["finite_diff_coordinates"] for p in r.parameters)
     total = sum(math.prod(p["shape"]) for p in r.parameters)
-    where = f" on all {count(coords)} coordinates" if coords == total else f" on {count(coords)} of {count(total)}"
+    where = f" on all {count(coords)} coordinates" if coords == total else \
+        f" on a sample of {count(coords)} of {count(total)} coordinates"
     return (f"{verdict_word(r)}; scratch vs autograd <= {sci(a.max_rel_error)} relative (tolerance "
             f"{a.autograd_tolerance:g}), finite differences <= {sci(a.max_finite_diff_rel_error)}{where} "
             f"(tolerance {a.finite_diff_tolerance:g}); {seconds(run)}")
