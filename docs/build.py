@@ -114,7 +114,7 @@ def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = 
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1) or (args[0] == "make" and done.returncode):  # 1: a verdict that failed
-        raise RuntimeError(f"`{run_command(run)}` exited {done.returncode}:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"`{run_command(run)}` exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     output = "".join(line for line in done.stdout.splitlines(keepends=True) if not line.startswith("Report written"))
     result = {} if script else json.loads(report.read_text())
     if "config" in result:  # where this machine keeps things is no figure

@@ -47,7 +47,8 @@ def commands_in(text: str) -> list[tuple[int, str]]:
             in_fence = not in_fence
             continue
         code = in_fence or line.startswith("    ")
-        if code and "python -m compare " in line:
+        # a command line of a code block starts with it (a program's output may name a command mid-line)
+        if code and line.strip().removeprefix(".venv/bin/").startswith("python -m compare "):
             command = line.split("python -m compare ", 1)[1].split("  #")[0].split(" # ")[0]
             found += [(number, part.strip().removeprefix("python -m compare ").strip())
                       for part in command.split("&&")]
