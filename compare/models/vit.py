@@ -127,17 +127,17 @@ FAMILY = Family(
     build=build,
     input_shape=lambda spec, input_size: (1, IMAGE_SIZE, IMAGE_SIZE),
     describe=describe,
-    # Measured (default ViT, seed 0, torch twin, float32, batch 64, cosine): Adam at 2e-3 reaches 98.05% after
-    # 3 epochs (depth 2: 97.27%), so the family trains with Adam unless --optimizer says otherwise. The rates of
-    # the other optimizers are NOT measured for this family yet: sgd as the mlp's, momentum and nesterov a tenth
-    # of it (momentum multiplies the step by about 10), adamw as adam.
+    # Adam at 2e-3 learns the default ViT well in 3 epochs (docs/attention.md's table of sizes, runs
+    # attention-depth-2/3/4 of docs/build.py), so the family trains with Adam unless --optimizer says otherwise.
+    # The rates of the other optimizers are NOT measured for this family yet: sgd as the mlp's, momentum and
+    # nesterov a tenth of it (momentum multiplies the step by about 10), adamw as adam.
     training=TrainingDefaults(lr=dict(sgd=0.1, momentum=0.01, nesterov=0.01, adam=2e-3, adamw=2e-3),
                               batch_size=64, lr_schedule="cosine", optimizer="adam"),
     check=check,
     # GELU, softmax and layer norm are smooth everywhere. But a class token starts at zero, so its first layer
     # norm standardizes pos_embed's entries of about 0.02 (variance ~4e-4, near eps = 1e-5): so sharp a curve that
-    # the truncation error of finite differences at the smooth step h = 1e-5 reaches 1.8e-7 of the gradient
-    # (measured, fake data); the small step of kinked networks keeps it near 1e-9.
+    # the truncation error of finite differences at the smooth step h = 1e-5 comes within an order of magnitude of
+    # the 1e-7 tolerance (fake data); the small step of kinked networks keeps it far below.
     kinked=lambda spec: spec["readout"] == "cls",
     label=label,
     step_flops=step_flops,
