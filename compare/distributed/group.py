@@ -118,10 +118,19 @@ def _child(index: int, fn: Callable, world: int, port: int, args: tuple) -> None
         fn(*args)
     except DistributedError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(3)
+        _exit_now(3)
     except (UsageError, DataError) as error:
         print(f"error: rank {index}: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        _exit_now(2)
+
+
+def _exit_now(status: int) -> None:
+    """End this process with `status` without the interpreter's teardown: a group that lost a peer may still hold
+    gloo's threads, and destroying them at exit can abort the process (std::terminate, SIGABRT) instead of giving
+    the status that says what happened."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def spawn(fn: Callable, nproc: int, args: tuple = (), *, port: int = 0, run_timeout_s: float | None = None) -> None:
