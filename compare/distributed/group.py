@@ -122,12 +122,13 @@ def _child(index: int, fn: Callable, world: int, port: int, args: tuple) -> None
     except (UsageError, DataError) as error:
         print(f"error: rank {index}: {error}", file=sys.stderr, flush=True)
         _exit_now(2)
+    _exit_now(0)
 
 
 def _exit_now(status: int) -> None:
-    """End this process with `status` without the interpreter's teardown: a group that lost a peer may still hold
-    gloo's threads, and destroying them at exit can abort the process (std::terminate, SIGABRT) instead of giving
-    the status that says what happened."""
+    """End this process with `status` without the interpreter's teardown: gloo's threads may outlive the group
+    (after a lost peer, and now and then after a finished run too), and destroying them at exit can abort the
+    process (std::terminate, SIGABRT) instead of giving the status that says what happened."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
