@@ -76,6 +76,7 @@ def ratios(r: Fields) -> str:
 
 
 def gflops_range(r: Fields) -> str:
+    """The range of the float32 1024x1024 product's GFLOP/s that a bench run timed beside its steps."""
     values = [p["matmul_gflops"] for p in r.results]
     return f"{min(values):.0f}-{max(values):.0f}"
 

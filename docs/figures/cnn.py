@@ -136,11 +136,6 @@ def worst_ratio(r: Fields, goal: float = 1.5) -> str:
             else f"goes beyond the goal of {goal:g}x torch in this run ({where})")
 
 
-def matmul_gflops(r: Fields) -> str:
-    values = [p["matmul_gflops"] for p in r.results]
-    return f"{min(values):.0f} to {max(values):.0f}"
-
-
 def loads(names) -> str:
     """The range of the load average (1 minute) before these runs."""
     values = [record["machine"]["load_average"][0] for record in load_all(names).values()]
@@ -149,6 +144,6 @@ def loads(names) -> str:
 
 TABLES = {"cnn-layers": layers_table, "cnn-steps": steps_table, "cnn-measured": measured_table,
           "cnn-bench": bench_table}
-NAMES = {"worst_ratio": worst_ratio, "matmul_gflops": matmul_gflops, "loops": loops, "speedups": speedups,
+NAMES = {"worst_ratio": worst_ratio, "loops": loops, "speedups": speedups,
          "worst_check": worst_check, "cnn_loads": loads, "CNN_MEASURED": tuple(MEASURED),
          "CNN_TIMES": ("cnn-time", "cnn-time-bn", "cnn-time-avg", "cnn-loops")}
