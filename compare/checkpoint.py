@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from compare.base.errors import CheckpointError, UsageError
 from compare.config import Config
-from compare.errors import CheckpointError, UsageError
 from compare.learners import Learner
 from compare.models import make_spec
 

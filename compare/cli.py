@@ -19,11 +19,11 @@ import argparse
 import sys
 
 from compare import models, options
+from compare.base.errors import CheckpointError, DataError, DistributedError, InterruptedRunError, UsageError
+from compare.base.report import write_report
 from compare.command import Command
 from compare.commands import COMMANDS
 from compare.data import load_dataset
-from compare.errors import CheckpointError, DataError, DistributedError, InterruptedRunError, UsageError
-from compare.report import write_report
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 1, 2, 3, 130
 INTERRUPTED = "interrupted (Ctrl-C)"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compare.errors import DataError
+from compare.base.errors import DataError
 
 DATA_ROOT_ENV = "MNIST_DATA_ROOT"
 

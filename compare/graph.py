@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from compare.report import table
+from compare.base.report import table
 from scratch.engine import Value
 
 INSTALL_HINT = ("install Graphviz to render it (Debian/Ubuntu: sudo apt-get install graphviz; macOS: "

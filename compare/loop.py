@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from compare.errors import InterruptedRunError
+from compare.base.errors import InterruptedRunError
 from compare.learners import Learner
 from compare.metrics import accuracy
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import torch
 
-from compare import argtypes, models
+from compare import models
+from compare.base import argtypes
+from compare.base.errors import UsageError
 from compare.config import Config
 from compare.data import DATASETS, default_data_root
-from compare.errors import UsageError
 
 OPTIMIZER_CHOICES = ["sgd", "momentum", "nesterov", "adam", "adamw"]
 LR_SCHEDULE_CHOICES = ["none", "step", "cosine"]

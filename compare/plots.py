@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from compare import agreement
-from compare.errors import UsageError
+from compare.base import agreement
+from compare.base.errors import UsageError
 
 INSTALL_HINT = "plots need matplotlib: pip install -e '.[plots]'"
 DPI = 100

@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 
 from compare import checkpoint, models
+from compare.base.errors import CheckpointError
 from compare.config import Config
 from compare.data import Dataset, load_dataset
 from compare.diagnostics import hidden_activations
-from compare.errors import CheckpointError
 from compare.learners import Learner, build_pair
 from compare.loop import evaluate, train_lockstep
 from compare.metrics import accuracy

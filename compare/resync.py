@@ -14,7 +14,7 @@ implementations once they have separated. A re-synchronized check does, at any p
        compare every parameter and buffer: so the backward passes are judged by their gradients
        and the optimizers by their update rules alone (Adam's first step, about lr * sign(g), would
        otherwise turn a rounding-level difference in a gradient near 0 into a difference of order lr).
-       All at the dtype's tolerance (RESYNC_FLOAT64 / RESYNC_FLOAT32, compare/agreement.py).
+       All at the dtype's tolerance (RESYNC_FLOAT64 / RESYNC_FLOAT32, compare/base/agreement.py).
     4. in float32, where the loss or a gradient differs beyond that, ask a referee: the reference
        learner's float64 twin (`Learner.float64_twin`), run from the same state on the same batch.
        Torch rounds too: where a gradient is a sum of many products that cancel (the first
@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare.base import agreement
 from compare.learners import Learner
 from compare.loop import RunRecord
 

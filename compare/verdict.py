@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from compare import agreement
+from compare.base import agreement
 from compare.config import Config
 from compare.learners import Learner
 from compare.loop import RunRecord

@@ -55,7 +55,7 @@ def main():
         error = ((mine[name] - theirs[name]).abs().max() / theirs[name].abs().max()).item()
         worst = max(worst, error)
         print(f"d{name:7s} shape {str(tuple(mine[name].shape)):10s} max relative error {error:.1e}")
-    passed = worst <= 1e-10  # compare/agreement.py's AUTOGRAD_FLOAT64
+    passed = worst <= 1e-10  # compare/base/agreement.py's AUTOGRAD_FLOAT64
     print(f"{'PASSED' if passed else 'FAILED'}: hand-written backward equals autograd (worst {worst:.1e}, "
           "tolerance 1e-10)")
     raise SystemExit(0 if passed else 1)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare.base import agreement
 from compare.gradcheck import finite_difference, finite_difference_error
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 import scratch
 import torch_impl
-from compare import agreement
+from compare.base import agreement
 
 
 class SelfAttention(nn.MultiheadAttention):

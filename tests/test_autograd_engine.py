@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from torch.nn import functional
 
 from compare import gradcheck
-from compare.agreement import (
+from compare.base.agreement import (
     AUTOGRAD_EXPRESSIONS_FLOAT64,
     AUTOGRAD_FLOAT64,
     ENGINE_VS_HAND_FLOAT64,

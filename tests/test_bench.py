@@ -20,7 +20,8 @@ from conftest import requires_data
 
 import compare.commands.bench as bench
 import scratch
-from compare import agreement, models, options
+from compare import models, options
+from compare.base import agreement
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.commands.bench import contenders, memory, timing

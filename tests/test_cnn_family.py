@@ -18,9 +18,9 @@ from conftest import DATA_ROOT, requires_data
 from test_plots import assert_picture
 
 from compare import flops, models
+from compare.base.errors import UsageError
 from compare.cli import main
 from compare.config import Config
-from compare.errors import UsageError
 from compare.learners import build_pair
 from compare.loop import train_lockstep
 from compare.models import cnn

@@ -19,7 +19,7 @@ from torch import nn
 import scratch
 import scratch.conv
 import torch_impl
-from compare.agreement import AUTOGRAD_FLOAT64, Tolerance, assert_agree, gradient_tolerance
+from compare.base.agreement import AUTOGRAD_FLOAT64, Tolerance, assert_agree, gradient_tolerance
 
 # The loops and im2col compute the same sums in different orders (measured: ~1e-16 relative).
 LOOPS_VS_IM2COL_FLOAT64 = Tolerance("loops-vs-im2col-float64", rtol=1e-12)

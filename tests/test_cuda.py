@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import requires_cuda
 
-from compare import agreement
+from compare.base import agreement
 from compare.config import Config
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import train_lockstep

@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from compare.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, assert_agree
+from compare.base.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, assert_agree
 from scratch import engine_nn
 from scratch.engine import Value
 

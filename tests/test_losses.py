@@ -9,7 +9,7 @@ import torch
 
 import scratch
 import torch_impl
-from compare import agreement
+from compare.base import agreement
 from compare.gradcheck import finite_difference, finite_difference_error
 
 LOSS_NAMES = list(scratch.LOSSES)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import scratch
-from compare import agreement
+from compare.base import agreement
 from compare.config import Config
 from compare.gradcheck import finite_difference, finite_difference_error, step_for
 from compare.learners import build_pair, parameter_mismatches

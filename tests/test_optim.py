@@ -4,7 +4,7 @@
 
 The main check: both sides start from the same parameters, receive the same sequence of
 1000 gradients, and their parameters must agree after every step (float64 within 1e-12
-relative, float32 at assert_close's defaults: compare/agreement.py's TRAJECTORY_*).
+relative, float32 at assert_close's defaults: compare/base/agreement.py's TRAJECTORY_*).
 Then the two weight-decay facts the README states: an L2 term in the loss is SGD's weight
 decay, and Adam's L2 weight decay is not AdamW's decoupled one.
 """
@@ -19,7 +19,7 @@ import scratch.lr_scheduler
 import scratch.optim
 import torch_impl.lr_scheduler
 import torch_impl.optim
-from compare.agreement import TRAJECTORY_FLOAT32, TRAJECTORY_FLOAT64, assert_agree, compare
+from compare.base.agreement import TRAJECTORY_FLOAT32, TRAJECTORY_FLOAT64, assert_agree, compare
 
 STEPS = 1000
 SHAPES = [(7, 5), (5,), (3,)]

@@ -80,7 +80,7 @@ def test_without_matplotlib_the_plots_module_still_imports(matplotlib_missing):
     import importlib
 
     importlib.reload(plots)
-    from compare.errors import UsageError
+    from compare.base.errors import UsageError
 
     with pytest.raises(UsageError, match=r"pip install -e '\.\[plots\]'"):
         plots.require_matplotlib()
@@ -113,7 +113,7 @@ def test_grads_plots(tiny_data_root, tmp_path):
 
 def test_gradient_errors_with_a_per_element_tolerance_and_exact_zeros(tmp_path):
     pytest.importorskip("matplotlib")
-    from compare import agreement
+    from compare.base import agreement
 
     parameters = [dict(name="layers.0.weight", max_abs_diff=2e-8, max_rel_error=1.5e-7, finite_diff_rel_error=1e-8),
                   dict(name="layers.0.bias", max_abs_diff=0.0, max_rel_error=0.0, finite_diff_rel_error=0.0)]

@@ -24,7 +24,7 @@ from torch import nn
 
 import scratch
 import torch_impl
-from compare.agreement import assert_agree, gradient_tolerance
+from compare.base.agreement import assert_agree, gradient_tolerance
 
 MASK_SEED = 1234  # the global random state every dropout forward starts from, in these tests
 

@@ -1,10 +1,10 @@
-"""compare/report.py: the one table writer (plain and markdown) every command prints with."""
+"""compare/base/report.py: the one table writer (plain and markdown) every command prints with."""
 
 from __future__ import annotations
 
 import pytest
 
-from compare.report import table
+from compare.base.report import table
 
 
 def test_markdown_table_pads_columns_under_a_rule() -> None:

@@ -18,8 +18,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import scratch
 from compare import models, plots
+from compare.base.errors import UsageError
 from compare.cli import main
-from compare.errors import UsageError
 from compare.learners import build_engine
 from compare.options import BASE
 

@@ -18,11 +18,12 @@ import pytest
 import torch
 from conftest import requires_cuda, requires_data
 
-from compare import agreement, options
+from compare import options
+from compare.base import agreement
+from compare.base.errors import UsageError
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.config import Config
-from compare.errors import UsageError
 from compare.learners import build_pair, dropout_stream
 from compare.loop import train_lockstep
 from compare.models import make_spec

@@ -14,7 +14,7 @@ import torch
 
 import scratch.activations
 import scratch.optim
-from compare import agreement
+from compare.base import agreement
 from compare.cli import main
 from compare.config import Config
 from compare.learners import build_pair

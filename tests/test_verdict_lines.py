@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import scratch.activations
-from compare import agreement
+from compare.base import agreement
 from compare.cli import main
 
 INF, NAN = float("inf"), float("nan")

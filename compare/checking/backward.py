@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare.base import agreement
 from compare.checking import finite_diff
 from compare.checking.results import CheckResult, TensorComparison, compare_tensors
 from compare.checking.targets import Bound, Target, TargetError, make_target

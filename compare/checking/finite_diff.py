@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from compare.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT32, FINITE_DIFF_FLOAT64, Tolerance
+from compare.base.agreement import AUTOGRAD_EXPRESSIONS_FLOAT64, AUTOGRAD_FLOAT32, FINITE_DIFF_FLOAT64, Tolerance
 
 
 @dataclass(frozen=True)

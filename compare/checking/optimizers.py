@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from compare import agreement
+from compare.base import agreement
 from compare.checking.results import CheckResult, TensorComparison, compare_tensors, worst_of
 from compare.checking.targets import TargetError, describe, is_optimizer, resolve, twin_of
 

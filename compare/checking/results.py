@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare.base import agreement
 
 
 @dataclass
@@ -84,7 +84,7 @@ def worst_of(comparisons: list[TensorComparison]) -> TensorComparison:
 
 def compare_tensors(name: str, against: str, seed: int, actual: Tensor | None, expected: Tensor,
                     tol: agreement.Tolerance) -> TensorComparison:
-    """`actual` (from the target) against `expected` (from its reference), with compare/agreement.py's helper."""
+    """`actual` (from the target) against `expected` (from its reference), with compare/base/agreement.py's helper."""
     if actual is None:
         return TensorComparison(name, against, seed, list(expected.shape), False, False, math.inf, math.inf, None, 0,
                                 expected.numel(), tolerance=tol.describe(), message=f"{name}: the backward gave none")

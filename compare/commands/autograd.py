@@ -14,7 +14,7 @@ the same seed, three times:
 - torch:   its variant in torch_impl/, differentiated by torch.autograd
 
 For each parameter the largest relative error of each pair (hand vs engine, hand vs torch,
-engine vs torch), judged with the named tolerance of the dtype (compare/agreement.py).
+engine vs torch), judged with the named tolerance of the dtype (compare/base/agreement.py).
 Then the engine's computation graph of the loss, as text and, with --graph, as Graphviz DOT.
 """
 
@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 
-from compare import agreement
+from compare.base import agreement
+from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
 from compare.graph import graph_nodes, graph_text, write_graph
 from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from compare.loop import first_batch
 from compare.options import BATCH, DATA, LOSS, MODEL, RUN
-from compare.report import table
 from compare.verdict import print_summary
 
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from compare.base.errors import UsageError
 from compare.checking.backward import DEFAULT_DIRECTIONS, DEFAULT_SAMPLES, DEFAULT_SEEDS, check_backward
 from compare.checking.optimizers import check_optimizer
 from compare.checking.report import summary, table
@@ -27,7 +28,6 @@ from compare.checking.suite import MUTANT_SEEDS, SWEEP_SEEDS, false_positive_swe
 from compare.checking.targets import TargetError, is_optimizer, resolve
 from compare.command import Command
 from compare.config import Config
-from compare.errors import UsageError
 from compare.options import DTYPE, REPORT, SEED
 
 CONFIG_KEYS = ("target", "mutants", "args", "kwargs", "shape", "reference", "seeds", "mode", "samples",

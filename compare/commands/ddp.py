@@ -31,7 +31,10 @@ from pathlib import Path
 
 import torch
 
-from compare import agreement, argtypes, models
+from compare import models
+from compare.base import agreement, argtypes
+from compare.base.errors import DistributedError, UsageError
+from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
 from compare.data import load_dataset
@@ -43,11 +46,9 @@ from compare.distributed.learners import (
     replicas_identical,
 )
 from compare.distributed.ring import check_ring
-from compare.errors import DistributedError, UsageError
 from compare.learners import Learner, build_scratch, build_torch, parameter_mismatches
 from compare.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
 from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
-from compare.report import table
 from compare.resync import relative_difference
 from compare.verdict import print_summary, training_behaviour
 

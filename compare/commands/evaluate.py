@@ -22,16 +22,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from compare import agreement, checkpoint
+from compare import checkpoint
+from compare.base import agreement
+from compare.base.errors import CheckpointError
+from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
 from compare.data import load_dataset
-from compare.errors import CheckpointError
 from compare.learners import build_engine, build_scratch, build_torch
 from compare.loop import evaluate
 from compare.metrics import accuracy
 from compare.options import DEVICE, REPORT, plural
-from compare.report import table
 from compare.verdict import print_summary
 
 VARIANTS = (("scratch", "scratch", "scratch"), ("torch", "torch", "torch"),  # (key, model, weights)

@@ -4,7 +4,7 @@ For each parameter tensor: the scratch (hand-derived) gradient against torch.aut
 and against central finite differences in float64. Then the state after one update: batch
 norm's running statistics, and the parameters after one step of each optimizer from the
 same (torch's) gradients, and the learning rate after one step of the schedule. Passes when
-every comparison is within its named tolerance (compare/agreement.py).
+every comparison is within its named tolerance (compare/base/agreement.py).
 
 With --dropout both networks draw the same masks (see scratch/dropout.py), and the finite
 differences replay that mask for every nudged loss, so they differentiate the same function.
@@ -17,13 +17,14 @@ import dataclasses
 import torch
 from tqdm import tqdm
 
-from compare import agreement, gradcheck, models, plots
+from compare import gradcheck, models, plots
+from compare.base import agreement
+from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
 from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
 from compare.loop import first_batch
 from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, plural
-from compare.report import table
 from compare.verdict import print_summary
 
 

@@ -29,10 +29,11 @@ from torch import Tensor
 
 import scratch
 import torch_impl
-from compare import agreement, models, plots, toy_data
+from compare import models, plots, toy_data
+from compare.base import agreement
+from compare.base.errors import UsageError
 from compare.command import Command
 from compare.config import Config
-from compare.errors import UsageError
 from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
 from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy

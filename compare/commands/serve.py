@@ -22,10 +22,10 @@ import errno
 import socket
 
 from compare import web
+from compare.base.errors import UsageError
 from compare.command import Command
 from compare.config import Config
 from compare.data import load_dataset
-from compare.errors import UsageError
 from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
 from compare.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 

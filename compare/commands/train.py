@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import math
 
-from compare import agreement, checkpoint, models, plots
+from compare import checkpoint, models, plots
+from compare.base import agreement
+from compare.base.errors import UsageError
+from compare.base.report import table
 from compare.command import Command
 from compare.config import ENGINE_CHOICES, Config
 from compare.diagnostics import TrainingDiagnostics
-from compare.errors import UsageError
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import EpochStats, train_lockstep
 from compare.metrics import confusion_matrix, per_class_scores
@@ -36,7 +38,6 @@ from compare.options import (
     describe_training,
     plural,
 )
-from compare.report import table
 from compare.resync import ResyncMonitor
 from compare.verdict import expected_drift, max_buffer_difference, max_parameter_difference, print_checks, verdict
 

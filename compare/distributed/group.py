@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from compare.errors import DataError, DistributedError, UsageError
+from compare.base.errors import DataError, DistributedError, UsageError
 
 ENV_NAMES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 LOCALHOST = "127.0.0.1"

@@ -19,7 +19,7 @@ import argparse
 import re
 from collections.abc import Mapping
 
-from compare.errors import UsageError
+from compare.base.errors import UsageError
 from compare.models import cnn, lstm, mlp, vit
 from compare.models.family import IMPLEMENTATIONS, Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec

@@ -27,8 +27,9 @@ import torch
 
 import scratch
 import torch_impl
-from compare import argtypes, flops, plots
-from compare.errors import UsageError
+from compare import flops, plots
+from compare.base import argtypes
+from compare.base.errors import UsageError
 from compare.gradcheck import KINKED_ACTIVATIONS
 from compare.models.family import ACTIVATION, BATCH_NORM, Family, ModelOption, TrainingDefaults, show_sizes
 from compare.models.spec import ModelSpec

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compare import argtypes
+from compare.base import argtypes
 from compare.models.spec import ModelSpec
 
 IMPLEMENTATIONS = ("scratch", "torch", "engine")  # hand-written backward, torch.autograd, the scratch engine

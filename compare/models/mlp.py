@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import scratch
 import torch_impl
-from compare import argtypes, flops
-from compare.errors import UsageError
+from compare import flops
+from compare.base import argtypes
+from compare.base.errors import UsageError
 from compare.gradcheck import KINKED_ACTIVATIONS
 from compare.models.family import ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults, show_sizes
 from compare.models.spec import ModelSpec

@@ -21,8 +21,9 @@ import torch
 
 import scratch
 import torch_impl
-from compare import argtypes, flops, plots
-from compare.errors import UsageError
+from compare import flops, plots
+from compare.base import argtypes
+from compare.base.errors import UsageError
 from compare.models.family import Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
 from scratch import engine_nn

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from compare.errors import UsageError
+from compare.base.errors import UsageError
 from compare.predict import DigitReader
 
 INSTALL_HINT = "the web page needs FastAPI, uvicorn, python-multipart and Pillow: pip install -e '.[serve]'"

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from compare import models
+from compare.base.errors import UsageError
 from compare.command import Command
 from compare.commands.bench import tables
 from compare.commands.bench.contenders import TypicalPipeline, make_batches
@@ -41,7 +42,6 @@ from compare.commands.bench.point import measure_point
 from compare.commands.bench.timing import torch_threads
 from compare.config import Config
 from compare.data import DataError, load_dataset
-from compare.errors import UsageError
 from compare.models import ModelSpec
 from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from compare import agreement
+from compare.base import agreement
 from compare.commands.bench.contenders import (
     Batches,
     TypicalPipeline,

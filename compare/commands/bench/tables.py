@@ -3,7 +3,7 @@
     python -m compare bench --device cuda --report bench-cuda.json     # on the GPU machine
     python -m compare bench --show bench-cuda.json                     # its tables, anywhere
 
-The tables are markdown (compare/report.py `table(style="markdown")`), so they paste into
+The tables are markdown (compare/base/report.py `table(style="markdown")`), so they paste into
 docs/benchmarks.md as they are.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from compare.base.errors import UsageError
+from compare.base.report import table
 from compare.commands.bench.contenders import CONTENDERS
-from compare.errors import UsageError
-from compare.report import table
 
 REPORT_KEYS = ("machine", "config", "results", "agreement")  # what --show needs of a saved report
 
