@@ -23,7 +23,7 @@ from compare.base.errors import CheckpointError, DataError, DistributedError, In
 from compare.base.report import write_report
 from compare.command import Command
 from compare.commands import COMMANDS
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 1, 2, 3, 130
 INTERRUPTED = "interrupted (Ctrl-C)"

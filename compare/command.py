@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compare.config import Config
-from compare.data import Dataset
+from compare.data.mnist import Dataset
 from compare.options import OptionGroup
 
 

@@ -3,7 +3,7 @@ activations, and the largest difference between the scratch network and its torc
 
     >>> from compare.predict import reader_from_checkpoint
     >>> reader = reader_from_checkpoint("runs/mlp")         # written by `python -m compare train --save runs/mlp`
-    >>> result = reader.read(image)                          # image: [28, 28] in 0..1 (compare/digits.py)
+    >>> result = reader.read(image)                          # image: [28, 28] in 0..1 (compare/data/digits.py)
     >>> result["scratch"]["predicted"], result["max_difference"]
 
 Without a checkpoint, `reader_from_training` trains the lesson's network first (both sides in lockstep,
@@ -28,7 +28,7 @@ from torch import Tensor
 from compare import checkpoint, models
 from compare.base.errors import CheckpointError
 from compare.config import Config
-from compare.data import Dataset, load_dataset
+from compare.data.mnist import Dataset, load_dataset
 from compare.diagnostics import hidden_activations
 from compare.learners import Learner, build_pair
 from compare.loop import evaluate, train_lockstep

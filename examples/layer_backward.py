@@ -15,7 +15,7 @@ import os
 import torch
 
 import scratch
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 
 
 def backward_by_hand(layer, x, dout):

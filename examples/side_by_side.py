@@ -17,7 +17,7 @@ from torch import nn
 
 import scratch
 import torch_impl
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 
 
 def train(models, optimizers, losses, x, y, args, epoch):

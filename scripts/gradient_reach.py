@@ -14,7 +14,7 @@ import argparse
 
 import torch
 
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 from scratch.linear import Linear
 from scratch.losses import CrossEntropyLoss
 from scratch.module import Module

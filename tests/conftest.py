@@ -17,7 +17,7 @@ def _real_data() -> tuple[str | None, str]:
     if not root:
         return None, ("set MNIST_DATA_ROOT to a folder holding mnist/ (e.g. ../shared/data) to run the tests on "
                       "real data")
-    from compare.data import DataError, load_dataset
+    from compare.data.mnist import DataError, load_dataset
 
     try:
         load_dataset("mnist", root, normalize=False)
@@ -38,7 +38,7 @@ def mnist64():
     """The real MNIST, normalized, in float64 (skips, with the reason, where it cannot be had)."""
     if DATA_ROOT is None:
         pytest.skip(NO_DATA_REASON)
-    from compare.data import load_dataset
+    from compare.data.mnist import load_dataset
 
     return load_dataset("mnist", DATA_ROOT, dtype=torch.float64, download=False)
 

@@ -287,7 +287,7 @@ def test_targets_are_judged_on_the_named_grid_points() -> None:
 
 
 def test_torchvision_layout_holds_the_same_images(tiny_data_root: Path, tmp_path: Path) -> None:
-    from compare.data import load_dataset
+    from compare.data.mnist import load_dataset
 
     data = load_dataset("mnist", tiny_data_root, download=False)
     config = Config(data_root=str(tiny_data_root))

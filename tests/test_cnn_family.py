@@ -271,7 +271,7 @@ def test_pictures_of_the_engine_cnn(tmp_path: Path) -> None:
 @requires_data
 def test_lenet5_learns_a_slice_of_real_mnist() -> None:
     """LeNet-5 with the family's defaults, 6,000 training images, one epoch: both sides learn, in step."""
-    from compare.data import load_dataset
+    from compare.data.mnist import load_dataset
 
     data = load_dataset("mnist", DATA_ROOT, download=False)
     family = models.family_of("cnn")

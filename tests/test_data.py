@@ -1,4 +1,4 @@
-"""Tests for compare/data.py: IDX parsing, file discovery, normalization, and the real datasets."""
+"""Tests for compare/data/mnist.py: IDX parsing, file discovery, normalization, and the real datasets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from conftest import requires_data
 from idx_files import NAMES, idx_bytes, make_dataset, write
 
-from compare import data
-from compare.data import DataError, find_files, load_dataset, read_idx
+from compare.data import mnist
+from compare.data.mnist import DataError, find_files, load_dataset, read_idx
 
 # --- read_idx ---------------------------------------------------------------
 
@@ -126,10 +126,10 @@ def test_unknown_dataset_name(tmp_path):
 
 
 def test_default_data_root(monkeypatch):
-    monkeypatch.delenv(data.DATA_ROOT_ENV, raising=False)
-    assert data.default_data_root() == Path("data")
-    monkeypatch.setenv(data.DATA_ROOT_ENV, "/somewhere/else")
-    assert data.default_data_root() == Path("/somewhere/else")
+    monkeypatch.delenv(mnist.DATA_ROOT_ENV, raising=False)
+    assert mnist.default_data_root() == Path("data")
+    monkeypatch.setenv(mnist.DATA_ROOT_ENV, "/somewhere/else")
+    assert mnist.default_data_root() == Path("/somewhere/else")
 
 
 # --- checks on the contents -------------------------------------------------
@@ -204,8 +204,8 @@ def test_to_converts_a_copy(tmp_path):
 def test_parsed_files_are_cached(tmp_path, monkeypatch):
     make_dataset(tmp_path)
     calls = []
-    real_read_idx = data.read_idx
-    monkeypatch.setattr(data, "read_idx", lambda path: calls.append(path) or real_read_idx(path))
+    real_read_idx = mnist.read_idx
+    monkeypatch.setattr(mnist, "read_idx", lambda path: calls.append(path) or real_read_idx(path))
     first = load_dataset("mnist", tmp_path, download=False)
     assert len(calls) == 4
     second = load_dataset("mnist", tmp_path, download=False)

@@ -1,4 +1,4 @@
-"""Tests for compare/toy_data.py and `python -m compare playground`: deterministic toy datasets of the
+"""Tests for compare/data/toy.py and `python -m compare playground`: deterministic toy datasets of the
 right shapes and classes, float64 lockstep agreement, the report contract, and the pictures."""
 
 from __future__ import annotations
@@ -10,47 +10,48 @@ import pytest
 import torch
 from test_plots import assert_picture
 
-from compare import plots, toy_data
+from compare import plots
 from compare.cli import main
 from compare.commands import playground
 from compare.config import Config
+from compare.data import toy
 from compare.learners import build_pair
 from compare.models import make_spec
 
 # --- toy datasets -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", toy_data.DATASETS)
+@pytest.mark.parametrize("name", toy.DATASETS)
 def test_toy_data_is_deterministic_for_a_seed(name):
-    x1, y1 = toy_data.make_toy(name, 200, 0.1, seed=7)
-    x2, y2 = toy_data.make_toy(name, 200, 0.1, seed=7)
-    x3, _ = toy_data.make_toy(name, 200, 0.1, seed=8)
+    x1, y1 = toy.make_toy(name, 200, 0.1, seed=7)
+    x2, y2 = toy.make_toy(name, 200, 0.1, seed=7)
+    x3, _ = toy.make_toy(name, 200, 0.1, seed=8)
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
     assert not torch.equal(x1, x3)
 
 
-@pytest.mark.parametrize("name", toy_data.DATASETS)
+@pytest.mark.parametrize("name", toy.DATASETS)
 @pytest.mark.parametrize("samples", [2, 101, 400])
 def test_toy_data_shapes_and_classes(name, samples):
-    x, y = toy_data.make_toy(name, samples, 0.2, seed=0)
+    x, y = toy.make_toy(name, samples, 0.2, seed=0)
     assert x.shape == (samples, 2) and x.dtype == torch.float64
     assert y.shape == (samples,) and y.dtype == torch.int64
     assert set(y.tolist()) <= {0, 1}
-    assert x.abs().max() <= toy_data.DOMAIN + 2  # noise may push a few points a little past the plotted square
+    assert x.abs().max() <= toy.DOMAIN + 2  # noise may push a few points a little past the plotted square
     if samples >= 100:
         assert 0.3 < y.double().mean() < 0.7  # both classes, roughly balanced
 
 
 def test_without_noise_each_dataset_has_its_shape():
-    x, y = toy_data.make_toy("circles", 400, 0.0, seed=0)
+    x, y = toy.make_toy("circles", 400, 0.0, seed=0)
     r = x.norm(dim=1)
     assert (r[y == 1] < 2.5).all() and (r[y == 0] >= 3.5).all()
-    x, y = toy_data.make_toy("xor", 400, 0.0, seed=0)
+    x, y = toy.make_toy("xor", 400, 0.0, seed=0)
     assert torch.equal(y, (x[:, 0] * x[:, 1] >= 0).long())
     assert (x.abs() >= 0.3).all()  # padded off the axes
-    x, y = toy_data.make_toy("gaussian", 4000, 0.0, seed=0)
+    x, y = toy.make_toy("gaussian", 4000, 0.0, seed=0)
     assert torch.allclose(x[y == 1].mean(dim=0), torch.tensor([2.0, 2.0], dtype=torch.float64), atol=0.1)
     assert torch.allclose(x[y == 0].mean(dim=0), torch.tensor([-2.0, -2.0], dtype=torch.float64), atol=0.1)
-    x, y = toy_data.make_toy("spiral", 400, 0.0, seed=0)
+    x, y = toy.make_toy("spiral", 400, 0.0, seed=0)
     assert x.norm(dim=1).max() <= 5.0
     # The two arms are the same curve turned by half a turn: point i of one is -(point i) of the other.
     a = x[y == 1][x[y == 1].norm(dim=1).argsort()]
@@ -59,7 +60,7 @@ def test_without_noise_each_dataset_has_its_shape():
 
 
 def test_train_and_test_sets_are_disjoint_halves():
-    x_train, y_train, x_test, y_test = toy_data.train_test_split("gaussian", 150, 0.1, seed=3)
+    x_train, y_train, x_test, y_test = toy.train_test_split("gaussian", 150, 0.1, seed=3)
     assert x_train.shape == x_test.shape == (150, 2) and len(y_train) == len(y_test) == 150
     assert not torch.equal(x_train, x_test)
 
@@ -70,7 +71,7 @@ def test_train_and_test_sets_are_disjoint_halves():
 def test_toy_data_rejects_bad_input(kwargs, message):
     args = dict(name="xor", samples=10, noise=0.1, seed=0) | kwargs
     with pytest.raises(ValueError, match=message):
-        toy_data.make_toy(**args)
+        toy.make_toy(**args)
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ def test_hidden_activations_are_the_hidden_layers():
     scratch_l, torch_l = build_pair(config, input_size=2, num_classes=2)
     points = playground.plane_grid(7, torch.float64, "cpu")
     assert points.shape == (49, 2)
-    assert points[0].tolist() == [-toy_data.DOMAIN, -toy_data.DOMAIN] and points[-1].tolist() == [6.0, 6.0]
+    assert points[0].tolist() == [-toy.DOMAIN, -toy.DOMAIN] and points[-1].tolist() == [6.0, 6.0]
     hs, ht = playground.hidden_activations(scratch_l, points), playground.hidden_activations(torch_l, points)
     assert [h.shape for h in hs] == [(49, 5), (49, 3)]
     assert all(h.abs().max() <= 1 for h in hs)  # tanh outputs

@@ -22,8 +22,8 @@ import torch
 from conftest import DATA_ROOT
 
 from compare.config import Config
+from compare.data.digits import EmptyDrawingError, mnist_style
 from compare.diagnostics import hidden_activations
-from compare.digits import EmptyDrawingError, mnist_style
 from compare.learners import build_pair
 from compare.loop import evaluate, train_lockstep
 from compare.metrics import accuracy
@@ -45,7 +45,7 @@ def reader() -> DigitReader:
     learners = build_pair(config)
     source, accuracies = "untrained", {"scratch": 0.0, "torch": 0.0}
     if DATA_ROOT is not None:
-        from compare.data import load_dataset
+        from compare.data.mnist import load_dataset
 
         data = load_dataset("mnist", DATA_ROOT, dtype=torch.float64, download=False)
         train_lockstep(learners, data.x_train[:6000], data.y_train[:6000], data.x_test[:500], data.y_test[:500],

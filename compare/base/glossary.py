@@ -38,7 +38,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("epochs", "épocas", ("compare/loop.py",)),
     Term("convergence", "convergência", ("compare/loop.py",)),
     Term("regularization", "regularização", ("scratch/dropout.py", "scratch/optim.py")),
-    Term("normalization", "normalização", ("compare/data.py", "scratch/batchnorm.py")),
+    Term("normalization", "normalização", ("compare/data/mnist.py", "scratch/batchnorm.py")),
     Term("metrics", "métricas", ("compare/metrics.py",)),
     Term("accuracy", "acurácia", ("compare/metrics.py",)),
     Term("precision", "precisão", ("compare/metrics.py",)),

@@ -37,7 +37,7 @@ from compare.base.errors import DistributedError, UsageError
 from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 from compare.distributed import group
 from compare.distributed.learners import (
     DataParallelLearner,

@@ -28,7 +28,7 @@ from compare.base.errors import CheckpointError
 from compare.base.report import table
 from compare.command import Command
 from compare.config import Config
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 from compare.learners import build_engine, build_scratch, build_torch
 from compare.loop import evaluate
 from compare.metrics import accuracy

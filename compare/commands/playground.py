@@ -4,7 +4,7 @@
     python -m compare playground --dataset spiral --hidden 16,16 --activation tanh --plots pictures/
     python -m compare playground --dataset xor --hidden 4 --noise 0.2 --plots pictures/ --gif
 
-The points (x1, x2) come from compare/toy_data.py, seeded by --seed: a training set of
+The points (x1, x2) come from compare/data/toy.py, seeded by --seed: a training set of
 --samples points and a test set of as many. Scratch and torch start from bit-identical
 weights and train in lockstep in the one training loop (compare/loop.py), then the same
 verdict as `train` (compare/train.py) says whether they agree. In float64, the default
@@ -29,11 +29,12 @@ from torch import Tensor
 
 import scratch
 import torch_impl
-from compare import models, plots, toy_data
+from compare import models, plots
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.command import Command
 from compare.config import Config
+from compare.data import toy
 from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
 from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy
@@ -56,10 +57,10 @@ TEXT_COLUMNS, TEXT_ROWS = 60, 24  # the decision regions drawn as characters
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=toy_data.DATASETS, default=DEFAULTS['dataset'],
+    p.add_argument("--dataset", choices=toy.DATASETS, default=DEFAULTS['dataset'],
                    help=f"which 2-D toy dataset (default: {DEFAULTS['dataset']})")
     p.add_argument("--noise", type=float, default=DEFAULT_NOISE,
-                   help=f"Playground's noise, 0 to {toy_data.MAX_NOISE} (its slider / 100) (default: {DEFAULT_NOISE})")
+                   help=f"Playground's noise, 0 to {toy.MAX_NOISE} (its slider / 100) (default: {DEFAULT_NOISE})")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES,
                    help=f"training points; the test set has as many again (default: {DEFAULT_SAMPLES})")
     p.add_argument("--gif", action="store_true",
@@ -77,8 +78,8 @@ def check(args: argparse.Namespace) -> None:
                          f"{' or '.join(takes)}")
     if args.samples < 2:
         raise UsageError(f"--samples must be at least 2 (a point of each class), got {args.samples}")
-    if not 0 <= args.noise <= toy_data.MAX_NOISE:
-        raise UsageError(f"--noise must be between 0 and {toy_data.MAX_NOISE} (Playground's 0-50%), got {args.noise}")
+    if not 0 <= args.noise <= toy.MAX_NOISE:
+        raise UsageError(f"--noise must be between 0 and {toy.MAX_NOISE} (Playground's 0-50%), got {args.noise}")
     if args.gif and not args.plots:
         raise UsageError("--gif writes boundary.gif into the pictures folder: add --plots DIR")
     if args.model_spec.get("batch_norm") and args.samples % args.batch_size == 1:
@@ -101,7 +102,7 @@ def one_thread() -> Iterator[None]:
 
 def plane_grid(resolution: int, dtype: torch.dtype, device: str) -> Tensor:
     """G*G points covering [-DOMAIN, DOMAIN]^2, row by row from the bottom (x2) and left (x1): [G*G, 2]."""
-    ticks = torch.linspace(-toy_data.DOMAIN, toy_data.DOMAIN, resolution, dtype=dtype, device=device)
+    ticks = torch.linspace(-toy.DOMAIN, toy.DOMAIN, resolution, dtype=dtype, device=device)
     x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")
     return torch.stack([x1.flatten(), x2.flatten()], dim=1)
 
@@ -128,7 +129,7 @@ def hidden_activations(learner: Learner, points: Tensor) -> list[Tensor]:
 
 def text_regions(learner: Learner, dtype: torch.dtype, device: str) -> str:
     """The plane as characters: '#' where the network says class 1 (blue), '.' for class 0 (orange)."""
-    d = toy_data.DOMAIN
+    d = toy.DOMAIN
     cols = torch.linspace(-d, d, TEXT_COLUMNS, dtype=dtype, device=device)
     rows = torch.linspace(d, -d, TEXT_ROWS, dtype=dtype, device=device)  # top line is x2 = +6
     x2, x1 = torch.meshgrid(rows, cols, indexing="ij")
@@ -144,7 +145,7 @@ def train_accuracy_of(learner: Learner, x: Tensor, y: Tensor) -> float:
 
 def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     samples, noise = config.extra["samples"], config.extra["noise"]
-    tensors = toy_data.train_test_split(config.dataset, samples, noise, config.seed)
+    tensors = toy.train_test_split(config.dataset, samples, noise, config.seed)
     x_train, y_train, x_test, y_test = tensors
     move = dict(device=config.device)
     return (x_train.to(dtype=config.torch_dtype, **move), y_train.to(**move),
@@ -156,12 +157,12 @@ def run(config: Config, data: None = None) -> dict:
     if folder:
         plots.require_matplotlib()
     x_train, y_train, x_test, y_test = toy_split(config)
-    learners = build_pair(config, input_size=2, num_classes=len(toy_data.CLASSES))
+    learners = build_pair(config, input_size=2, num_classes=len(toy.CLASSES))
     scratch_l, torch_l = learners
     mismatched = parameter_mismatches(scratch_l, torch_l)
     print(f"Playground: {config.dataset}, {len(x_train)} training and {len(x_test)} test points, "
           f"noise {config.extra['noise']:g}, seed {config.seed}")
-    net = models.family_of(config.model).describe(config.model, 2, len(toy_data.CLASSES))
+    net = models.family_of(config.model).describe(config.model, 2, len(toy.CLASSES))
     print(f"Network {net}; {plural(config.epochs, 'epoch')}, batch {config.batch_size}, {describe_training(config)}, "
           f"{config.dtype} on {config.device}")
     print("Initial parameters: " + ("bit-identical" if not mismatched else f"DIFFERENT in {', '.join(mismatched)}"))
@@ -244,12 +245,12 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
          learners: tuple[Learner, Learner], grid: Tensor) -> list:
     """The playground's pictures (compare/plots.py): boundaries, curves, hidden neurons and the GIF."""
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    net = models.family_of(config.model).describe(config.model, 2, len(toy_data.CLASSES))
+    net = models.family_of(config.model).describe(config.model, 2, len(toy.CLASSES))
     titles = {m.name: f"{m.name}: training accuracy {train_accuracy[m.name][-1]:.1%}, "
                       f"test {records[m.name].history[-1].test_accuracy:.1%}" for m in learners}
     probability = {m.name: class1_probability(m, grid, GRID) for m in learners}
     paths = [
-        plots.decision_boundaries(folder, probability, x_train, y_train, toy_data.DOMAIN, titles,
+        plots.decision_boundaries(folder, probability, x_train, y_train, toy.DOMAIN, titles,
                                   f"{config.dataset} after {config.epochs} epochs, {net}, {config.dtype}: "
                                   "p(class 1) from orange (0) to blue (1), boundary p = 0.5 in black"),
         plots.training_curves(
@@ -260,13 +261,13 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
             loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
             title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, {describe_training(config)}, "
                   f"{config.dtype}"),
-        plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy_data.DOMAIN,
+        plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy.DOMAIN,
                              "Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per "
                              "layer); "
                              f"torch's differ by at most {hidden_diff:.1e}"),
     ]
     if config.extra["gif"]:
-        paths.append(plots.boundary_animation(folder, frames, x_train, y_train, toy_data.DOMAIN))
+        paths.append(plots.boundary_animation(folder, frames, x_train, y_train, toy.DOMAIN))
     return paths
 
 

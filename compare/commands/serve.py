@@ -6,7 +6,7 @@
     python -m compare serve --checkpoint runs/mlp --weights scratch   # the scratch weights in both implementations
 
 The drawing (or an uploaded photo) is made into a 28x28 input the way MNIST's digits were made
-(compare/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
+(compare/data/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
 activations and their largest difference (compare/predict.py), with the reason for its size: two
 networks trained separately drift apart in float32; with `--weights scratch` (or `torch`) both sides
 hold the same weights and differ by rounding alone. Any model family with a checkpoint
@@ -25,7 +25,7 @@ from compare import web
 from compare.base.errors import UsageError
 from compare.command import Command
 from compare.config import Config
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
 from compare.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from compare.digits import EmptyDrawingError, ink_from_grey, mnist_style
+from compare.data.digits import EmptyDrawingError, ink_from_grey, mnist_style
 from compare.predict import DigitReader
 
 STATIC = Path(__file__).parent / "static"

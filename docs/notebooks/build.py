@@ -40,7 +40,7 @@ import os
 
 import torch
 
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 
 # the folder holding mnist/ (set MNIST_DATA_ROOT, or pass data_root); float64, so results agree to rounding
 data = load_dataset("mnist", os.environ.get("MNIST_DATA_ROOT"), dtype=torch.float64)
@@ -486,7 +486,7 @@ import os
 import torch
 
 from compare.config import Config
-from compare.data import load_dataset
+from compare.data.mnist import load_dataset
 from compare.learners import build_pair, parameter_mismatches
 from compare.loop import train_lockstep
 

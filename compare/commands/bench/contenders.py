@@ -25,7 +25,7 @@ from torch import Tensor
 from compare import models
 from compare.base.errors import UsageError
 from compare.config import Config
-from compare.data import DATASETS, find_files
+from compare.data.mnist import DATASETS, find_files
 from compare.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
 
 CONTENDERS = ("scratch", "torch", "compile", "typical")

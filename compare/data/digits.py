@@ -1,6 +1,6 @@
 """A drawing or a photo of a digit, made into an MNIST input the way MNIST's own digits were made.
 
-    >>> from compare.digits import mnist_style
+    >>> from compare.data.digits import mnist_style
     >>> x = mnist_style(ink)        # ink: [H, W], 0 = paper, 1 = full ink, any size  ->  [28, 28] in 0..1
 
 LeCun, Cortes and Burges describe how they made MNIST from NIST's black-and-white digits: each was

@@ -1,6 +1,6 @@
 """Two-dimensional toy datasets, as in TensorFlow Playground: each point (x1, x2) is one of two classes.
 
-    >>> from compare.toy_data import make_toy
+    >>> from compare.data.toy import make_toy
     >>> x, y = make_toy("spiral", samples=500, noise=0.1, seed=0)
     >>> x.shape, y.shape        # (torch.Size([500, 2]), torch.Size([500])); y is 0 or 1
 
