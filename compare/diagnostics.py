@@ -1,6 +1,6 @@
 """Is training healthy? Per layer: activations (saturated tanh/sigmoid units, dead ReLUs), weight gradients, and the
 size of each update relative to the weights it changes, for both implementations. Recorded by `train --plots`
-only, drawn by compare/plots.py (`health.png`, `update_ratio.png`).
+only, drawn by compare/pictures/health.py (`health.png`, `update_ratio.png`).
 
     >>> diagnostics = TrainingDiagnostics(learners, probe_x)       # activations at initialization
     >>> train_lockstep(..., before_step=diagnostics.before_step, after_step=diagnostics.after_step)

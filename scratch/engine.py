@@ -622,7 +622,7 @@ class Value:
         """Every value `self` was computed from, each after all of its parents; `self` last.
 
         backward() walks the values that need a gradient (requires_grad); constants=True also
-        lists the data and constants, for printing the whole graph (compare/graph.py).
+        lists the data and constants, for printing the whole graph (compare/pictures/graph.py).
         A depth-first search that appends a value once all its parents are appended, visiting
         parents in order (the first operand's inputs come first). It keeps its own stack
         instead of recursing, so a deep graph cannot hit Python's recursion limit.

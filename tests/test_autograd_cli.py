@@ -1,4 +1,4 @@
-"""Tests for `python -m compare autograd`, `train --engine autograd` and the graph printout (compare/graph.py).
+"""Tests for `python -m compare autograd`, `train --engine autograd` and the graph printout (compare/pictures/graph.py).
 
     .venv/bin/python -m pytest tests/test_autograd_cli.py -q
     MNIST_DATA_ROOT=/work/shared/data .venv/bin/python -m pytest tests/test_autograd_cli.py -q -m slow   # real MNIST
@@ -15,9 +15,9 @@ import pytest
 import torch
 from conftest import DATA_ROOT, requires_data
 
-from compare import graph
 from compare.cli import main
 from compare.learners import EngineLearner
+from compare.pictures import graph
 from scratch.engine import Value, cross_entropy
 
 PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}
@@ -113,7 +113,7 @@ def test_train_records_the_default_engine(tiny_data_root: Path, tmp_path: Path, 
     assert "scratch (hand-written)" in out
 
 
-# ---------------------------------------------------------------------- compare/graph.py
+# ---------------------------------------------------------------------- compare/pictures/graph.py
 
 
 def small_loss() -> tuple[Value, Value]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import DATA_ROOT, requires_data
-from test_plots import assert_picture
+from test_pictures import assert_picture
 
 from compare import flops, models
 from compare.base.errors import UsageError

@@ -66,9 +66,9 @@ def test_activations_and_gradients_are_recorded_for_each_layer():
 
 def test_training_health_pictures(tmp_path):
     pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plots]'")
-    from compare import plots
+    from compare.pictures.health import training_health
 
     _, health = tiny_run()
-    paths = plots.training_health(tmp_path, health, steps_per_epoch=5, title="tiny")
+    paths = training_health(tmp_path, health, steps_per_epoch=5, title="tiny")
     assert [p.name for p in paths] == ["activations.png", "gradients.png", "update_ratio.png"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -74,7 +74,7 @@ COMMAND_LINES = all_commands()
 # Finite differences of a model with tens of thousands of parameters take a few thousand forward passes
 # (a minute or more on a busy 2-core machine), two processes of ddp start torch twice, and drawing a training
 # run's pictures takes matplotlib seconds a figure: these run with -m slow (make test-all). The default run
-# still runs one command of each kind (grads, train, ...) and tests/test_plots.py draws every picture.
+# still runs one command of each kind (grads, train, ...) and tests/test_pictures.py draws every picture.
 SLOW_COMMANDS = ("grads --model vit", "grads --model lstm", "grads --model cnn", "ddp --nproc",
                  "check scratch.mlp:MLP --shape 32,784 --full")
 

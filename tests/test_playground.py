@@ -8,15 +8,16 @@ import math
 
 import pytest
 import torch
-from test_plots import assert_picture
+from test_pictures import assert_picture
 
-from compare import plots
 from compare.cli import main
 from compare.commands import playground
 from compare.config import Config
 from compare.data import toy
 from compare.learners import build_pair
 from compare.models import make_spec
+from compare.pictures import canvas
+from compare.pictures.playground import neurons_size
 
 # --- toy datasets -----------------------------------------------------------------------------
 
@@ -165,10 +166,11 @@ def test_pictures_and_gif(tmp_path):
     assert_picture(pics / "boundary.png", "boundary")
     assert_picture(pics / "curves.png", "curves")
     assert_picture(pics / "neurons.png", "neurons",
-                   plots.neurons_size([torch.zeros(1, 1, 4), torch.zeros(1, 1, 3)]))
+                   neurons_size([torch.zeros(1, 1, 4), torch.zeros(1, 1, 3)]))
     with Image.open(pics / "boundary.gif") as gif:
         assert gif.n_frames == 12 + 1  # the untrained start and every epoch (fewer than GIF_FRAMES epochs)
-        assert gif.size == (round(plots.SIZES["gif"][0] * plots.GIF_DPI), round(plots.SIZES["gif"][1] * plots.GIF_DPI))
+        width, height = canvas.SIZES["gif"]
+        assert gif.size == (round(width * canvas.GIF_DPI), round(height * canvas.GIF_DPI))
     assert sorted(p.rsplit("/", 1)[-1] for p in report["plots"]) == [
         "boundary.gif", "boundary.png", "curves.png", "neurons.png"]
 

@@ -17,11 +17,12 @@ from conftest import DATA_ROOT, requires_data
 from torch.utils.flop_counter import FlopCounterMode
 
 import scratch
-from compare import models, plots
+from compare import models
 from compare.base.errors import UsageError
 from compare.cli import main
 from compare.learners import build_engine
 from compare.options import BASE
+from compare.pictures import canvas
 
 # Small sizes, so that every command runs in a second or two on fake data.
 SMALL = {
@@ -181,7 +182,7 @@ def test_the_familys_picture_is_drawn_from_both_sides(name: str, tmp_path: Path)
     trained = {"scratch": built(name, "scratch"), "torch": built(name, "torch")}
     paths = models.family_of(spec).pictures(tmp_path, spec, trained, torch.randn(8, 784), [str(i) for i in range(10)])
     assert [p.name for p in paths] == [f"{PICTURES[name]}.png"]
-    assert Image.open(paths[0]).size == plots.pixels(PICTURES[name])
+    assert Image.open(paths[0]).size == canvas.pixels(PICTURES[name])
 
 
 def test_train_plots_include_the_familys_picture(tiny_data_root: Path, tmp_path: Path, capsys) -> None:

@@ -17,7 +17,7 @@ import dataclasses
 import torch
 from tqdm import tqdm
 
-from compare import gradcheck, models, plots
+from compare import gradcheck, models
 from compare.base import agreement
 from compare.base.report import table
 from compare.command import Command
@@ -25,6 +25,8 @@ from compare.config import Config
 from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
 from compare.loop import first_batch
 from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, plural
+from compare.pictures.canvas import require_matplotlib
+from compare.pictures.gradients import gradient_errors
 from compare.verdict import print_summary
 
 
@@ -93,7 +95,7 @@ def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolera
 
 def run(config: Config, data) -> dict:
     if config.extra["plots"]:
-        plots.require_matplotlib()
+        require_matplotlib()
     x, y = first_batch(data.x_train, data.y_train, config.batch_size, config.seed)
     scratch_l, torch_l = build_pair(config, input_size=x.shape[1], num_classes=len(data.classes))
     mismatched = parameter_mismatches(scratch_l, torch_l)
@@ -141,7 +143,7 @@ def run(config: Config, data) -> dict:
     print(f"Verdict: {'PASSED' if passed else 'FAILED'} (worst autograd rel error {worst_auto:.2e}, "
           f"worst finite-difference rel error {worst_fd:.2e})")
     if config.extra["plots"]:
-        path = plots.gradient_errors(config.extra["plots"], parameters, tol, fd_tol, config.dtype)
+        path = gradient_errors(config.extra["plots"], parameters, tol, fd_tol, config.dtype)
         print(f"Picture written: {path}")
     failed = [p["name"] for p in parameters if not p["passed"]] + [u.name for u in updates if not u.passed]
     lines = dict(

@@ -29,7 +29,7 @@ from torch import Tensor
 
 import scratch
 import torch_impl
-from compare import models, plots
+from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.command import Command
@@ -39,6 +39,9 @@ from compare.learners import Learner, ScratchLearner, build_pair, parameter_mism
 from compare.loop import EpochStats, evaluate, train_lockstep
 from compare.metrics import accuracy
 from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
+from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
+from compare.pictures.curves import training_curves
+from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons
 from compare.resync import ResyncMonitor
 from compare.verdict import expected_drift, print_checks, verdict
 
@@ -155,7 +158,7 @@ def toy_split(config: Config) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 def run(config: Config, data: None = None) -> dict:
     folder = config.extra["plots"]
     if folder:
-        plots.require_matplotlib()
+        require_matplotlib()
     x_train, y_train, x_test, y_test = toy_split(config)
     learners = build_pair(config, input_size=2, num_classes=len(toy.CLASSES))
     scratch_l, torch_l = learners
@@ -234,7 +237,7 @@ def run(config: Config, data: None = None) -> dict:
         print("Pictures written: " + ", ".join(str(p) for p in paths))
         report["plots"] = [str(p) for p in paths]
     else:
-        print(f"(Add --plots DIR to draw the decision boundaries and hidden neurons; {plots.INSTALL_HINT})")
+        print(f"(Add --plots DIR to draw the decision boundaries and hidden neurons; {INSTALL_HINT})")
     print_checks(result)  # the verdict and the three lines that end the output
     report["agreement"] = result
     return report
@@ -243,17 +246,17 @@ def run(config: Config, data: None = None) -> dict:
 def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, list[float]],
          maps: dict[str, list[Tensor]], hidden_diff: float, frames: list[dict], x_train: Tensor, y_train: Tensor,
          learners: tuple[Learner, Learner], grid: Tensor) -> list:
-    """The playground's pictures (compare/plots.py): boundaries, curves, hidden neurons and the GIF."""
+    """The playground's pictures (compare/pictures/): boundaries, curves, hidden neurons and the GIF."""
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     net = models.family_of(config.model).describe(config.model, 2, len(toy.CLASSES))
     titles = {m.name: f"{m.name}: training accuracy {train_accuracy[m.name][-1]:.1%}, "
                       f"test {records[m.name].history[-1].test_accuracy:.1%}" for m in learners}
     probability = {m.name: class1_probability(m, grid, GRID) for m in learners}
     paths = [
-        plots.decision_boundaries(folder, probability, x_train, y_train, toy.DOMAIN, titles,
-                                  f"{config.dataset} after {config.epochs} epochs, {net}, {config.dtype}: "
-                                  "p(class 1) from orange (0) to blue (1), boundary p = 0.5 in black"),
-        plots.training_curves(
+        decision_boundaries(folder, probability, x_train, y_train, toy.DOMAIN, titles,
+                            f"{config.dataset} after {config.epochs} epochs, {net}, {config.dtype}: "
+                            "p(class 1) from orange (0) to blue (1), boundary p = 0.5 in black"),
+        training_curves(
             folder, {n: r.step_losses for n, r in records.items()},
             {"training accuracy": train_accuracy,
              "test accuracy": {n: [h.test_accuracy for h in r.history] for n, r in records.items()}},
@@ -261,13 +264,13 @@ def draw(folder: str, config: Config, records: dict, train_accuracy: dict[str, l
             loss_tolerance=agreement.LOCKSTEP_LOSS_FLOAT64 if config.dtype == "float64" else None,
             title=f"playground: {config.dataset}, {net}, batch {config.batch_size}, {describe_training(config)}, "
                   f"{config.dtype}"),
-        plots.hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy.DOMAIN,
-                             "Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per "
-                             "layer); "
-                             f"torch's differ by at most {hidden_diff:.1e}"),
+        hidden_neurons(folder, [m.reshape(GRID, GRID, -1) for m in maps["scratch"]], toy.DOMAIN,
+                       "Hidden neurons of the scratch network on the plane (orange < 0 < blue, one scale per "
+                       "layer); "
+                       f"torch's differ by at most {hidden_diff:.1e}"),
     ]
     if config.extra["gif"]:
-        paths.append(plots.boundary_animation(folder, frames, x_train, y_train, toy.DOMAIN))
+        paths.append(boundary_animation(folder, frames, x_train, y_train, toy.DOMAIN))
     return paths
 
 

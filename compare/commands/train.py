@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from compare import checkpoint, models, plots
+from compare import checkpoint, models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.base.report import table
@@ -38,6 +38,9 @@ from compare.options import (
     describe_training,
     plural,
 )
+from compare.pictures.canvas import require_matplotlib
+from compare.pictures.health import training_health
+from compare.pictures.train import train_figures
 from compare.resync import ResyncMonitor
 from compare.verdict import expected_drift, max_buffer_difference, max_parameter_difference, print_checks, verdict
 
@@ -89,7 +92,7 @@ def check_last_batch(config: Config, n_train: int) -> None:
 
 def run(config: Config, data) -> dict:
     if config.extra["plots"]:
-        plots.require_matplotlib()  # before training, not after it
+        require_matplotlib()  # before training, not after it
     check_last_batch(config, len(data.x_train))
     shape = dict(input_size=data.x_train.shape[1], num_classes=len(data.classes))
     family = models.family_of(config.model)
@@ -158,10 +161,10 @@ def run(config: Config, data) -> dict:
     if config.extra["plots"]:
         title = (f"{config.dataset}, {family.describe(config.model, **shape)}, batch {config.batch_size}, "
                  f"{describe_training(config)}, {config.dtype}: scratch and torch in lockstep")
-        paths = plots.train_figures(config.extra["plots"], config, records, (scratch_l, torch_l), data, confusions,
+        paths = train_figures(config.extra["plots"], config, records, (scratch_l, torch_l), data, confusions,
                                     title)
         health.finish()
-        paths += plots.training_health(config.extra["plots"], health, steps, title)
+        paths += training_health(config.extra["plots"], health, steps, title)
         if family.pictures is not None:  # the family's own: filters, feature maps, attention maps, ...
             paths += family.pictures(config.extra["plots"], config.model,
                                      {learner.name: learner.model for learner in (scratch_l, torch_l)},

@@ -27,12 +27,14 @@ import torch
 
 import scratch
 import torch_impl
-from compare import flops, plots
+from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.gradcheck import KINKED_ACTIVATIONS
 from compare.models.family import ACTIVATION, BATCH_NORM, Family, ModelOption, TrainingDefaults, show_sizes
 from compare.models.spec import ModelSpec
+from compare.pictures.families import feature_maps
+from compare.pictures.weights import conv_filters
 from scratch import engine_nn
 from scratch.cnn import POOLS, plan_stages
 
@@ -153,8 +155,8 @@ def pictures(folder: str | Path, spec: ModelSpec, models: Mapping[str, object], 
     image = x[:1].to(device=weights["torch"].device, dtype=dtype)  # 1,784
     maps = {name: [m[0].detach() for m in model.feature_maps(image)] for name, model in models.items()}
     title = f"A test image and the feature maps after each conv stage ({label(spec, 784, len(classes))})"
-    return [plots.conv_filters(folder, weights),
-            plots.feature_maps(folder, image.reshape(IMAGE_SHAPE[1:]), maps, title)]
+    return [conv_filters(folder, weights),
+            feature_maps(folder, image.reshape(IMAGE_SHAPE[1:]), maps, title)]
 
 
 FAMILY = Family(

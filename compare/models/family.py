@@ -87,7 +87,7 @@ class Family:
     bench_specs: tuple[Mapping[str, Any], ...] = ()  # the benchmark grid's models: option values over the defaults
     # (folder, spec, {"scratch": model, "torch": model}, a few test examples as the data holds them [N, 784],
     # class names) -> the PNG files of the family's own pictures for `train --plots` (filters, feature maps,
-    # attention maps, ...), drawn with compare/plots.py (which imports nothing of compare.models, so a family
+    # attention maps, ...), drawn with compare/pictures/ (which imports nothing of compare.models, so a family
     # file may import it); None: only the pictures every family gets
     pictures: Callable[[Any, ModelSpec, Mapping[str, Any], Any, Any], list[Any]] | None = None
 

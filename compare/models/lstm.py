@@ -18,11 +18,12 @@ import torch
 
 import scratch
 import torch_impl
-from compare import flops, plots
+from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.models.family import Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
+from compare.pictures.families import hidden_states
 from scratch import engine_nn
 
 ROWS = COLUMNS = 28  # a 28x28 image: 28 steps of 28 values
@@ -64,8 +65,8 @@ def pictures(folder: str | Path, spec: ModelSpec, trained: Mapping[str, object],
             states[side] = model.hidden_states(one)[0]  # T,H
     image = one[0].reshape(ROWS, COLUMNS)
     image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)  # 0..1 for drawing
-    return [plots.hidden_states(folder, image, states, f"The LSTM's state as it reads a test digit "
-                                                       f"({spec['hidden_size']} units)")]
+    return [hidden_states(folder, image, states, f"The LSTM's state as it reads a test digit "
+                                                 f"({spec['hidden_size']} units)")]
 
 
 FAMILY = Family(

@@ -21,11 +21,12 @@ import torch
 
 import scratch
 import torch_impl
-from compare import flops, plots
+from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.models.family import Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
+from compare.pictures.families import attention_maps
 from scratch import engine_nn
 
 IMAGE_SIZE = 28  # the family reads 28x28 single-channel images: 784 values per example
@@ -116,8 +117,8 @@ def pictures(folder: str | Path, spec: ModelSpec, trained: Mapping[str, object],
         received[side] = [r.reshape(grid, grid) for r in looked_at]
     image = one[0].reshape(IMAGE_SIZE, IMAGE_SIZE)
     image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)  # 0..1 for drawing
-    return [plots.attention_maps(folder, image, maps, received,
-                                 f"Attention of a ViT ({spec['readout']} pool) on a test digit, averaged over heads")]
+    return [attention_maps(folder, image, maps, received,
+                           f"Attention of a ViT ({spec['readout']} pool) on a test digit, averaged over heads")]
 
 
 FAMILY = Family(

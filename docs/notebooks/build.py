@@ -372,11 +372,11 @@ The gradients are what the chain rule says: `a = relu(x·w + b)` and the sum is 
 1, the gradient with respect to each weight is the input it multiplies (2 and 5), and with respect to the
 bias it is 1.
 
-`compare/graph.py` lists the graph the engine recorded, one node per row, each after the nodes it was
+`compare/pictures/graph.py` lists the graph the engine recorded, one node per row, each after the nodes it was
 computed from. Leaves are either data (`x`, a constant: no gradient) or parameters (`w` and `b`, which need
 one); `|grad|` is the norm of the gradient that arrived at each node during `backward()`."""),
         ("code", """\
-from compare.graph import describe, grad_norm, graph_nodes, graph_text, shape_text
+from compare.pictures.graph import describe, grad_norm, graph_nodes, graph_text, shape_text
 
 print(graph_text(a))"""),
         ("md", """\

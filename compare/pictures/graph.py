@@ -6,7 +6,7 @@ Each node shows the op that made it (or, for a leaf, its name), its shape and, o
 backward() has run, the norm of its gradient. Leaves are the inputs (grey: data, no
 gradient) and the parameters (blue); the loss is the last node.
 
-    >>> from compare.graph import graph_text, write_graph
+    >>> from compare.pictures.graph import graph_text, write_graph
     >>> print(graph_text(loss))
     >>> write_graph(loss, "loss.dot")
 """
