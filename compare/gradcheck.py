@@ -33,6 +33,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from compare.models.family import KINKED_ACTIVATIONS
+
 FD_STEP = 1e-6  # for networks with kinks (see the module docstring)
 FD_STEP_SMOOTH = 1e-5  # for smooth networks
 # |s+ - s-| above this times max|gradient|: a kink inside the nudge. At a kink the central difference is off by up
@@ -40,7 +42,6 @@ FD_STEP_SMOOTH = 1e-5  # for smooth networks
 # coordinates against 1e-7). Measured (LeNet-5, float64, h = 1e-6, batch 32 of random images): smooth coordinates
 # disagree by at most 1.4e-7 of max|gradient| (rounding, eps |L| / h), the kinks by 1.4e-4 to 3.3e-3.
 KINK_RTOL = 1e-5
-KINKED_ACTIVATIONS = ("relu", "leaky-relu")
 FULL_CHECK_LIMIT = 20_000  # networks with at most this many parameters: every coordinate is checked
 SAMPLE_SIZE = 2_000  # otherwise about this many coordinates in all ...
 MIN_PER_TENSOR = 20  # ... and at least this many (or all) in every tensor

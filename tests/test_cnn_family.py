@@ -17,13 +17,13 @@ import torch
 from conftest import DATA_ROOT, requires_data
 from test_pictures import assert_picture
 
-from compare import flops, models
+from compare import models
 from compare.base.errors import UsageError
 from compare.cli import main
 from compare.config import Config
 from compare.learners import build_pair
 from compare.loop import train_lockstep
-from compare.models import cnn
+from compare.models import cnn, flops
 
 TINY = ["--model", "cnn", "--channels", "2,4", "--fc", "8", "--batch-size", "8", "--dtype", "float64"]
 TINY_SPEC = dict(channels=(2, 4), fc=(8,))

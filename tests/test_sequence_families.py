@@ -130,7 +130,7 @@ def test_step_flops_count_every_matrix_product_of_the_scratch_step(name: str) ->
 
 
 def test_lstm_flops_by_hand() -> None:
-    from compare.flops import lstm_step_flops
+    from compare.models.flops import lstm_step_flops
 
     # B=2, T=3, I=4, H=5, C=6: input projection 2 x 2*2*3*4*20, recurrence 3 x 2*2*3*5*20, head 3 x 2*2*5*6
     assert lstm_step_flops(2, 3, 4, 5, 6) == 1920 + 3600 + 360

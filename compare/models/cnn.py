@@ -27,11 +27,18 @@ import torch
 
 import scratch
 import torch_impl
-from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.gradcheck import KINKED_ACTIVATIONS
-from compare.models.family import ACTIVATION, BATCH_NORM, Family, ModelOption, TrainingDefaults, show_sizes
+from compare.models import flops
+from compare.models.family import (
+    ACTIVATION,
+    BATCH_NORM,
+    KINKED_ACTIVATIONS,
+    Family,
+    ModelOption,
+    TrainingDefaults,
+    show_sizes,
+)
 from compare.models.spec import ModelSpec
 from compare.pictures.families import feature_maps
 from compare.pictures.weights import conv_filters

@@ -14,11 +14,19 @@ from __future__ import annotations
 
 import scratch
 import torch_impl
-from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.gradcheck import KINKED_ACTIVATIONS
-from compare.models.family import ACTIVATION, BATCH_NORM, DROPOUT, Family, ModelOption, TrainingDefaults, show_sizes
+from compare.models import flops
+from compare.models.family import (
+    ACTIVATION,
+    BATCH_NORM,
+    DROPOUT,
+    KINKED_ACTIVATIONS,
+    Family,
+    ModelOption,
+    TrainingDefaults,
+    show_sizes,
+)
 from compare.models.spec import ModelSpec
 from scratch import engine_nn
 

@@ -21,9 +21,9 @@ import torch
 
 import scratch
 import torch_impl
-from compare import flops
 from compare.base import argtypes
 from compare.base.errors import UsageError
+from compare.models import flops
 from compare.models.family import Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
 from compare.pictures.families import attention_maps

@@ -47,7 +47,7 @@ class StepArithmetic:
     """What one training step of a grid point's model computes."""
 
     model: str  # the model's name in the tables, e.g. "784-16-16-10"
-    flops: int  # floating-point operations of the matrix products of one step (compare/flops.py)
+    flops: int  # floating-point operations of the matrix products of one step (compare/models/flops.py)
     elementwise_share: float  # upper estimate of the element-wise work left out of `flops`
 
 

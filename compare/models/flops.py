@@ -1,6 +1,6 @@
 """How much arithmetic one training step needs.
 
-    >>> from compare.flops import step_flops, cnn_step_flops, ConvShape
+    >>> from compare.models.flops import step_flops, cnn_step_flops, ConvShape
     >>> step_flops([784, 512, 512, 10], batch_size=512) / 1e9     # about 1.64 GFLOP per step
     >>> lenet = [ConvShape(1, 6, 5, 28), ConvShape(6, 16, 5, 10)]  # in, out channels, kernel, output side
     >>> cnn_step_flops(lenet, [400, 120, 84, 10], batch_size=512) / 1e9   # about 1.16 GFLOP per step
