@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compare.config import Config
 from compare.data.mnist import Dataset
 from compare.options import OptionGroup
+from compare.training.config import Config
 
 
 def _nothing(parser_or_args: object) -> None:

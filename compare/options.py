@@ -23,8 +23,8 @@ import torch
 from compare import models
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.config import Config
 from compare.data.mnist import DATASETS, default_data_root
+from compare.training.config import Config
 
 OPTIMIZER_CHOICES = ["sgd", "momentum", "nesterov", "adam", "adamw"]
 LR_SCHEDULE_CHOICES = ["none", "step", "cosine"]

@@ -8,7 +8,7 @@ How the comparison with PyTorch's `nn.Dropout` gets the same mask: on the CPU, n
 draws its mask with `empty_like(x).bernoulli_(1 - p)` from torch's global random
 generator and then divides it by 1 - p. This layer makes exactly those two calls, so from
 the same generator state both draw the same mask. The lockstep loop gives each network
-its own copy of one seeded random stream (compare/learners.py), so every step both see
+its own copy of one seeded random stream (compare/training/learners.py), so every step both see
 identical masks. (On CUDA, torch uses a fused kernel with other random draws, so the
 masks would differ; the comparison commands refuse --dropout on CUDA.)
 """

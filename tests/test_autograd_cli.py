@@ -16,8 +16,8 @@ import torch
 from conftest import DATA_ROOT, requires_data
 
 from compare.cli import main
-from compare.learners import EngineLearner
 from compare.pictures import graph
+from compare.training.learners import EngineLearner
 from scratch.engine import Value, cross_entropy
 
 PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}

@@ -30,9 +30,9 @@ from compare.base.agreement import (
     Tolerance,
     assert_agree,
 )
-from compare.config import Config
-from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from scratch import engine_nn
 from scratch.engine import GraphError, Value, cat, cross_entropy, mse_loss, no_grad, stack
 from scratch.engine_nn import avg_pool2d, conv2d, max_pool2d

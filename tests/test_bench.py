@@ -25,10 +25,10 @@ from compare.base import agreement
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.commands.bench import contenders, memory, timing
-from compare.config import Config
-from compare.learners import build_pair
 from compare.models import make_spec
 from compare.models.flops import elementwise_share, step_flops
+from compare.training.config import Config
+from compare.training.learners import build_pair
 
 REQUIRED_KEYS = {"model", "batch_size", "dtype", "device", "scratch_step_s", "torch_step_s", "ratio",
                  "scratch_peak_fraction"}

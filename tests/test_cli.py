@@ -142,7 +142,7 @@ def test_a_network_too_large_for_memory_is_one_line(tiny_data_root, capsys):
 
 
 def test_ctrl_c_stops_cleanly_saying_where(tiny_data_root, monkeypatch, capsys):
-    from compare.learners import TorchLearner
+    from compare.training.learners import TorchLearner
 
     calls = {"n": 0}
     step = TorchLearner.train_step

@@ -20,10 +20,10 @@ from test_pictures import assert_picture
 from compare import models
 from compare.base.errors import UsageError
 from compare.cli import main
-from compare.config import Config
-from compare.learners import build_pair
-from compare.loop import train_lockstep
 from compare.models import cnn, flops
+from compare.training.config import Config
+from compare.training.learners import build_pair
+from compare.training.loop import train_lockstep
 
 TINY = ["--model", "cnn", "--channels", "2,4", "--fc", "8", "--batch-size", "8", "--dtype", "float64"]
 TINY_SPEC = dict(channels=(2, 4), fc=(8,))

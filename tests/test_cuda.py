@@ -7,10 +7,10 @@ import torch
 from conftest import requires_cuda
 
 from compare.base import agreement
-from compare.config import Config
-from compare.learners import build_pair, parameter_mismatches
-from compare.loop import train_lockstep
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import build_pair, parameter_mismatches
+from compare.training.loop import train_lockstep
 
 pytestmark = [requires_cuda, pytest.mark.cuda]
 

@@ -1,4 +1,4 @@
-"""Training diagnostics (compare/diagnostics.py): dead and saturated units counted, update ratios measured, and
+"""Training diagnostics (compare/training/diagnostics.py): dead and saturated units counted, update ratios measured, and
 the pictures of `train --plots` drawn from them."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compare.config import Config
-from compare.diagnostics import TrainingDiagnostics, hidden_activations, unhealthy_units
-from compare.learners import build_pair
-from compare.loop import train_lockstep
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.diagnostics import TrainingDiagnostics, hidden_activations, unhealthy_units
+from compare.training.learners import build_pair
+from compare.training.loop import train_lockstep
 
 
 def test_dead_relus_and_saturated_units_are_counted():

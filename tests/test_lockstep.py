@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from compare.config import Config
-from compare.learners import build_pair, build_scratch, parameter_mismatches
-from compare.loop import evaluate, train_lockstep
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import build_pair, build_scratch, parameter_mismatches
+from compare.training.loop import evaluate, train_lockstep
 
 
 @pytest.mark.parametrize("activation,loss", [("relu", "cross-entropy"), ("tanh", "mse")])

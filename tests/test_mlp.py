@@ -9,10 +9,10 @@ import torch
 
 import scratch
 from compare.base import agreement
-from compare.config import Config
 from compare.gradcheck import finite_difference, finite_difference_error, step_for
-from compare.learners import build_pair, parameter_mismatches
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import build_pair, parameter_mismatches
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh"]
 LOSSES = ["cross-entropy", "mse"]

@@ -17,8 +17,8 @@ import torch
 
 import compare.pictures
 from compare.cli import main
-from compare.loop import RunRecord
 from compare.pictures import canvas, curves, gradients, predictions, weights
+from compare.training.loop import RunRecord
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -12,12 +12,12 @@ from test_pictures import assert_picture
 
 from compare.cli import main
 from compare.commands import playground
-from compare.config import Config
 from compare.data import toy
-from compare.learners import build_pair
 from compare.models import make_spec
 from compare.pictures import canvas
 from compare.pictures.playground import neurons_size
+from compare.training.config import Config
+from compare.training.learners import build_pair
 
 # --- toy datasets -----------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ import scratch
 from compare import models
 from compare.base.errors import UsageError
 from compare.cli import main
-from compare.learners import build_engine
 from compare.options import BASE
 from compare.pictures import canvas
+from compare.training.learners import build_engine
 
 # Small sizes, so that every command runs in a second or two on fake data.
 SMALL = {
@@ -206,7 +206,7 @@ def test_the_engine_trains_in_lockstep_with_torch(name: str, tiny_data_root: Pat
 
 def test_the_engine_lstm_learns_fake_data() -> None:
     """A few Adam steps on one fixed batch of fake images lower the engine LSTM's loss."""
-    from compare.config import Config
+    from compare.training.config import Config
 
     config = Config(model=models.make_spec("lstm", hidden_size=16), optimizer="adam", lr=1e-2, batch_size=16)
     learner = build_engine(config)
@@ -263,9 +263,9 @@ def test_default_model_three_ways_on_real_mnist(family: str, tmp_path: Path, cap
 def test_small_models_learn_a_slice_of_real_mnist_in_lockstep(family: str, mnist64) -> None:
     """Float64, the family's default optimizer, 300 steps of batch 64 on the first 19,200 images: both sides
     take identical steps (losses within 1e-9) and, with small sizes, classify well above chance."""
-    from compare.config import Config
-    from compare.learners import build_pair
-    from compare.loop import train_lockstep
+    from compare.training.config import Config
+    from compare.training.learners import build_pair
+    from compare.training.loop import train_lockstep
 
     small = dict(depth=1, dim=32, heads=2, mlp_dim=64) if family == "vit" else dict(hidden_size=32)
     config = Config(model=models.make_spec(family, **small), optimizer="adam", lr=2e-3, batch_size=64, epochs=1,

@@ -21,13 +21,13 @@ import pytest
 import torch
 from conftest import DATA_ROOT
 
-from compare.config import Config
 from compare.data.digits import EmptyDrawingError, mnist_style
-from compare.diagnostics import hidden_activations
-from compare.learners import build_pair
-from compare.loop import evaluate, train_lockstep
-from compare.metrics import accuracy
-from compare.predict import DigitReader
+from compare.training.config import Config
+from compare.training.diagnostics import hidden_activations
+from compare.training.learners import build_pair
+from compare.training.loop import evaluate, train_lockstep
+from compare.training.metrics import accuracy
+from compare.web.predict import DigitReader
 
 fastapi = pytest.importorskip("fastapi", reason="the serve extra is not installed: pip install -e '.[serve]'")
 Image = pytest.importorskip("PIL.Image", reason="the serve extra is not installed: pip install -e '.[serve]'")

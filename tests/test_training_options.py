@@ -23,10 +23,10 @@ from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
-from compare.config import Config
-from compare.learners import build_pair, dropout_stream
-from compare.loop import train_lockstep
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import build_pair, dropout_stream
+from compare.training.loop import train_lockstep
 
 
 @pytest.fixture

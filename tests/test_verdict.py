@@ -16,12 +16,12 @@ import scratch.activations
 import scratch.optim
 from compare.base import agreement
 from compare.cli import main
-from compare.config import Config
-from compare.learners import build_pair
-from compare.loop import train_lockstep
 from compare.models import make_spec
-from compare.resync import ResyncMonitor, check_one_step
-from compare.verdict import expected_drift, summary_line, training_behaviour, trajectory, verdict
+from compare.training.config import Config
+from compare.training.learners import build_pair
+from compare.training.loop import train_lockstep
+from compare.training.resync import ResyncMonitor, check_one_step
+from compare.training.verdict import expected_drift, summary_line, training_behaviour, trajectory, verdict
 
 
 def train(tiny_data_root, tmp_path, *args: str) -> tuple[int, dict]:
@@ -164,7 +164,7 @@ def test_a_well_trained_float32_state_is_judged_against_the_first_checks_scale()
 def test_float32_checks_are_refereed_in_float64() -> None:
     """A float32 gradient of torch's that is off by 1e-4 (as its cancelling sums can be) does not fail a correct
     scratch side: the float64 twin of torch referees. A scratch gradient off by as much still fails."""
-    from compare.learners import TorchLearner
+    from compare.training.learners import TorchLearner
 
     class Rounded(TorchLearner):  # torch with a float32 rounding error of 1e-4 in every gradient
         def named_gradients(self) -> dict:

@@ -67,7 +67,7 @@ FIRST_STEP_LOSS_FLOAT32 = 1e-5
 TRAINED_PARAMETERS_FLOAT64 = Tolerance("data-parallel-float64", rtol=1e-12)
 
 
-# Re-synchronized checks (compare/resync.py): both implementations from one state, one step on one batch; the
+# Re-synchronized checks (compare/training/resync.py): both implementations from one state, one step on one batch; the
 # loss, every gradient and every updated parameter and buffer, relative to the tensor's largest entry. float64:
 # as AUTOGRAD_FLOAT64. float32: measured worst 2e-7 to 2e-6 on the lesson's network and with batch norm (a sum
 # of 32 products in another order); 1e-5 leaves room and still catches a gradient off by 1e-4 (a factor 1.0001).

@@ -34,14 +34,14 @@ GLOSSARY: tuple[Term, ...] = (
     Term("loss function", "função de perda", ("scratch/losses.py",)),
     Term("optimization", "otimização", ("scratch/optim.py",)),
     Term("learning rate", "taxa de aprendizado", ("scratch/optim.py", "scratch/lr_scheduler.py")),
-    Term("batch size", "tamanho do lote", ("compare/loop.py",)),
-    Term("epochs", "épocas", ("compare/loop.py",)),
-    Term("convergence", "convergência", ("compare/loop.py",)),
+    Term("batch size", "tamanho do lote", ("compare/training/loop.py",)),
+    Term("epochs", "épocas", ("compare/training/loop.py",)),
+    Term("convergence", "convergência", ("compare/training/loop.py",)),
     Term("regularization", "regularização", ("scratch/dropout.py", "scratch/optim.py")),
     Term("normalization", "normalização", ("compare/data/mnist.py", "scratch/batchnorm.py")),
-    Term("metrics", "métricas", ("compare/metrics.py",)),
-    Term("accuracy", "acurácia", ("compare/metrics.py",)),
-    Term("precision", "precisão", ("compare/metrics.py",)),
-    Term("sensitivity", "sensibilidade", ("compare/metrics.py",)),  # also called recall
-    Term("input shape", "formato da entrada", ("compare/models/family.py", "compare/learners.py")),
+    Term("metrics", "métricas", ("compare/training/metrics.py",)),
+    Term("accuracy", "acurácia", ("compare/training/metrics.py",)),
+    Term("precision", "precisão", ("compare/training/metrics.py",)),
+    Term("sensitivity", "sensibilidade", ("compare/training/metrics.py",)),  # also called recall
+    Term("input shape", "formato da entrada", ("compare/models/family.py", "compare/training/learners.py")),
 )

@@ -25,12 +25,12 @@ import argparse
 from compare.base import agreement
 from compare.base.report import table
 from compare.command import Command
-from compare.config import Config
-from compare.learners import build_engine, build_scratch, build_torch, parameter_mismatches
-from compare.loop import first_batch
 from compare.options import BATCH, DATA, LOSS, MODEL, RUN
 from compare.pictures.graph import graph_nodes, graph_text, write_graph
-from compare.verdict import print_summary
+from compare.training.config import Config
+from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from compare.training.loop import first_batch
+from compare.training.verdict import print_summary
 
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
 

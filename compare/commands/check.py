@@ -27,8 +27,8 @@ from compare.checking.results import CheckResult
 from compare.checking.suite import MUTANT_SEEDS, SWEEP_SEEDS, false_positive_sweep, run_mutants
 from compare.checking.targets import TargetError, is_optimizer, resolve
 from compare.command import Command
-from compare.config import Config
 from compare.options import DTYPE, REPORT, SEED
+from compare.training.config import Config
 
 CONFIG_KEYS = ("target", "mutants", "args", "kwargs", "shape", "reference", "seeds", "mode", "samples",
                "directions", "force_dtype", "front_layer")

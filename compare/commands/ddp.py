@@ -36,7 +36,6 @@ from compare.base import agreement, argtypes
 from compare.base.errors import DistributedError, UsageError
 from compare.base.report import table
 from compare.command import Command
-from compare.config import Config
 from compare.data.mnist import load_dataset
 from compare.distributed import group
 from compare.distributed.learners import (
@@ -46,11 +45,12 @@ from compare.distributed.learners import (
     replicas_identical,
 )
 from compare.distributed.ring import check_ring
-from compare.learners import Learner, build_scratch, build_torch, parameter_mismatches
-from compare.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
 from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
-from compare.resync import relative_difference
-from compare.verdict import print_summary, training_behaviour
+from compare.training.config import Config
+from compare.training.learners import Learner, build_scratch, build_torch, parameter_mismatches
+from compare.training.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
+from compare.training.resync import relative_difference
+from compare.training.verdict import print_summary, training_behaviour
 
 # For tests only: the rank named in the first ends its process abruptly (status 3) after its first step, as a
 # crashed or killed process would; the rank named in the second stops answering (sleeps) instead, as a hung
@@ -300,7 +300,7 @@ def judge(config: Config, learners: list[Learner], records: dict[str, RunRecord]
 
 def ddp_summary(config: Config, agree: bool, checks: dict[str, bool], diverged: dict[str, int], behaviour: str,
                 accuracies: str) -> dict[str, str]:
-    """The three closing lines (compare/verdict.py) of a data-parallel run."""
+    """The three closing lines (compare/training/verdict.py) of a data-parallel run."""
     failed = [name for name, ok in checks.items() if not ok and "--fail-on-divergence" not in name]
     if diverged:
         training = ("diverged at step " + ", ".join(f"{name} {step}" for name, step in diverged.items())

@@ -22,18 +22,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from compare import checkpoint
 from compare.base import agreement
 from compare.base.errors import CheckpointError
 from compare.base.report import table
 from compare.command import Command
-from compare.config import Config
 from compare.data.mnist import load_dataset
-from compare.learners import build_engine, build_scratch, build_torch
-from compare.loop import evaluate
-from compare.metrics import accuracy
 from compare.options import DEVICE, REPORT, plural
-from compare.verdict import print_summary
+from compare.training import checkpoint
+from compare.training.config import Config
+from compare.training.learners import build_engine, build_scratch, build_torch
+from compare.training.loop import evaluate
+from compare.training.metrics import accuracy
+from compare.training.verdict import print_summary
 
 VARIANTS = (("scratch", "scratch", "scratch"), ("torch", "torch", "torch"),  # (key, model, weights)
             ("scratch_in_torch", "torch", "scratch"), ("torch_in_scratch", "scratch", "torch"))

@@ -21,13 +21,13 @@ from compare import gradcheck, models
 from compare.base import agreement
 from compare.base.report import table
 from compare.command import Command
-from compare.config import Config
-from compare.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
-from compare.loop import first_batch
 from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, plural
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.gradients import gradient_errors
-from compare.verdict import print_summary
+from compare.training.config import Config
+from compare.training.learners import Learner, ScratchLearner, build_pair, build_scratch, parameter_mismatches
+from compare.training.loop import first_batch
+from compare.training.verdict import print_summary
 
 
 def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
@@ -51,7 +51,8 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
     errors = {}
     kinked = models.family_of(config.model).kinked(config.model)  # a smooth network has no kink to leave out
     chosen = gradcheck.choose_coordinates(params, seed=config.seed)
-    # two losses per coordinate: a minute or more for a large network, so a bar (on a terminal, as compare/loop.py)
+    # two losses per coordinate: a minute or more for a large network, so a bar (on a terminal, as the training
+    # loop shows, compare/training/loop.py)
     bar = tqdm(total=sum(len(c) for c in chosen.values()), desc="finite differences", unit="coordinate",
                leave=False, disable=None, dynamic_ncols=True)
     for name, coords in chosen.items():

@@ -6,7 +6,7 @@
 
 The points (x1, x2) come from compare/data/toy.py, seeded by --seed: a training set of
 --samples points and a test set of as many. Scratch and torch start from bit-identical
-weights and train in lockstep in the one training loop (compare/loop.py), then the same
+weights and train in lockstep in the one training loop (compare/training/loop.py), then the same
 verdict as `train` (compare/train.py) says whether they agree. In float64, the default
 here, that means every step's loss agrees to rounding error.
 
@@ -33,17 +33,17 @@ from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.command import Command
-from compare.config import Config
 from compare.data import toy
-from compare.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
-from compare.loop import EpochStats, evaluate, train_lockstep
-from compare.metrics import accuracy
 from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
 from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
 from compare.pictures.curves import training_curves
 from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons
-from compare.resync import ResyncMonitor
-from compare.verdict import expected_drift, print_checks, verdict
+from compare.training.config import Config
+from compare.training.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
+from compare.training.loop import EpochStats, evaluate, train_lockstep
+from compare.training.metrics import accuracy
+from compare.training.resync import ResyncMonitor
+from compare.training.verdict import expected_drift, print_checks, verdict
 
 # Tuned so that the default run learns the spiral smoothly: full-batch Adam from lr 0.03, cosine
 # schedule. Measured for seeds 0-4: 99.2-99.8% training accuracy after 300 epochs (95% near epoch

@@ -7,7 +7,7 @@
 
 The drawing (or an uploaded photo) is made into a 28x28 input the way MNIST's digits were made
 (compare/data/digits.py), and the page shows it with both networks' probabilities, predictions, hidden
-activations and their largest difference (compare/predict.py), with the reason for its size: two
+activations and their largest difference (compare/web/predict.py), with the reason for its size: two
 networks trained separately drift apart in float32; with `--weights scratch` (or `torch`) both sides
 hold the same weights and differ by rounding alone. Any model family with a checkpoint
 can be served. The server binds 127.0.0.1 unless --host says otherwise; a port already in use is
@@ -24,10 +24,10 @@ import socket
 from compare import web
 from compare.base.errors import UsageError
 from compare.command import Command
-from compare.config import Config
 from compare.data.mnist import load_dataset
 from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
-from compare.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
+from compare.training.config import Config
+from compare.web.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

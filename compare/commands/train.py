@@ -14,16 +14,11 @@ from __future__ import annotations
 import argparse
 import math
 
-from compare import checkpoint, models
+from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.base.report import table
 from compare.command import Command
-from compare.config import ENGINE_CHOICES, Config
-from compare.diagnostics import TrainingDiagnostics
-from compare.learners import build_pair, parameter_mismatches
-from compare.loop import EpochStats, train_lockstep
-from compare.metrics import confusion_matrix, per_class_scores
 from compare.options import (
     BATCH,
     DATA,
@@ -41,8 +36,20 @@ from compare.options import (
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.health import training_health
 from compare.pictures.train import train_figures
-from compare.resync import ResyncMonitor
-from compare.verdict import expected_drift, max_buffer_difference, max_parameter_difference, print_checks, verdict
+from compare.training import checkpoint
+from compare.training.config import ENGINE_CHOICES, Config
+from compare.training.diagnostics import TrainingDiagnostics
+from compare.training.learners import build_pair, parameter_mismatches
+from compare.training.loop import EpochStats, train_lockstep
+from compare.training.metrics import confusion_matrix, per_class_scores
+from compare.training.resync import ResyncMonitor
+from compare.training.verdict import (
+    expected_drift,
+    max_buffer_difference,
+    max_parameter_difference,
+    print_checks,
+    verdict,
+)
 
 HEALTH_PROBE = 1000  # test images whose activations the training-health pictures show
 

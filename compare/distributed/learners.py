@@ -1,6 +1,6 @@
 """Learners that train one replica per process on a shard of each global batch, gradients averaged.
 
-The training loop (compare/loop.py) hands every learner the same global batch; a data-parallel
+The training loop (compare/training/loop.py) hands every learner the same global batch; a data-parallel
 learner takes its shard of it (`shard`), computes its gradients, and averages them with the other
 processes before its optimizer steps, so every replica takes the same step and stays identical.
 
@@ -26,8 +26,8 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from compare.distributed.buckets import GradientBuckets
-from compare.learners import Learner, ScratchLearner, TorchLearner
-from compare.training_state import TrainingState
+from compare.training.learners import Learner, ScratchLearner, TorchLearner
+from compare.training.state import TrainingState
 
 
 def shard(n: int, rank: int, world_size: int) -> slice:

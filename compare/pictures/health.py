@@ -1,4 +1,4 @@
-"""Is training healthy? The pictures of what compare/diagnostics.py records during `train --plots`.
+"""Is training healthy? The pictures of what compare/training/diagnostics.py records during `train --plots`.
 
 Per layer, histograms of activations (dead ReLUs and saturated tanh/sigmoid units counted) and of weight
 gradients, and the ratio of each update to its weights over the steps, scratch beside torch.
@@ -104,7 +104,7 @@ def update_ratios(folder: str | Path, ratios: dict[str, dict[str, Sequence[float
 
 
 def training_health(folder: str | Path, diagnostics, steps_per_epoch: int, title: str = "") -> list[Path]:
-    """The pictures of a compare.diagnostics.TrainingDiagnostics: activations.png (when the family's model has
+    """The pictures of a compare.training.diagnostics.TrainingDiagnostics: activations.png (when the family's model has
     hidden activation layers to walk), gradients.png, update_ratio.png."""
     paths = []
     if diagnostics.final and all(diagnostics.final.values()):

@@ -2,10 +2,11 @@
 
     python -m compare train --save runs/mlp && python -m compare serve --checkpoint runs/mlp   # http://127.0.0.1:8000
 
-compare/web/app.py is the FastAPI application (routes, upload checks), static/index.html the page
-(a canvas, an upload button, the 28x28 input and both networks' answers). FastAPI, uvicorn,
-python-multipart and Pillow are the optional extra `serve` (`pip install -e '.[serve]'`); they are
-imported only when a page is served, so every other command works without them.
+compare/web/predict.py is the reader (both trained networks read one digit), compare/web/app.py the FastAPI
+application (routes, upload checks), static/index.html the page (a canvas, an upload button, the 28x28 input
+and both networks' answers). FastAPI, uvicorn, python-multipart and Pillow are the optional extra `serve`
+(`pip install -e '.[serve]'`); they are imported only when a page is served, so every other command works
+without them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 
 from compare.base.errors import UsageError
-from compare.predict import DigitReader
+from compare.web.predict import DigitReader
 
 INSTALL_HINT = "the web page needs FastAPI, uvicorn, python-multipart and Pillow: pip install -e '.[serve]'"
 

@@ -3,7 +3,7 @@
     GET  /              the page (static/index.html)
     GET  /api/info      what is served: the network, where its weights come from, both test accuracies
     POST /api/predict   multipart field `image`: a PNG of the canvas, or any image file; answers JSON with
-                        the 28x28 input made from it and both networks' readings (compare/predict.py)
+                        the 28x28 input made from it and both networks' readings (compare/web/predict.py)
 
 A bad upload is a 4xx answer with a one-line `detail`, and the server keeps serving: not an image (415),
 larger than MAX_UPLOAD_BYTES or MAX_PIXELS (413), an empty canvas or a blank page (422).
@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from compare.data.digits import EmptyDrawingError, ink_from_grey, mnist_style
-from compare.predict import DigitReader
+from compare.web.predict import DigitReader
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 5 * 2**20  # a phone photo fits; anything larger is refused before it is decoded

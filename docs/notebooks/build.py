@@ -474,7 +474,7 @@ gradient, so that the loss goes down. The size of that step is the learning rate
 The batch size (*tamanho do lote*) is how many images each step averages its gradient over, and an epoch
 (*épocas*) is one pass over the training set.
 
-Here one training loop (`compare/loop.py`) feeds the same batches, in the same order, to the hand-written
+Here one training loop (`compare/training/loop.py`) feeds the same batches, in the same order, to the hand-written
 network and to its PyTorch twin, in lockstep: both take step 1, then both take step 2, and so on. Only the
 model and the optimizer differ; the loop, the data and the evaluation are shared, so a difference in the
 results can only come from the two implementations. In float64 the two must stay equal to rounding for the
@@ -485,10 +485,10 @@ import os
 
 import torch
 
-from compare.config import Config
 from compare.data.mnist import load_dataset
-from compare.learners import build_pair, parameter_mismatches
-from compare.loop import train_lockstep
+from compare.training.config import Config
+from compare.training.learners import build_pair, parameter_mismatches
+from compare.training.loop import train_lockstep
 
 config = Config(dtype="float64", epochs=2, batch_size=32, lr=0.1)
 data = load_dataset("mnist", os.environ.get("MNIST_DATA_ROOT"), dtype=torch.float64)

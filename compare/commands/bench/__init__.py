@@ -40,10 +40,10 @@ from compare.commands.bench import tables
 from compare.commands.bench.contenders import TypicalPipeline, make_batches
 from compare.commands.bench.point import measure_point
 from compare.commands.bench.timing import torch_threads
-from compare.config import Config
 from compare.data.mnist import DataError, load_dataset
 from compare.models import ModelSpec
 from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
+from compare.training.config import Config
 
 TRAIN_IMAGES = 60000
 

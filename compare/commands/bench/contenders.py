@@ -24,9 +24,9 @@ from torch import Tensor
 
 from compare import models
 from compare.base.errors import UsageError
-from compare.config import Config
 from compare.data.mnist import DATASETS, find_files
-from compare.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
+from compare.training.config import Config
+from compare.training.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
 
 CONTENDERS = ("scratch", "torch", "compile", "typical")
 NUM_CLASSES = 10

@@ -28,7 +28,7 @@ from compare.commands.bench.timing import (
     median_and_spread,
     warm_up,
 )
-from compare.config import Config
+from compare.training.config import Config
 
 
 def measure_point(config: Config, options: dict, batches: Batches, typical: TypicalPipeline | None,

@@ -5,7 +5,7 @@
 
 Names follow PyTorch: parameters and buffers by their state-dict keys, optimizer state by
 torch.optim's keys ("momentum_buffer", "exp_avg", "exp_avg_sq") per parameter name, plus Adam's
-step count. The re-synchronized checks of a training run (compare/resync.py) use this to put both
+step count. The re-synchronized checks of a training run (compare/training/resync.py) use this to put both
 implementations in the same state and compare one step.
 """
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from compare.learners import Learner
+from compare.training.learners import Learner
 from scratch.activations import ACTIVATIONS
 
 # The layers whose outputs are a hidden layer's activations; torch_impl's activations carry the same class names.
@@ -106,7 +106,7 @@ class TrainingDiagnostics:
         return health
 
     def before_step(self, *_: object) -> None:
-        """A `before_step` hook of compare.loop.train_lockstep: the weights before this step's update."""
+        """A `before_step` hook of compare.training.loop.train_lockstep: the weights before this step's update."""
         self._before = {learner.name: {n: p.clone() for n, p in self._weights(learner).items()}
                         for learner in self.learners}
 

@@ -21,8 +21,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from compare.base.errors import InterruptedRunError
-from compare.learners import Learner
-from compare.metrics import accuracy
+from compare.training.learners import Learner
+from compare.training.metrics import accuracy
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RunRecord:
     diverged_at: int | None = None  # the global step (1-based) whose loss became inf or NaN, if any
 
 # A hook called before each step, with (epoch, step in the epoch, global step, batch x, batch y, the records so
-# far): the re-synchronized checks (compare/resync.py) run from here.
+# far): the re-synchronized checks (compare/training/resync.py) run from here.
 BeforeStep = Callable[[int, int, int, Tensor, Tensor, dict[str, RunRecord]], None]
 
 

@@ -8,7 +8,7 @@ implementations once they have separated. A re-synchronized check does, at any p
     1. copy both learners (so the runs themselves go on undisturbed);
     2. give the torch copy the scratch copy's whole state: parameters, buffers (batch norm's
        running statistics), optimizer state (momentum, Adam's moments and step), learning rate,
-       and the random stream of the dropout masks (compare/training_state.py);
+       and the random stream of the dropout masks (compare/training/state.py);
     3. run one forward and backward pass of each on the same batch and compare the loss and every
        gradient; then give the torch copy the scratch copy's gradients too, update both, and
        compare every parameter and buffer: so the backward passes are judged by their gradients
@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 
 from compare.base import agreement
-from compare.learners import Learner
-from compare.loop import RunRecord
+from compare.training.learners import Learner
+from compare.training.loop import RunRecord
 
 
 @dataclass
@@ -123,7 +123,7 @@ MAX_REGULAR_CHECKS = 20
 
 
 class ResyncMonitor:
-    """A `before_step` hook for compare.loop.train_lockstep that runs the re-synchronized checks."""
+    """A `before_step` hook for compare.training.loop.train_lockstep that runs the re-synchronized checks."""
 
     def __init__(self, a: Learner, b: Learner, tol: agreement.Tolerance, separation: float, epochs: int) -> None:
         self.a, self.b, self.tol, self.separation, self.epochs = a, b, tol, separation, epochs

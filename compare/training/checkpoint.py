@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from compare.base.errors import CheckpointError, UsageError
-from compare.config import Config
-from compare.learners import Learner
 from compare.models import make_spec
+from compare.training.config import Config
+from compare.training.learners import Learner
 
 FORMAT = 1  # bumped when the folder's layout changes
 FILES = ("config.json", "scratch.pt", "torch.pt")

@@ -1,8 +1,12 @@
 """The settings of one comparison run, shared by every command (`python -m compare ...`).
 
-    >>> from compare.config import Config
+    >>> from compare.training.config import Config
     >>> from compare.models import make_spec
     >>> Config(model=make_spec("mlp", hidden=(64,)), dtype="float64", epochs=1)
+
+It lives with the training core, above the model registry: its `model` is a complete ModelSpec, made by
+compare.models (the default one too), and the learners, the loop and the verdict read it. The command line
+fills one in (compare/options.py) but is not needed to make one.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ import torch_impl
 import torch_impl.lr_scheduler
 import torch_impl.optim
 from compare import models
-from compare.config import Config
 from compare.options import optimizer_spec, schedule_spec
-from compare.training_state import (
+from compare.training.config import Config
+from compare.training.state import (
     TrainingState,
     load_scratch_optimizer_state,
     load_torch_optimizer_state,
@@ -80,7 +80,7 @@ class Learner:
         raise NotImplementedError
 
     def export_state(self) -> TrainingState:
-        """Everything the next training step depends on, copied (compare/training_state.py)."""
+        """Everything the next training step depends on, copied (compare/training/state.py)."""
         raise NotImplementedError
 
     def import_state(self, state: TrainingState) -> None:
@@ -123,7 +123,7 @@ class Learner:
 
     def float64_twin(self) -> Learner | None:
         """A float64 copy of this learner (its optimizer left behind: the twin only computes gradients), the
-        referee of float32 comparisons (compare/resync.py); None where a learner offers none."""
+        referee of float32 comparisons (compare/training/resync.py); None where a learner offers none."""
         return None
 
 

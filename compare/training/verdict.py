@@ -1,6 +1,6 @@
 """The verdict of a lockstep run, in two parts: do the implementations agree, and what did the runs do?
 
-- implementation: re-synchronized checks (compare/resync.py) put both implementations in the
+- implementation: re-synchronized checks (compare/training/resync.py) put both implementations in the
   same state at several points of the run and compare one step at the dtype's tolerance. The
   verdict, and the exit status, rest on these (and on a bit-identical start): they hold
   wherever the trajectories went.
@@ -22,12 +22,12 @@ import math
 import statistics
 
 from compare.base import agreement
-from compare.config import Config
-from compare.learners import Learner
-from compare.loop import RunRecord
-from compare.metrics import accuracy
 from compare.options import plural
-from compare.resync import relative_difference
+from compare.training.config import Config
+from compare.training.learners import Learner
+from compare.training.loop import RunRecord
+from compare.training.metrics import accuracy
+from compare.training.resync import relative_difference
 
 SATURATED = 0.1  # a relative loss difference this large: the runs no longer share anything
 

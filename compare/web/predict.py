@@ -1,13 +1,13 @@
 """Both trained networks read one digit: the ten probabilities, the predicted digit, every hidden layer's
 activations, and the largest difference between the scratch network and its torch twin.
 
-    >>> from compare.predict import reader_from_checkpoint
+    >>> from compare.web.predict import reader_from_checkpoint
     >>> reader = reader_from_checkpoint("runs/mlp")         # written by `python -m compare train --save runs/mlp`
     >>> result = reader.read(image)                          # image: [28, 28] in 0..1 (compare/data/digits.py)
     >>> result["scratch"]["predicted"], result["max_difference"]
 
 Without a checkpoint, `reader_from_training` trains the lesson's network first (both sides in lockstep,
-in the one training loop of compare/loop.py). `python -m compare serve` puts a reader behind a web page.
+in the one training loop of compare/training/loop.py). `python -m compare serve` puts a reader behind a web page.
 
 How large `max_difference` may be depends on the weights, and `info()["difference"]` says which case
 applies: two networks trained separately (each side with its own arithmetic) drift apart in float32,
@@ -25,14 +25,15 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from compare import checkpoint, models
+from compare import models
 from compare.base.errors import CheckpointError
-from compare.config import Config
 from compare.data.mnist import Dataset, load_dataset
-from compare.diagnostics import hidden_activations
-from compare.learners import Learner, build_pair
-from compare.loop import evaluate, train_lockstep
-from compare.metrics import accuracy
+from compare.training import checkpoint
+from compare.training.config import Config
+from compare.training.diagnostics import hidden_activations
+from compare.training.learners import Learner, build_pair
+from compare.training.loop import evaluate, train_lockstep
+from compare.training.metrics import accuracy
 
 
 @dataclass
