@@ -4,9 +4,8 @@
 
 A group adds its options to a command's parser and, after parsing, checks them and fills in
 the defaults that depend on other options (`resolve`). Every help text states its default.
-The optimizer options map to the same class on both sides: `optimizer_spec` and
-`schedule_spec` name a class that exists under that name in scratch/ and in torch_impl/, with
-the keyword arguments both take, so the two optimizers cannot be configured differently.
+Parsing only: what a Config's optimizer and schedule become on each side is the training core's
+(compare/training/optimizers.py), which also holds the names --optimizer and --lr-schedule offer.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.data.mnist import DATASETS, default_data_root
 from compare.training.config import Config
+from compare.training.optimizers import LR_SCHEDULE_CHOICES, OPTIMIZER_CHOICES
 
-OPTIMIZER_CHOICES = ["sgd", "momentum", "nesterov", "adam", "adamw"]
-LR_SCHEDULE_CHOICES = ["none", "step", "cosine"]
 LOSS_CHOICES = ["cross-entropy", "mse"]
 DEFAULT_MOMENTUM = 0.9  # for --optimizer momentum / nesterov
 ADAMW_WEIGHT_DECAY = 1e-2  # torch.optim.AdamW's default
@@ -280,51 +278,6 @@ def check_output_path(path: str, option: str, *, folder: bool) -> None:
 # Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
 # (the model's checks read the device and batch size; the optimizer's defaults read the family).
 RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, DIVERGENCE, MODEL)
-
-
-# --- what the options become ----------------------------------------------------------------------
-
-def optimizer_spec(config: Config) -> tuple[str, dict]:
-    """(class name in scratch.optim and torch_impl.optim, keyword arguments) for config.optimizer."""
-    lr, wd = config.lr, config.weight_decay
-    if config.optimizer == "sgd":
-        return "SGD", dict(lr=lr, weight_decay=wd)
-    if config.optimizer in ("momentum", "nesterov"):
-        return "SGD", dict(lr=lr, momentum=config.momentum, nesterov=config.optimizer == "nesterov", weight_decay=wd)
-    if config.optimizer == "adam":
-        return "Adam", dict(lr=lr, weight_decay=wd)
-    if config.optimizer == "adamw":
-        return "AdamW", dict(lr=lr, weight_decay=wd)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZER_CHOICES)}")
-
-
-def schedule_spec(config: Config) -> tuple[str, dict] | None:
-    """(class name in scratch.lr_scheduler and torch_impl.lr_scheduler, keyword arguments), or None."""
-    if config.lr_schedule == "none":
-        return None
-    if config.lr_schedule == "step":
-        return "StepLR", dict(step_size=config.lr_step_size, gamma=config.lr_gamma)
-    if config.lr_schedule == "cosine":
-        return "CosineAnnealingLR", dict(T_max=config.epochs)
-    raise ValueError(f"unknown learning-rate schedule {config.lr_schedule!r}; choose one of "
-                     f"{', '.join(LR_SCHEDULE_CHOICES)}")
-
-
-def describe_training(config: Config) -> str:
-    """The optimizer and schedule in one line, for a run's header."""
-    parts = [f"{config.optimizer} (lr {config.lr:g}"
-             + (f", momentum {config.momentum:g}" if config.optimizer in ("momentum", "nesterov") else "")
-             + (f", weight decay {config.weight_decay:g}" if config.weight_decay else "") + ")"]
-    if config.lr_schedule == "step":
-        parts.append(f"lr x {config.lr_gamma:g} every {config.lr_step_size} epochs")
-    elif config.lr_schedule == "cosine":
-        parts.append(f"cosine lr schedule over {plural(config.epochs, 'epoch')}")
-    return ", ".join(parts)
-
-
-def plural(n: int, word: str) -> str:
-    """'1 epoch', '3 epochs'."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> Config:

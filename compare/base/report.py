@@ -1,4 +1,5 @@
-"""Terminal tables and the JSON report every command writes with `--report PATH`."""
+"""Terminal tables (and the counted words in their lines), and the JSON report every command writes with
+`--report PATH`."""
 
 from __future__ import annotations
 
@@ -64,3 +65,8 @@ def write_report(path: str | Path, report: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

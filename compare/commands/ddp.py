@@ -34,7 +34,7 @@ import torch
 from compare import models
 from compare.base import agreement, argtypes
 from compare.base.errors import DistributedError, UsageError
-from compare.base.report import table
+from compare.base.report import plural, table
 from compare.command import Command
 from compare.data.mnist import load_dataset
 from compare.distributed import group
@@ -45,10 +45,11 @@ from compare.distributed.learners import (
     replicas_identical,
 )
 from compare.distributed.ring import check_ring
-from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN, describe_training, plural
+from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN
 from compare.training.config import Config
 from compare.training.learners import Learner, build_scratch, build_torch, parameter_mismatches
 from compare.training.loop import BeforeStep, EpochStats, RunRecord, train_lockstep
+from compare.training.optimizers import describe_training
 from compare.training.resync import relative_difference
 from compare.training.verdict import print_summary, training_behaviour
 

@@ -24,10 +24,10 @@ from dataclasses import replace
 
 from compare.base import agreement
 from compare.base.errors import CheckpointError
-from compare.base.report import table
+from compare.base.report import plural, table
 from compare.command import Command
 from compare.data.mnist import load_dataset
-from compare.options import DEVICE, REPORT, plural
+from compare.options import DEVICE, REPORT
 from compare.training import checkpoint
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch

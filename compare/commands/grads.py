@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from compare import gradcheck, models
 from compare.base import agreement
-from compare.base.report import table
+from compare.base.report import plural, table
 from compare.command import Command
-from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, plural
+from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.gradients import gradient_errors
 from compare.training.config import Config

@@ -32,9 +32,10 @@ import torch_impl
 from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
+from compare.base.report import plural
 from compare.command import Command
 from compare.data import toy
-from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, describe_training, plural
+from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
 from compare.pictures.curves import training_curves
 from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons
@@ -42,6 +43,7 @@ from compare.training.config import Config
 from compare.training.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
 from compare.training.loop import EpochStats, evaluate, train_lockstep
 from compare.training.metrics import accuracy
+from compare.training.optimizers import describe_training
 from compare.training.resync import ResyncMonitor
 from compare.training.verdict import expected_drift, print_checks, verdict
 

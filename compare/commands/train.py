@@ -17,22 +17,9 @@ import math
 from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
-from compare.base.report import table
+from compare.base.report import plural, table
 from compare.command import Command
-from compare.options import (
-    BATCH,
-    DATA,
-    DIVERGENCE,
-    EPOCHS,
-    LOSS,
-    MODEL,
-    OPTIMIZER,
-    PLOTS,
-    RUN,
-    check_output_path,
-    describe_training,
-    plural,
-)
+from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, check_output_path
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.health import training_health
 from compare.pictures.train import train_figures
@@ -42,6 +29,7 @@ from compare.training.diagnostics import TrainingDiagnostics
 from compare.training.learners import build_pair, parameter_mismatches
 from compare.training.loop import EpochStats, train_lockstep
 from compare.training.metrics import confusion_matrix, per_class_scores
+from compare.training.optimizers import describe_training
 from compare.training.resync import ResyncMonitor
 from compare.training.verdict import (
     expected_drift,

@@ -30,7 +30,7 @@ class Config:
     epochs: int = 3  # passes over the 60,000 training images
     batch_size: int = 32  # images per gradient step
     lr: float = 0.1  # learning rate: the step size of each update (at the start, when a schedule lowers it)
-    optimizer: str = "sgd"  # "sgd", "momentum", "nesterov", "adam" or "adamw" (compare/options.py)
+    optimizer: str = "sgd"  # "sgd", "momentum", "nesterov", "adam" or "adamw" (compare/training/optimizers.py)
     momentum: float = 0.0  # momentum of "momentum" / "nesterov" (0 for the others)
     weight_decay: float = 0.0  # L2 weight decay (decoupled for "adamw")
     # Learning rate per epoch: "none", "step" or "cosine". Cosine by default: it anneals the rate to 0 over

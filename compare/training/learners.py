@@ -22,8 +22,8 @@ import torch_impl
 import torch_impl.lr_scheduler
 import torch_impl.optim
 from compare import models
-from compare.options import optimizer_spec, schedule_spec
 from compare.training.config import Config
+from compare.training.optimizers import optimizer_spec, schedule_spec
 from compare.training.state import (
     TrainingState,
     load_scratch_optimizer_state,

@@ -22,7 +22,7 @@ import math
 import statistics
 
 from compare.base import agreement
-from compare.options import plural
+from compare.base.report import plural
 from compare.training.config import Config
 from compare.training.learners import Learner
 from compare.training.loop import RunRecord
