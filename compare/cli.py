@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from compare import models, options
+from compare import models
 from compare.base.errors import CheckpointError, DataError, DistributedError, InterruptedRunError, UsageError
 from compare.base.report import write_report
-from compare.command import Command
 from compare.commands import COMMANDS
 from compare.data.mnist import load_dataset
+from compare.options.command import Command
+from compare.options.groups import RESOLUTION_ORDER, Defaults, make_config
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DISTRIBUTED, EXIT_INTERRUPTED = 1, 2, 3, 130
 INTERRUPTED = "interrupted (Ctrl-C)"
@@ -49,14 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS.values():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         for group in command.groups:
-            group.add(p, options.Defaults(command.defaults))
+            group.add(p, Defaults(command.defaults))
         command.add_arguments(p)
     return parser
 
 
 def resolve(command: Command, args: argparse.Namespace) -> None:
     """Check every option and fill the defaults that depend on others, in the groups' fixed order."""
-    for group in options.RESOLUTION_ORDER:
+    for group in RESOLUTION_ORDER:
         if group in command.groups:
             group.resolve(args)
     command.check(args)
@@ -68,7 +69,7 @@ def execute(command: Command, args: argparse.Namespace) -> dict:
     where = "while checking the options; nothing was run"
     try:
         resolve(command, args)
-        config = options.make_config(args, command.config_keys)
+        config = make_config(args, command.config_keys)
         data = None
         if command.needs_data:
             where = "while loading the data, before training; nothing was written"

@@ -20,13 +20,14 @@ from conftest import requires_data
 
 import compare.commands.bench as bench
 import scratch
-from compare import models, options
+from compare import models
 from compare.base import agreement
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.commands.bench import contenders, memory, timing
 from compare.models import make_spec
 from compare.models.flops import elementwise_share, step_flops
+from compare.options import groups
 from compare.training.config import Config
 from compare.training.learners import build_pair
 
@@ -50,7 +51,7 @@ def resolved(*args: str) -> dict:
     """The options a `bench` command line runs with, its defaults filled in, as `run` resolves them."""
     parsed = build_parser().parse_args(["bench", *args])
     resolve(COMMANDS["bench"], parsed)
-    return bench.resolve_options(options.make_config(parsed, bench.CONFIG_KEYS))
+    return bench.resolve_options(groups.make_config(parsed, bench.CONFIG_KEYS))
 
 
 def test_quick_is_each_familys_first_model_at_one_small_batch_size_without_compile() -> None:

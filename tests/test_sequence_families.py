@@ -20,7 +20,7 @@ import scratch
 from compare import models
 from compare.base.errors import UsageError
 from compare.cli import main
-from compare.options import BASE
+from compare.options.groups import BASE
 from compare.pictures import canvas
 from compare.training.learners import build_engine
 

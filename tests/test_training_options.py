@@ -18,12 +18,12 @@ import pytest
 import torch
 from conftest import requires_cuda, requires_data
 
-from compare import options
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.models import make_spec
+from compare.options import groups
 from compare.training.config import Config
 from compare.training.learners import build_pair, dropout_stream
 from compare.training.loop import train_lockstep
@@ -145,7 +145,7 @@ def test_dropout_is_refused_on_cuda():
     resolve(COMMANDS["grads"], args)
     args.device = "cuda"  # as if a GPU were there: the refusal does not depend on having one
     with pytest.raises(UsageError, match="--dropout is compared on the CPU only"):
-        options.MODEL.resolve(args)
+        groups.MODEL.resolve(args)
 
 
 @pytest.mark.slow

@@ -24,8 +24,8 @@ import argparse
 
 from compare.base import agreement
 from compare.base.report import table
-from compare.command import Command
-from compare.options import BATCH, DATA, LOSS, MODEL, RUN
+from compare.options.command import Command
+from compare.options.groups import BATCH, DATA, LOSS, MODEL, RUN
 from compare.pictures.graph import graph_nodes, graph_text, write_graph
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches

@@ -26,8 +26,8 @@ from compare.checking.report import summary, table
 from compare.checking.results import CheckResult
 from compare.checking.suite import MUTANT_SEEDS, SWEEP_SEEDS, false_positive_sweep, run_mutants
 from compare.checking.targets import TargetError, is_optimizer, resolve
-from compare.command import Command
-from compare.options import DTYPE, REPORT, SEED
+from compare.options.command import Command
+from compare.options.groups import DTYPE, REPORT, SEED
 from compare.training.config import Config
 
 CONFIG_KEYS = ("target", "mutants", "args", "kwargs", "shape", "reference", "seeds", "mode", "samples",

@@ -35,7 +35,6 @@ from compare import models
 from compare.base import agreement, argtypes
 from compare.base.errors import DistributedError, UsageError
 from compare.base.report import plural, table
-from compare.command import Command
 from compare.data.mnist import load_dataset
 from compare.distributed import group
 from compare.distributed.learners import (
@@ -45,7 +44,8 @@ from compare.distributed.learners import (
     replicas_identical,
 )
 from compare.distributed.ring import check_ring
-from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN
+from compare.options.command import Command
+from compare.options.groups import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, RUN
 from compare.training.config import Config
 from compare.training.learners import Learner, build_scratch, build_torch, parameter_mismatches
 from compare.training.loop import BeforeStep, EpochStats, RunRecord, train_lockstep

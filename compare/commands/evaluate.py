@@ -25,9 +25,9 @@ from dataclasses import replace
 from compare.base import agreement
 from compare.base.errors import CheckpointError
 from compare.base.report import plural, table
-from compare.command import Command
 from compare.data.mnist import load_dataset
-from compare.options import DEVICE, REPORT
+from compare.options.command import Command
+from compare.options.groups import DEVICE, REPORT
 from compare.training import checkpoint
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch

@@ -20,8 +20,8 @@ from tqdm import tqdm
 from compare import gradcheck, models
 from compare.base import agreement
 from compare.base.report import plural, table
-from compare.command import Command
-from compare.options import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
+from compare.options.command import Command
+from compare.options.groups import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.gradients import gradient_errors
 from compare.training.config import Config

@@ -33,9 +33,9 @@ from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.base.report import plural
-from compare.command import Command
 from compare.data import toy
-from compare.options import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
+from compare.options.command import Command
+from compare.options.groups import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
 from compare.pictures.curves import training_curves
 from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons

@@ -23,9 +23,9 @@ import socket
 
 from compare import web
 from compare.base.errors import UsageError
-from compare.command import Command
 from compare.data.mnist import load_dataset
-from compare.options import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
+from compare.options.command import Command
+from compare.options.groups import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
 from compare.training.config import Config
 from compare.web.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 

@@ -18,8 +18,19 @@ from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.base.report import plural, table
-from compare.command import Command
-from compare.options import BATCH, DATA, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN, check_output_path
+from compare.options.command import Command
+from compare.options.groups import (
+    BATCH,
+    DATA,
+    DIVERGENCE,
+    EPOCHS,
+    LOSS,
+    MODEL,
+    OPTIMIZER,
+    PLOTS,
+    RUN,
+    check_output_path,
+)
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.health import training_health
 from compare.pictures.train import train_figures

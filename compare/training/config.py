@@ -6,7 +6,7 @@
 
 It lives with the training core, above the model registry: its `model` is a complete ModelSpec, made by
 compare.models (the default one too), and the learners, the loop and the verdict read it. The command line
-fills one in (compare/options.py) but is not needed to make one.
+fills one in (compare/options/groups.py) but is not needed to make one.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 `optimizer_spec` and `schedule_spec` name a class that exists under that name in scratch/ and in
 torch_impl/ (scratch.optim.SGD and torch_impl.optim.SGD, ...), with the keyword arguments both take,
 so the two optimizers cannot be configured differently. The learners (compare/training/learners.py)
-build both sides from these; the command line only fills in the Config (compare/options.py).
+build both sides from these; the command line only fills in the Config (compare/options/groups.py).
 """
 
 from __future__ import annotations

@@ -35,14 +35,14 @@ from torch import Tensor
 
 from compare import models
 from compare.base.errors import UsageError
-from compare.command import Command
 from compare.commands.bench import tables
 from compare.commands.bench.contenders import TypicalPipeline, make_batches
 from compare.commands.bench.point import measure_point
 from compare.commands.bench.timing import torch_threads
 from compare.data.mnist import DataError, load_dataset
 from compare.models import ModelSpec
-from compare.options import DATA, DEVICE, DTYPE, REPORT, SEED
+from compare.options.command import Command
+from compare.options.groups import DATA, DEVICE, DTYPE, REPORT, SEED
 from compare.training.config import Config
 
 TRAIN_IMAGES = 60000

@@ -2,7 +2,7 @@
 
     COMMAND = Command(name="grads", help="...", run=run, groups=(DATA, MODEL, ...), add_arguments=add_arguments)
 
-A command takes the option groups it uses (compare/options.py) and adds its own options;
+A command takes the option groups it uses (compare/options/groups.py) and adds its own options;
 `run(config, data)` returns the report: a dict with at least {"agreement": {"passed": bool}}.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compare.data.mnist import Dataset
-from compare.options import OptionGroup
+from compare.options.groups import OptionGroup
 from compare.training.config import Config
 
 
