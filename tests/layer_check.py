@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from compare.base import agreement
-from compare.gradcheck import finite_difference, finite_difference_error
+from compare.checking.finite_diff import finite_difference, finite_difference_error
 
 
 def scratch_forward_backward(layer, x: Tensor, dout: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

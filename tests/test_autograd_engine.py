@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.nn import functional
 
-from compare import gradcheck
 from compare.base.agreement import (
     AUTOGRAD_EXPRESSIONS_FLOAT64,
     AUTOGRAD_FLOAT64,
@@ -30,6 +29,7 @@ from compare.base.agreement import (
     Tolerance,
     assert_agree,
 )
+from compare.checking import finite_diff as gradcheck
 from compare.models import make_spec
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches

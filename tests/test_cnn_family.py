@@ -191,13 +191,13 @@ def test_grads_checks_every_coordinate_of_a_small_cnn(tiny_data_root: Path, tmp_
 
 def test_finite_differences_leave_out_only_the_kinks_that_max_pooling_makes() -> None:
     """Two pooled entries a hair apart: nudging a weight swaps them, and the loss has a kink there."""
-    from compare import gradcheck
+    from compare.checking import finite_diff
 
     weight = torch.tensor([1.0, 1.0 + 1e-7, 0.5], dtype=torch.float64)
     loss_at = lambda: torch.maximum(weight[0], weight[1]).item() * 3.0 + weight[2].item() ** 2  # noqa: E731
-    central, disagreement = gradcheck.finite_difference_slopes(loss_at, weight, torch.arange(3), h=1e-6)
+    central, disagreement = finite_diff.finite_difference_slopes(loss_at, weight, torch.arange(3), h=1e-6)
     scale = 3.0
-    assert (disagreement > gradcheck.KINK_RTOL * scale).tolist() == [True, True, False]
+    assert (disagreement > finite_diff.KINK_RTOL * scale).tolist() == [True, True, False]
     assert central[2].item() == pytest.approx(1.0, rel=1e-8)  # smooth: the derivative of w^2 at 0.5
 
 

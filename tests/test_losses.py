@@ -10,7 +10,7 @@ import torch
 import scratch
 import torch_impl
 from compare.base import agreement
-from compare.gradcheck import finite_difference, finite_difference_error
+from compare.checking.finite_diff import finite_difference, finite_difference_error
 
 LOSS_NAMES = list(scratch.LOSSES)
 

@@ -17,9 +17,10 @@ import dataclasses
 import torch
 from tqdm import tqdm
 
-from compare import gradcheck, models
+from compare import models
 from compare.base import agreement
 from compare.base.report import plural, table
+from compare.checking import finite_diff
 from compare.options.command import Command
 from compare.options.groups import BATCH, DATA, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
 from compare.pictures.canvas import require_matplotlib
@@ -33,7 +34,7 @@ from compare.training.verdict import print_summary
 def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
                              num_classes: int) -> dict[str, tuple[float, int, int]]:
     """Per parameter: (relative error, number of coordinates judged, number left out because a kink of the loss
-    lies within the nudge there) of a float64 finite-difference check (compare/gradcheck.py)."""
+    lies within the nudge there) of a float64 finite-difference check (compare/checking/finite_diff.py)."""
     f64 = dataclasses.replace(config, dtype="float64", device="cpu")
     learner: ScratchLearner = build_scratch(f64, input_size=x.shape[1], num_classes=num_classes)
     x64, y64 = x.to("cpu", torch.float64), y.cpu()
@@ -50,26 +51,26 @@ def finite_difference_errors(config: Config, x: torch.Tensor, y: torch.Tensor,
     learner.model.train()
     errors = {}
     kinked = models.family_of(config.model).kinked(config.model)  # a smooth network has no kink to leave out
-    chosen = gradcheck.choose_coordinates(params, seed=config.seed)
+    chosen = finite_diff.choose_coordinates(params, seed=config.seed)
     # two losses per coordinate: a minute or more for a large network, so a bar (on a terminal, as the training
     # loop shows, compare/training/loop.py)
     bar = tqdm(total=sum(len(c) for c in chosen.values()), desc="finite differences", unit="coordinate",
                leave=False, disable=None, dynamic_ncols=True)
     for name, coords in chosen.items():
         bar.set_postfix_str(name, refresh=False)
-        numeric, disagreement = gradcheck.finite_difference_slopes(loss_at, params[name], coords, h=fd_step(config),
-                                                                   progress=bar.update)
-        smooth = disagreement <= gradcheck.KINK_RTOL * analytic[name].abs().max().item()
+        numeric, disagreement = finite_diff.finite_difference_slopes(loss_at, params[name], coords, h=fd_step(config),
+                                                                     progress=bar.update)
+        smooth = disagreement <= finite_diff.KINK_RTOL * analytic[name].abs().max().item()
         if not kinked:
             smooth = torch.ones_like(smooth)
-        error = gradcheck.finite_difference_error(numeric[smooth], analytic[name], coords[smooth])
+        error = finite_diff.finite_difference_error(numeric[smooth], analytic[name], coords[smooth])
         errors[name] = (error, int(smooth.sum()), int((~smooth).sum()))
     bar.close()
     return errors
 
 
 def fd_step(config: Config) -> float:
-    return gradcheck.FD_STEP if models.family_of(config.model).kinked(config.model) else gradcheck.FD_STEP_SMOOTH
+    return finite_diff.step_for(models.family_of(config.model).kinked(config.model))
 
 
 def after_one_update(scratch_l: Learner, torch_l: Learner, tol: agreement.Tolerance) -> list[agreement.Comparison]:
@@ -137,7 +138,7 @@ def run(config: Config, data) -> dict:
     kinks = sum(p["finite_diff_kinks"] for p in parameters)
     if kinks:
         print(f"(+N at kinks: {plural(kinks, 'coordinate')} where the loss has a kink within the nudge of "
-              f"{fd_step(config):g} (one-sided slopes disagree by more than {gradcheck.KINK_RTOL:g} of the "
+              f"{fd_step(config):g} (one-sided slopes disagree by more than {finite_diff.KINK_RTOL:g} of the "
               "gradient's scale): not differentiable there, so left out of the finite-difference check)")
     print(f"\nTolerances: scratch vs autograd {tol.describe()}; finite differences ({config.dtype} model, "
           f"checked in float64, h={fd_step(config):g}) {fd_tol.describe()}")
