@@ -17,8 +17,9 @@ from torch import nn
 
 import scratch
 from compare import check_backward
-from compare.checking import TargetError, assert_backward_correct, check_optimizer, finite_diff, mutants, summary
+from compare.checking import TargetError, assert_backward_correct, check_optimizer, finite_diff, summary
 from compare.checking.backward import FLOAT32_NOTE
+from compare.checking.mutants import MUTANTS, layers, subjects
 from compare.checking.suite import false_positive_sweep
 from compare.cli import main
 
@@ -77,7 +78,7 @@ KINDS = {
     "function": (dict(target=SiLUFunction, shapes=[(3, 4)], reference=nn.functional.silu), "function"),
     "pair": (dict(target=LinearPair, shapes=[(3, 4), (2, 4), (2,)], reference=nn.functional.linear), "pair"),
     "plain": (dict(target=softplus, shapes=[(3, 4)], reference=nn.functional.softplus), "plain"),
-    "engine": (dict(target=mutants.linear_tanh, kind="engine", shapes=[(3, 4), (2, 4), (2,)]), "engine"),
+    "engine": (dict(target=subjects.linear_tanh, kind="engine", shapes=[(3, 4), (2, 4), (2,)]), "engine"),
 }
 
 
@@ -141,20 +142,20 @@ def test_optimizers_match_torch_optim():
 
 
 def test_the_suite_holds_at_least_25_distinct_mutants():
-    names = [m.name for m in mutants.MUTANTS]
+    names = [m.name for m in MUTANTS]
     assert len(names) >= 25 and len(set(names)) == len(names)
-    assert all(m.description and m.subject in mutants.SUBJECTS for m in mutants.MUTANTS)
-    kinds = {type(m.bug).__name__ if isinstance(m.bug, mutants.Patch) else "class" for m in mutants.MUTANTS}
+    assert all(m.description and m.subject in subjects.SUBJECTS for m in MUTANTS)
+    kinds = {type(m.bug).__name__ if isinstance(m.bug, subjects.Patch) else "class" for m in MUTANTS}
     assert kinds == {"Patch", "class"}  # engine mutants and layer/optimizer mutants
 
 
-@pytest.mark.parametrize("mutant", mutants.MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
 def test_every_mutant_is_caught(mutant):
     result = mutant.check([0, 1, 2])
     assert not result.passed, f"{mutant.name} ({mutant.description}) was not caught:\n{summary(result)}"
 
 
-@pytest.mark.parametrize("subject", mutants.SUBJECTS, ids=lambda s: s.name)
+@pytest.mark.parametrize("subject", subjects.SUBJECTS, ids=lambda s: s.name)
 def test_correct_subjects_pass_over_10_seeds(subject):
     result = subject.check(list(range(10)))
     assert result.passed, summary(result)
@@ -169,13 +170,13 @@ def test_no_false_positive_over_200_seeds():
 
 
 def test_a_random_upstream_gradient_catches_what_all_ones_hides():
-    bug = mutants.CrossEntropyIgnoresUpstream
+    bug = layers.CrossEntropyIgnoresUpstream
     assert check_backward(bug, shapes=[(6, 5)], upstream="ones").passed  # dL = 1: the bug is invisible
     assert not check_backward(bug, shapes=[(6, 5)]).passed
 
 
 def test_random_parameters_catch_what_a_weight_of_ones_hides():
-    bug = mutants.BatchNormDxWithoutWeight
+    bug = layers.BatchNormDxWithoutWeight
     assert check_backward(bug, args=(5,), shapes=[(6, 5)], nudge_parameters=False).passed
     assert not check_backward(bug, args=(5,), shapes=[(6, 5)]).passed
 
@@ -190,7 +191,7 @@ def test_gradients_that_cancel_to_zero_are_judged_against_their_rounding():
 
 
 def test_a_mutant_that_only_agrees_with_itself_is_caught_by_the_reference():
-    result = check_backward(mutants.DropoutNotRescaled, args=(0.5,), shapes=[(4, 6)])
+    result = check_backward(layers.DropoutNotRescaled, args=(0.5,), shapes=[(4, 6)])
     assert not result.passed
     assert all(c.against.startswith("torch") for c in result.failures())  # its forward and backward agree
 
@@ -204,7 +205,7 @@ def test_relu_at_exactly_zero_is_left_out_not_tolerated():
     assert result.passed, summary(result)
     fd = [c for c in result.comparisons if c.against == "finite differences"]
     assert [(c.non_differentiable, c.checked) for c in fd] == [(3, 5), (3, 5)]  # the three zeros, each seed
-    broken = check_backward(mutants.ReluNoMask, inputs=[x], front_layer=False, seeds=2)
+    broken = check_backward(layers.ReluNoMask, inputs=[x], front_layer=False, seeds=2)
     assert any(c.against == "finite differences" for c in broken.failures())  # still caught where differentiable
 
 
@@ -248,7 +249,7 @@ def test_forced_float32_warns_that_its_tolerances_are_loose():
     assert result.dtype_used == "float32" and any("loose" in note for note in result.notes)
     assert {c.tolerance.split(":")[0] for c in result.comparisons} == {"autograd-float32", "finite-difference-float32"}
     with pytest.warns(UserWarning):
-        assert not check_backward(mutants.MSEMissingFactorTwo, shapes=[(6, 5)], dtype="float32",
+        assert not check_backward(layers.MSEMissingFactorTwo, shapes=[(6, 5)], dtype="float32",
                                   force_dtype=True).passed  # a gross bug is still seen
 
 
@@ -298,7 +299,8 @@ def test_cli_passes_fails_and_refuses(tmp_path, capsys):
     row = data["check"]["comparisons"][0]
     assert {"tensor", "against", "exact", "passed", "max_abs_diff", "max_rel_error", "worst_index"} <= set(row)
 
-    assert main(["check", "compare.checking.mutants:LinearBiasGradAveraged", "--args", "5", "4", "--seeds", "1"]) == 1
+    mutant = "compare.checking.mutants.layers:LinearBiasGradAveraged"
+    assert main(["check", mutant, "--args", "5", "4", "--seeds", "1"]) == 1
     assert "FAILED" in capsys.readouterr().out
     for bad in (["check", "no.such.module:Thing"], ["check"], ["check", "scratch.linear:Linear", "--args", "5", "4",
                                                                 "--shape", "3,6"]):
@@ -333,7 +335,7 @@ def test_errors_name_what_to_do():
 
 def test_assert_backward_correct_says_which_tensor_where():
     with pytest.raises(AssertionError) as info:
-        assert_backward_correct(mutants.LinearBiasGradAveraged, args=(5, 4), shapes=[(3, 5)])
+        assert_backward_correct(layers.LinearBiasGradAveraged, args=(5, 4), shapes=[(3, 5)])
     message = str(info.value)
     assert message.splitlines()[0].endswith("the gradient is wrong for bias")
     assert "dbias vs finite differences: at index" in message and "seed" in message

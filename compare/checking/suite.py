@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from compare.checking.mutants import MUTANTS, SUBJECTS, Mutant, Subject
+from compare.checking.mutants import MUTANTS
+from compare.checking.mutants.subjects import SUBJECTS, Mutant, Subject
 from compare.checking.results import CheckResult
 
 MUTANT_SEEDS = 3  # seeds per mutant: caught when the check fails on any of them
