@@ -565,7 +565,7 @@ class Value:
 
     # ------------------------------------------------------------------ backpropagation
 
-    def backward(self, grad: Tensor | None = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Tensor | None = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Fill `.grad` of every Value this one was computed from: d(self)/d(value), by the chain rule.
 
         1. Order the graph so that every value comes after the values it was computed from.
@@ -577,7 +577,17 @@ class Value:
         multivariable chain rule). Gradients add into `.grad`, as in torch: call `zero_grad`
         between steps. Afterwards the backward rules are dropped (the graph is freed) unless
         retain_graph=True.
+
+        create_graph=True (torch's way to ask for second derivatives: a graph of the backward pass
+        itself) is refused: the rules run on plain tensors and record nothing, so the gradients
+        they give cannot be differentiated again.
         """
+        if create_graph:
+            raise NotImplementedError(
+                "backward(create_graph=True): this engine has no second derivatives; its backward rules run on "
+                "plain tensors and record no graph of their own. For a Hessian-vector product use "
+                "torch.autograd.grad(..., create_graph=True) on the torch twin"
+            )
         if not self.requires_grad:
             raise GraphError(
                 "backward() was called on a Value that no parameter influences (requires_grad is False): "

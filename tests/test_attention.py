@@ -1,82 +1,26 @@
-"""The vision transformer's layers by hand (LayerNorm, MultiheadAttention, the transformer block, ViT)
-against float64 finite differences and against their torch.nn twins (autograd), plus bit-identical init.
+"""The vision transformer's layers by hand (LayerNorm, MultiheadAttention, the transformer block, ViT):
+what the op table does not see.
 
-Adding a layer adds one line to LAYERS. Torch's attention runs a fused kernel (its "fast path") in
-evaluation mode without gradients; every gradient comparison here runs the twins in training mode
-with parameters that need gradients, which takes the ordinary path (dropout is 0, so training
-and evaluation compute the same function). The fast path is compared on its own, in float32.
+Their gradients (finite differences and torch.autograd), forward passes, dtypes, layouts and documented errors
+are checked by the tests generated from tests/ops.py. Torch's attention runs a fused kernel (its "fast path")
+in evaluation mode without gradients; every gradient comparison there runs the twins in training mode with
+parameters that need gradients, which takes the ordinary path (dropout is 0, so training and evaluation compute
+the same function). Here: the bit-identical initialisation, the fast path (float32), state dicts, attention
+maps, backward without the input gradient, gradients written in place, softmax's Jacobian.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from layer_check import (
-    assert_identical_init,
-    check_against_autograd,
-    check_finite_differences,
-    copy_parameters,
-)
 from torch import nn
+from twins import assert_identical_init, copy_parameters
 
 import scratch
 import torch_impl
 from compare.base import agreement
 
-
-class SelfAttention(nn.MultiheadAttention):
-    """nn.MultiheadAttention(batch_first=True) called as self-attention with one input, as scratch's."""
-
-    def __init__(self, embed_dim: int, num_heads: int) -> None:
-        super().__init__(embed_dim, num_heads, batch_first=True)
-
-    def forward(self, x):
-        return super().forward(x, x, x, need_weights=False)[0]
-
-
 TINY_VIT = dict(image_size=8, patch_size=4, in_channels=1, dim=8, depth=1, heads=2, mlp_dim=12, num_classes=3)
-
-# name: (scratch factory, torch factory taking the scratch layer, input shape)
-LAYERS = {
-    "layernorm": (lambda: scratch.LayerNorm(6), lambda s: copy_parameters(s, nn.LayerNorm(6)), (3, 4, 6)),
-    "attention": (lambda: scratch.MultiheadAttention(6, 2), lambda s: copy_parameters(s, SelfAttention(6, 2)),
-                  (2, 4, 6)),
-    "block": (lambda: scratch.TransformerEncoderLayer(6, 2, 8),
-              lambda s: copy_parameters(s, torch_impl.TransformerEncoderLayer(6, 2, 8)), (2, 4, 6)),
-    "vit-mean": (lambda: scratch.ViT(**TINY_VIT), lambda s: copy_parameters(s, torch_impl.ViT(**TINY_VIT)),
-                 (2, 1, 8, 8)),
-    "vit-cls": (lambda: scratch.ViT(**TINY_VIT, pool="cls"),
-                lambda s: copy_parameters(s, torch_impl.ViT(**TINY_VIT, pool="cls")), (2, 1, 8, 8)),
-}
-
-
-def make(name: str, dtype: torch.dtype, seed: int = 0):
-    """The scratch layer with every parameter moved off its initial value (layer norm starts at
-    weight 1, bias 0; attention's biases at 0), its torch twin with the same values, an input and a dout."""
-    torch.manual_seed(seed)
-    make_scratch, make_torch, shape = LAYERS[name]
-    layer = make_scratch()
-    for p in layer.parameters():  # in float32, before the twin copies them: both then cast the same values
-        p.add_(0.5 * torch.randn_like(p))
-    module = make_torch(layer).to(dtype=dtype)
-    layer.to(dtype=dtype)
-    x = torch.randn(shape, dtype=dtype)
-    dout = torch.randn(layer.forward(x).shape, dtype=dtype)
-    return layer, module, x, dout
-
-
-@pytest.mark.parametrize("name", LAYERS)
-def test_finite_differences_float64(name):
-    layer, _, x, dout = make(name, torch.float64)
-    check_finite_differences(layer, x, dout)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("name", LAYERS)
-def test_matches_autograd(name, dtype):
-    layer, module, x, dout = make(name, dtype, seed=1)
-    check_against_autograd(layer, module, x, dout)
-
 
 INITS = {
     "layernorm": (lambda: scratch.LayerNorm(8), lambda: nn.LayerNorm(8)),
@@ -98,20 +42,6 @@ def test_block_twin_is_torch_transformer_encoder_layer_pre_norm_gelu():
     assert isinstance(block, nn.TransformerEncoderLayer)
     assert block.norm_first and block.self_attn.batch_first and block.activation_relu_or_gelu == 2
     assert block.dropout.p == block.dropout1.p == block.dropout2.p == 0.0
-
-
-@pytest.mark.parametrize("pool", ["mean", "cls"])
-def test_whole_vit_matches_torch_float64(pool):
-    """The default ViT on a random batch [4, 1, 28, 28]: logits, dx and every parameter gradient."""
-    torch.manual_seed(0)
-    ours = scratch.ViT(pool=pool)
-    for p in ours.parameters():  # a class token of zeros and unit layer norms would hide some paths
-        p.add_(0.1 * torch.randn_like(p))
-    theirs = copy_parameters(ours, torch_impl.ViT(pool=pool)).to(dtype=torch.float64)
-    ours.to(dtype=torch.float64)
-    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
-    dlogits = torch.randn(4, 10, dtype=torch.float64)
-    check_against_autograd(ours, theirs, x, dlogits)
 
 
 def test_vit_backward_without_input_gradient_fills_the_same_gradients():
@@ -194,12 +124,3 @@ def test_softmax_backward_is_the_jacobian_product():
     torch.testing.assert_close(scratch.attention.softmax_backward(p, dp), jacobian.t() @ dp)
 
 
-def test_wrong_shapes_are_explained():
-    with pytest.raises(ValueError, match="divisible by num_heads"):
-        scratch.MultiheadAttention(10, 4)
-    with pytest.raises(ValueError, match=r"expects images of 784 values.*\[B, 1, 28, 28\]"):
-        scratch.ViT()(torch.zeros(2, 32, 32))
-    with pytest.raises(ValueError, match="not a multiple of patch_size"):
-        scratch.ViT(patch_size=5)
-    with pytest.raises(ValueError, match="last dimension is 8"):
-        scratch.LayerNorm(8)(torch.zeros(2, 7))

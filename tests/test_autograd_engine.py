@@ -1,8 +1,10 @@
 """Tests for the scratch autograd engine (scratch/engine.py) and the MLP built on it.
 
-Every op is checked two independent ways, in float64: against torch.autograd, and against
-central finite differences, always with a random upstream gradient (not `.sum()`). Then
-hypothesis builds random expressions over random, broadcasting shapes. Run:
+Every op is an entry of the op table (tests/ops.py): the tests generated from it check each one two
+independent ways, against torch.autograd and against central finite differences, always with a random
+upstream gradient (not `.sum()`), and on its kinks, layouts and dtypes. Here hypothesis builds random
+expressions of the ops over random, broadcasting shapes; then the graph itself (reuse, accumulation,
+no_grad, freed graphs, errors) and the MLP on the engine. Run:
 
     .venv/bin/python -m pytest tests/test_autograd_engine.py -q
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,118 +26,19 @@ from compare.base.agreement import (
     AUTOGRAD_EXPRESSIONS_FLOAT64,
     AUTOGRAD_FLOAT64,
     ENGINE_VS_HAND_FLOAT64,
-    FINITE_DIFF_FLOAT64,
     Tolerance,
     assert_agree,
 )
-from compare.checking import finite_diff as gradcheck
 from compare.models import make_spec
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from scratch import engine_nn
 from scratch.engine import GraphError, Value, cat, cross_entropy, mse_loss, no_grad, stack
-from scratch.engine_nn import avg_pool2d, conv2d, max_pool2d
 
 F64 = torch.float64
 
 
-# ---------------------------------------------------------------------- one table of ops
-
-
-@dataclass(frozen=True)
-class Op:
-    name: str
-    fn: Callable  # works on Values and on torch tensors alike: the same expression, twice
-    shapes: tuple[tuple[int, ...], ...]  # one shape per input; different shapes broadcast
-    positive: bool = False  # inputs drawn from [0.5, 2) (log, fractional powers, division)
-    reference: Callable | None = None  # the torch expression, where torch spells it differently from fn
-
-
-OPS = [
-    Op("add", lambda a, b: a + b, ((3, 4), (4,))),
-    Op("add-number", lambda a: 2.5 + a, ((3, 4),)),
-    Op("sub", lambda a, b: a - b, ((3, 1), (1, 4))),
-    Op("sub-from-number", lambda a: 1 - a, ((3, 4),)),
-    Op("mul", lambda a, b: a * b, ((2, 3, 4), (3, 1))),
-    Op("mul-number", lambda a: a * -3.0, ((3, 4),)),
-    Op("div", lambda a, b: a / b, ((3, 4), (4,)), positive=True),
-    Op("number-div", lambda a: 2.0 / a, ((3, 4),), positive=True),
-    Op("neg", lambda a: -a, ((3, 4),)),
-    Op("pow-integer", lambda a: a ** 3, ((3, 4),)),
-    Op("pow-fraction", lambda a: a ** 0.5, ((3, 4),), positive=True),
-    Op("pow-zero", lambda a: (a * 0.0) ** 0, ((3, 4),)),  # 0^0: torch's gradient is 0, not nan
-    Op("pow-value", lambda a, b: a ** b, ((3, 4), (1, 4)), positive=True),
-    Op("number-pow", lambda a: 2.0 ** a, ((3, 4),)),
-    Op("matmul", lambda a, b: a @ b, ((3, 5), (5, 2))),
-    Op("matmul-batched", lambda a, b: a @ b, ((2, 3, 5), (5, 4))),
-    Op("matmul-batch-broadcast", lambda a, b: a @ b, ((2, 1, 3, 5), (4, 5, 2))),
-    Op("sum-all", lambda a: a.sum(), ((3, 4),)),
-    Op("sum-dim", lambda a: a.sum(dim=1), ((2, 3, 4),)),
-    Op("sum-dims-keepdim", lambda a: a.sum(dim=(0, 2), keepdim=True), ((2, 3, 4),)),
-    Op("mean-all", lambda a: a.mean(), ((3, 4),)),
-    Op("mean-dim", lambda a: a.mean(dim=-1), ((2, 3, 4),)),
-    Op("mean-dim-keepdim", lambda a: a.mean(dim=0, keepdim=True), ((3, 4),)),
-    # a 0-dim value has one dim to name (0 or -1), and reducing over it changes nothing
-    Op("sum-dim0-of-0d", lambda a: a.sum(dim=0), ((),)),
-    Op("sum-dim-1-keepdim-of-0d", lambda a: a.sum(dim=-1, keepdim=True), ((),)),
-    Op("mean-dim0-of-0d", lambda a: a.mean(dim=0), ((),)),
-    Op("mean-dim-1-of-0d", lambda a: a.mean(dim=-1), ((),)),
-    Op("reshape", lambda a: a.reshape(4, 6), ((2, 3, 4),)),
-    Op("transpose", lambda a: a.transpose(0, 2), ((2, 3, 4),)),
-    Op("T", lambda a: a.T, ((3, 4),)),
-    Op("exp", lambda a: a.exp(), ((3, 4),)),
-    Op("log", lambda a: a.log(), ((3, 4),), positive=True),
-    Op("relu", lambda a: a.relu(), ((3, 4),)),
-    Op("sigmoid", lambda a: a.sigmoid(), ((3, 4),)),
-    Op("tanh", lambda a: a.tanh(), ((3, 4),)),
-    Op("log_softmax", lambda a: a.log_softmax(dim=1), ((3, 5),)),
-    Op("log_softmax-dim0", lambda a: a.log_softmax(dim=0), ((3, 5),)),
-    # what a CNN, a vision transformer and an LSTM need
-    Op("permute", lambda a: a.permute(2, 0, 1), ((2, 3, 4),)),
-    Op("permute-4d", lambda a: a.permute(0, 2, -1, 1), ((2, 3, 4, 5),)),
-    Op("transpose-4d", lambda a: a.transpose(-2, -1), ((2, 3, 4, 5),)),
-    Op("flatten", lambda a: a.flatten(1), ((2, 3, 4, 5),)),
-    Op("flatten-middle", lambda a: a.flatten(1, 2), ((2, 3, 4, 5),)),
-    Op("getitem-time-step", lambda a: a[:, 1, :], ((2, 3, 4),)),
-    Op("getitem-slice", lambda a: a[:, :, 1:3], ((2, 3, 4),)),
-    Op("getitem-int-ellipsis-none-step", lambda a: a[1, ..., None, ::2], ((2, 3, 5),)),
-    Op("cat", lambda a, b: cat([a, b, a * 2.0], dim=1), ((2, 3, 4), (2, 1, 4)),  # a twice: its shares add up
-       reference=lambda a, b: torch.cat([a, b, a * 2.0], dim=1)),
-    Op("stack", lambda a, b: stack([a, b, a * 2.0], dim=-1), ((2, 3), (2, 3)),
-       reference=lambda a, b: torch.stack([a, b, a * 2.0], dim=-1)),
-    Op("matmul-3d", lambda a, b: a @ b, ((2, 3, 5), (2, 5, 4))),
-    Op("matmul-4d-batch-broadcast", lambda a, b: a @ b, ((2, 1, 3, 5), (1, 4, 5, 2))),
-    Op("sqrt", lambda a: a.sqrt(), ((3, 4),), positive=True),
-    Op("rsqrt", lambda a: a.rsqrt(), ((3, 4),), positive=True),
-    Op("max-dim", lambda a: a.max(dim=1).values, ((2, 3, 4),)),
-    Op("max-dim-keepdim", lambda a: a.max(dim=-1, keepdim=True)[0], ((2, 3, 4),)),
-    Op("max-of-0d", lambda a: a.max(dim=0).values, ((),)),
-    Op("softmax", lambda a: a.softmax(dim=-1), ((3, 5),)),
-    Op("softmax-dim0", lambda a: a.softmax(dim=0), ((3, 5),)),
-    Op("gelu", lambda a: a.gelu(), ((3, 4),), reference=functional.gelu),
-    Op("unfold", lambda a: a.unfold(1, 3, 2), ((2, 8, 3),)),
-    Op("unfold-overlapping", lambda a: a.unfold(-1, 3, 1), ((2, 6),)),
-    Op("pad2d", lambda a: a.pad2d(2), ((2, 3, 4, 5),), reference=lambda a: functional.pad(a, (2, 2, 2, 2))),
-    Op("conv2d", conv2d, ((2, 3, 6, 6), (4, 3, 3, 3), (4,)), reference=functional.conv2d),
-    Op("conv2d-stride-padding", lambda x, w, b: conv2d(x, w, b, stride=2, padding=1),
-       ((2, 2, 7, 7), (3, 2, 3, 3), (3,)),
-       reference=lambda x, w, b: functional.conv2d(x, w, b, stride=2, padding=1)),
-    Op("conv2d-no-bias-2x3-kernel", lambda x, w: conv2d(x, w), ((1, 2, 5, 6), (3, 2, 2, 3)),
-       reference=functional.conv2d),
-    Op("max_pool2d", lambda x: max_pool2d(x, 2), ((2, 3, 6, 6),), reference=lambda x: functional.max_pool2d(x, 2)),
-    Op("max_pool2d-overlapping", lambda x: max_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
-       reference=lambda x: functional.max_pool2d(x, 3, stride=2)),
-    Op("avg_pool2d", lambda x: avg_pool2d(x, 2), ((2, 3, 6, 7),), reference=lambda x: functional.avg_pool2d(x, 2)),
-    Op("avg_pool2d-overlapping", lambda x: avg_pool2d(x, 3, stride=2), ((2, 2, 7, 7),),
-       reference=lambda x: functional.avg_pool2d(x, 3, stride=2)),
-]
-
-
-def make_inputs(op: Op, seed: int = 0) -> list[torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    if op.positive:
-        return [0.5 + 1.5 * torch.rand(s, generator=g, dtype=F64) for s in op.shapes]
-    return [torch.randn(s, generator=g, dtype=F64) for s in op.shapes]
+# ---------------------------------------------------------------------- both sides of one expression
 
 
 def run_both(fn: Callable, inputs: list[torch.Tensor], seed: int = 1, reference: Callable | None = None):
@@ -162,74 +64,12 @@ def assert_matches_torch(name: str, fn: Callable, inputs: list[torch.Tensor],
             assert_agree(f"{name} d(input {i})", v.grad, leaf.grad, tol)
 
 
-@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-def test_op_matches_torch_autograd(op: Op) -> None:
-    assert_matches_torch(op.name, op.fn, make_inputs(op), reference=op.reference)
-
-
-@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-def test_op_matches_finite_differences(op: Op) -> None:
-    inputs = make_inputs(op)
-    values = [Value(t.clone(), requires_grad=True) for t in inputs]
-    out = op.fn(*values)
-    dout = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=F64)
-    out.backward(dout)
-
-    def loss_at() -> float:  # the scalar whose gradient backward(dout) computes: sum(out * dout)
-        with no_grad():
-            return (op.fn(*values).data * dout).sum().item()
-
-    for i, v in enumerate(values):
-        numeric = gradcheck.finite_difference(loss_at, v.data, torch.arange(v.numel()))
-        assert_agree(f"{op.name} d(input {i}) vs finite differences", v.grad.reshape(-1), numeric,
-                     FINITE_DIFF_FLOAT64)
-
-
-@pytest.mark.parametrize("name,fn,reference", [
-    ("max", lambda a: a.max(dim=-1).values, None),
-    ("max-keepdim", lambda a: a.max(dim=1, keepdim=True).values, None),
-    ("max_pool2d", lambda a: max_pool2d(a, 2), lambda a: functional.max_pool2d(a, 2)),
-    ("max_pool2d-overlapping", lambda a: max_pool2d(a, 3, stride=2), lambda a: functional.max_pool2d(a, 3, stride=2)),
-])
-def test_max_breaks_ties_like_torch(name: str, fn: Callable, reference: Callable | None) -> None:
-    """Inputs drawn from {0, 1, 2}, so most windows hold several maxima: the first one gets the gradient."""
-    x = torch.randint(0, 3, (2, 3, 7, 7), generator=torch.Generator().manual_seed(0)).to(F64)
-    assert_matches_torch(name, fn, [x], reference=reference)
-
-
 def test_engine_index_and_permute_errors_say_what_to_do() -> None:
     v = Value(torch.zeros(2, 3))
     with pytest.raises(TypeError, match="basic indices"):
         _ = v[torch.tensor([0, 1])]
     with pytest.raises(ValueError, match="name every dim once"):
         v.permute(0, 0)
-
-
-def test_cross_entropy_and_mse_match_torch() -> None:
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, 5, generator=g, dtype=F64)
-    y = torch.randint(0, 5, (6,), generator=g)
-    # the references are torch's own losses (tests may use torch.nn.functional; scratch/ may not)
-    assert_matches_torch("cross_entropy", lambda z: cross_entropy(z, y) if isinstance(z, Value)
-                         else torch.nn.functional.cross_entropy(z, y), [logits])
-    onehot = torch.nn.functional.one_hot(y, 5).to(F64)
-    assert_matches_torch("mse_loss", lambda z: mse_loss(z, y) if isinstance(z, Value)
-                         else torch.nn.functional.mse_loss(z, onehot), [logits])
-
-
-@pytest.mark.parametrize("loss", [cross_entropy, mse_loss])
-def test_losses_match_finite_differences(loss) -> None:
-    g = torch.Generator().manual_seed(0)
-    z = Value(torch.randn(4, 3, generator=g, dtype=F64), requires_grad=True)
-    y = torch.tensor([0, 2, 1, 2])
-    loss(z, y).backward()
-
-    def loss_at() -> float:
-        with no_grad():
-            return loss(z, y).item()
-
-    numeric = gradcheck.finite_difference(loss_at, z.data, torch.arange(z.numel()))
-    assert_agree(f"{loss.__name__} vs finite differences", z.grad.reshape(-1), numeric, FINITE_DIFF_FLOAT64)
 
 
 def test_loss_inputs_are_checked() -> None:

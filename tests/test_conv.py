@@ -1,11 +1,11 @@
-"""Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, Flatten and the CNN against torch.nn and finite differences.
+"""Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d and the CNN: what the op table does not see.
 
-    pytest tests/test_conv.py -q
+    pytest tests/test_conv.py tests/test_ops.py -k "conv or pool or batchnorm2d or cnn" -q
 
-The checks of tests/layer_check.py (random upstream gradient dout through sum(out * dout); scratch vs
-torch.autograd in float64 and float32; scratch vs central differences at every coordinate in float64),
-applied to each line of LAYERS; then what they do not see: max pooling's ties, batch norm's running
-statistics, the initialisation, the loop reference of tests/conv_reference.py, whole networks.
+Every layer's gradients (finite differences and torch.autograd), forward pass, dtypes, layouts and documented
+errors are checked by the tests generated from tests/ops.py. Here: the conv's batch slices and its skipped
+input gradient, max pooling's ties, batch norm's running statistics, the initialisation, the loop reference
+of tests/conv_reference.py, whole LeNet-5 networks.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import pytest
 import torch
 from conv_reference import conv2d_loops, conv2d_loops_backward
-from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_state
+from op_kinds import Case, assert_finite_differences, assert_matches_twin
+from ops import OPS, OPS_BY_NAME, random_affine
 from torch import nn
+from twins import copy_state
 
 import scratch
 import scratch.conv
@@ -23,101 +25,29 @@ from compare.base.agreement import AUTOGRAD_FLOAT64, Tolerance, assert_agree, gr
 
 # The loops and im2col compute the same sums in different orders (measured: ~1e-16 relative).
 LOOPS_VS_IM2COL_FLOAT64 = Tolerance("loops-vs-im2col-float64", rtol=1e-12)
+CONVS = [op for op in OPS if op.name.startswith("conv-")]
 
 
-def random_affine(layer: scratch.BatchNorm2d) -> scratch.BatchNorm2d:
-    """Move batch norm off its initial weight 1, bias 0 (which would hide a swapped weight and bias)."""
-    g = torch.Generator().manual_seed(5)
-    layer.weight.uniform_(0.5, 1.5, generator=g)
-    layer.bias.uniform_(-0.5, 0.5, generator=g)
-    return layer
-
-
-def trained_statistics(layer: scratch.BatchNorm2d) -> scratch.BatchNorm2d:
-    """Batch norm in evaluation mode with running statistics that are not the initial 0 and 1."""
-    g = torch.Generator().manual_seed(6)
-    layer.running_mean.uniform_(-1, 1, generator=g)
-    layer.running_var.uniform_(0.5, 2, generator=g)
-    return random_affine(layer)
-
-
-def conv(*args, **kwargs):
-    """A scratch Conv2d and a factory for its twin nn.Conv2d with the same arguments and values."""
-    return (lambda: scratch.Conv2d(*args, **kwargs)), (lambda s: copy_state(s, nn.Conv2d(*args, **kwargs)))
-
-
-# name: (scratch factory, torch factory taking the scratch layer, input shape, training mode)
-LAYERS = {
-    "conv-5x5-pad-2": (*conv(2, 3, 5, padding=2), (2, 2, 7, 6), True),
-    "conv-3x3-stride-2-pad-1": (*conv(3, 4, 3, stride=2, padding=1), (2, 3, 7, 8), True),
-    "conv-no-bias": (*conv(2, 3, 3, bias=False), (3, 2, 5, 6), True),
-    "conv-2x2-stride-3": (*conv(2, 2, 2, stride=3), (2, 2, 8, 7), True),  # gaps between windows, rows left over
-    "conv-1x1": (*conv(3, 2, 1), (2, 3, 4, 5), True),
-    "maxpool-2": (lambda: scratch.MaxPool2d(2), lambda s: nn.MaxPool2d(2), (2, 3, 6, 8), True),
-    "maxpool-2-odd-sides": (lambda: scratch.MaxPool2d(2), lambda s: nn.MaxPool2d(2), (2, 2, 5, 7), True),
-    "maxpool-3-stride-2": (lambda: scratch.MaxPool2d(3, 2), lambda s: nn.MaxPool2d(3, 2), (2, 2, 7, 9), True),
-    "avgpool-2": (lambda: scratch.AvgPool2d(2), lambda s: nn.AvgPool2d(2), (2, 3, 6, 8), True),
-    "avgpool-2-odd-sides": (lambda: scratch.AvgPool2d(2), lambda s: nn.AvgPool2d(2), (2, 2, 5, 7), True),
-    "avgpool-3-stride-2": (lambda: scratch.AvgPool2d(3, 2), lambda s: nn.AvgPool2d(3, 2), (2, 2, 7, 9), True),
-    "batchnorm2d-train": (lambda: random_affine(scratch.BatchNorm2d(3)),
-                          lambda s: copy_state(s, nn.BatchNorm2d(3)), (4, 3, 3, 5), True),
-    "batchnorm2d-train-eps-momentum": (lambda: random_affine(scratch.BatchNorm2d(2, eps=1e-3, momentum=0.3)),
-                                       lambda s: copy_state(s, nn.BatchNorm2d(2, eps=1e-3, momentum=0.3)),
-                                       (3, 2, 4, 3), True),
-    "batchnorm2d-train-batch-1": (lambda: random_affine(scratch.BatchNorm2d(2)),
-                                  lambda s: copy_state(s, nn.BatchNorm2d(2)), (1, 2, 3, 4), True),
-    "batchnorm2d-eval": (lambda: trained_statistics(scratch.BatchNorm2d(3)),
-                         lambda s: copy_state(s, nn.BatchNorm2d(3)), (4, 3, 3, 5), False),
-    "flatten": (scratch.Flatten, lambda s: nn.Flatten(), (3, 2, 4, 5), True),
-}
-
-
-def make(name: str, dtype: torch.dtype, seed: int = 0):
-    torch.manual_seed(seed)
-    make_scratch, make_torch, shape, training = LAYERS[name]
-    x = away_from_zero(shape, dtype) * 2 + 0.5  # batch norm should have a mean and scale to remove
-    layer = make_scratch().to(dtype=dtype).train(training)
-    dout = torch.randn(layer.forward(x).shape, dtype=dtype)
-    layer = make_scratch().to(dtype=dtype).train(training)  # afresh: that forward moved the running statistics
-    module = make_torch(layer).to(dtype=dtype).train(training)
-    return layer, module, x, dout
-
-
-@pytest.mark.parametrize("name", LAYERS)
-def test_finite_differences_float64(name):
-    layer, _, x, dout = make(name, torch.float64)
-    check_finite_differences(layer, x, dout)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("name", LAYERS)
-def test_matches_autograd(name, dtype):
-    layer, module, x, dout = make(name, dtype, seed=1)
-    check_against_autograd(layer, module, x, dout)
-    buffers = dict(layer.named_buffers())
-    assert set(buffers) == {n for n, _ in module.named_buffers()}
-    for n, b in module.named_buffers():  # batch norm's running statistics after that forward
-        assert_agree(n, buffers[n], b, gradient_tolerance(dtype))
-
-
-@pytest.mark.parametrize("name", [n for n in LAYERS if n.startswith("conv")])
-def test_conv_in_many_batch_slices(name, monkeypatch):
+@pytest.mark.parametrize("op", CONVS, ids=lambda op: op.name)
+def test_conv_in_many_batch_slices(op, monkeypatch):
     """The batch is convolved in slices (scratch/conv.py, SLICE_BYTES); here one example per slice."""
     monkeypatch.setattr(scratch.conv, "SLICE_BYTES", 1)
-    layer, module, x, dout = make(name, torch.float64, seed=2)
-    assert len(layer.slices(x, *dout.shape[2:])) == x.shape[0] > 1
-    check_against_autograd(layer, module, x, dout)
-    check_finite_differences(layer, x, dout)
+    case = Case(op, op.samples[0], torch.float64, seed=2)
+    x, dout = case.inputs[0], case.douts[0]
+    assert len(case.model.slices(x, *dout.shape[2:])) == x.shape[0] > 1
+    assert_matches_twin(case)
+    assert_finite_differences(case)
 
 
 def test_conv_without_input_gradient():
-    layer, module, x, dout = make("conv-3x3-stride-2-pad-1", torch.float64)
+    op = OPS_BY_NAME["conv-3x3-stride-2-pad-1"]
+    case = Case(op, op.samples[0], torch.float64)
+    layer, (x,), (dout,) = case.model, case.inputs, case.douts
     layer.forward(x)
     assert layer.backward(dout, input_grad=False) is None
-    x = x.clone().requires_grad_(True)
-    (module(x) * dout).sum().backward()
-    assert_agree("dweight", layer.dweight, module.weight.grad, AUTOGRAD_FLOAT64)
-    assert_agree("dbias", layer.dbias, module.bias.grad, AUTOGRAD_FLOAT64)
+    theirs = case.theirs().grads
+    assert_agree("dweight", layer.dweight, theirs["weight"], AUTOGRAD_FLOAT64)
+    assert_agree("dbias", layer.dbias, theirs["bias"], AUTOGRAD_FLOAT64)
 
 
 @pytest.mark.parametrize("args", [(1, 6, 5), (6, 16, 5), (3, 8, 3), (4, 2, 2)])
@@ -211,14 +141,6 @@ def test_batchnorm2d_statistics_pool_batch_and_positions():
     assert out[:, 0].flatten().tolist() == pytest.approx([v / (5 + 1e-5) ** 0.5 for v in (-3, -1, 1, 3)])
 
 
-def test_batchnorm_errors_are_for_people():
-    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 3, height, width\], got \[2, 3\]"):
-        scratch.BatchNorm2d(3).forward(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="at least 2 values per feature"):
-        scratch.BatchNorm2d(3).forward(torch.zeros(1, 3, 1, 1))
-    assert scratch.BatchNorm2d(3).forward(torch.randn(1, 3, 2, 1)).shape == (1, 3, 2, 1)  # one example, 2 values
-
-
 # --- the loop reference ---------------------------------------------------------------------
 
 
@@ -242,27 +164,6 @@ def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias):
     assert_agree("dweight", layer.dweight, dweight_loops, tol)
     if bias:
         assert_agree("dbias", layer.dbias, dbias_loops, tol)
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def test_conv_and_pool_errors_are_for_people():
-    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 3, height, width\], got \[2, 1, 5, 5\]"):
-        scratch.Conv2d(3, 4, 3).forward(torch.zeros(2, 1, 5, 5))
-    with pytest.raises(ValueError, match="smaller than the 5x5 kernel"):
-        scratch.Conv2d(1, 4, 5).forward(torch.zeros(2, 1, 3, 3))
-    with pytest.raises(ValueError, match="kernel_size must be an int >= 1"):
-        scratch.Conv2d(1, 4, (3, 5))
-    with pytest.raises(ValueError, match="padding=0 and ceil_mode=False only"):
-        scratch.MaxPool2d(2, padding=1)
-    with pytest.raises(ValueError, match="dilation=1 only"):
-        scratch.MaxPool2d(2, dilation=2)
-    with pytest.raises(ValueError, match="smaller than the 3x3 window"):
-        scratch.AvgPool2d(3).forward(torch.zeros(1, 1, 2, 5))
-    for layer in (scratch.Conv2d(1, 1, 1), scratch.MaxPool2d(2), scratch.AvgPool2d(2), scratch.Flatten()):
-        with pytest.raises(RuntimeError, match="before forward"):
-            layer.backward(torch.zeros(1, 1, 1, 1))
 
 
 # --- the whole network ----------------------------------------------------------------------

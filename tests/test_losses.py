@@ -8,47 +8,6 @@ import pytest
 import torch
 
 import scratch
-import torch_impl
-from compare.base import agreement
-from compare.checking.finite_diff import finite_difference, finite_difference_error
-
-LOSS_NAMES = list(scratch.LOSSES)
-
-
-def batch(dtype: torch.dtype, seed: int = 0, scale: float = 2.0):
-    g = torch.Generator().manual_seed(seed)
-    logits = scale * torch.randn(6, 10, generator=g, dtype=dtype)
-    target = torch.randint(0, 10, (6,), generator=g)
-    return logits, target
-
-
-@pytest.mark.parametrize("name", LOSS_NAMES)
-def test_finite_differences_float64(name):
-    logits, target = batch(torch.float64)
-    loss_fn = scratch.LOSSES[name]()
-    dloss = 0.7  # a non-unit upstream gradient, so its scaling is tested too
-    loss_fn.forward(logits, target)
-    analytic = loss_fn.backward(dloss)
-    coords = torch.arange(logits.numel())
-    numeric = finite_difference(lambda: dloss * loss_fn.forward(logits, target).item(), logits, coords)
-    error = finite_difference_error(numeric, analytic, coords)
-    assert error <= agreement.FINITE_DIFF_FLOAT64.rtol, f"{name}: finite-difference relative error {error:.3e}"
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("name", LOSS_NAMES)
-def test_matches_autograd(name, dtype):
-    logits, target = batch(dtype, seed=1)
-    ours = scratch.LOSSES[name]()
-    loss_s = ours.forward(logits, target)
-    dlogits = ours.backward(0.3)
-
-    leaf = logits.clone().requires_grad_(True)
-    loss_t = torch_impl.LOSSES[name]()(leaf, target)
-    (0.3 * loss_t).backward()
-    tol = agreement.gradient_tolerance(dtype)
-    agreement.assert_agree("loss", loss_s, loss_t.detach(), tol)
-    agreement.assert_agree("dlogits", dlogits, leaf.grad, tol)
 
 
 def test_cross_entropy_is_stable_for_huge_logits():
@@ -78,9 +37,3 @@ def test_mse_against_one_hot():
     assert scratch.MSELoss().forward(out, target).item() == pytest.approx(1 / 20)
 
 
-@pytest.mark.parametrize("name", LOSS_NAMES)
-def test_bad_targets_are_explained(name):
-    with pytest.raises(ValueError, match="integer targets"):
-        scratch.LOSSES[name]().forward(torch.zeros(3, 10), torch.zeros(4, dtype=torch.int64))
-    with pytest.raises(TypeError, match="int64 class indices"):
-        scratch.LOSSES[name]().forward(torch.zeros(3, 10), torch.zeros(3))

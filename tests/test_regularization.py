@@ -1,16 +1,11 @@
-"""BatchNorm1d, Dropout, LeakyReLU, GELU and the bias-free Linear against torch.nn and finite differences.
+"""BatchNorm1d and Dropout: what the op table does not see.
 
     pytest tests/test_regularization.py -q
 
-The checks of tests/layer_check.py (random upstream gradient dout through sum(out * dout);
-scratch vs torch.autograd in float64 and float32; scratch vs central differences in float64),
-applied to each line of LAYERS, in training and evaluation mode; then what those checks do
-not see: batch norm's running statistics, the dropout mask itself, whole networks.
-
-How both dropout layers get the same mask: on the CPU, `nn.Dropout` draws it with
-`empty_like(x).bernoulli_(1 - p)` from torch's global generator, and `scratch.Dropout` makes
-the same call; so the test sets the global generator to one state (MASK_SEED) before every
-forward, scratch, torch, and each finite-difference evaluation alike.
+Their gradients (finite differences and torch.autograd), in training and evaluation mode, with the same
+dropout mask on both sides (tests/ops.py, MASK_SEED, says how), are checked by the tests generated from
+tests/ops.py. Here: batch norm on any shape and its running statistics, why a random upstream gradient
+and not a sum, the dropout mask itself, whole networks with both.
 """
 
 from __future__ import annotations
@@ -19,105 +14,23 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from layer_check import away_from_zero, check_against_autograd, check_finite_differences, copy_parameters, copy_state
+from op_kinds import Case, OpInfo, assert_finite_differences, assert_matches_twin, sample
+from ops import MASK_SEED, OPS_BY_NAME, random_affine
 from torch import nn
+from twins import copy_state
 
 import scratch
 import torch_impl
 from compare.base.agreement import assert_agree, gradient_tolerance
 
-MASK_SEED = 1234  # the global random state every dropout forward starts from, in these tests
-
-
-class ScratchDropoutSameMask(scratch.Dropout):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch.manual_seed(MASK_SEED)
-        return super().forward(x)
-
-
-class TorchDropoutSameMask(nn.Dropout):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        torch.manual_seed(MASK_SEED)
-        return super().forward(x)
-
-
-def random_affine(layer: scratch.BatchNorm1d) -> scratch.BatchNorm1d:
-    """Move batch norm off its initial weight 1, bias 0 (which would hide a swapped weight and bias)."""
-    g = torch.Generator().manual_seed(5)
-    layer.weight.uniform_(0.5, 1.5, generator=g)
-    layer.bias.uniform_(-0.5, 0.5, generator=g)
-    return layer
-
-
-def trained_statistics(layer: scratch.BatchNorm1d) -> scratch.BatchNorm1d:
-    """Batch norm in evaluation mode with running statistics that are not the initial 0 and 1."""
-    g = torch.Generator().manual_seed(6)
-    layer.running_mean.uniform_(-1, 1, generator=g)
-    layer.running_var.uniform_(0.5, 2, generator=g)
-    return random_affine(layer)
-
-
-# name: (scratch factory, torch factory taking the scratch layer, input shape, training mode)
-LAYERS = {
-    "leaky-relu": (scratch.LeakyReLU, lambda s: nn.LeakyReLU(), (4, 6), True),
-    "leaky-relu-0.2": (lambda: scratch.LeakyReLU(0.2), lambda s: nn.LeakyReLU(0.2), (4, 6), True),
-    "gelu": (scratch.GELU, lambda s: nn.GELU(), (4, 6), True),
-    "linear-no-bias": (lambda: scratch.Linear(7, 5, bias=False),
-                       lambda s: copy_parameters(s, nn.Linear(7, 5, bias=False)), (4, 7), True),
-    "batchnorm-train": (lambda: random_affine(scratch.BatchNorm1d(6)),
-                        lambda s: copy_state(s, nn.BatchNorm1d(6)), (9, 6), True),
-    "batchnorm-train-eps-momentum": (lambda: random_affine(scratch.BatchNorm1d(6, eps=1e-3, momentum=0.3)),
-                                     lambda s: copy_state(s, nn.BatchNorm1d(6, eps=1e-3, momentum=0.3)), (9, 6), True),
-    "batchnorm-train-batch-2": (lambda: random_affine(scratch.BatchNorm1d(3)),
-                                lambda s: copy_state(s, nn.BatchNorm1d(3)), (2, 3), True),
-    "batchnorm-eval": (lambda: trained_statistics(scratch.BatchNorm1d(6)),
-                       lambda s: copy_state(s, nn.BatchNorm1d(6)), (9, 6), False),
-    "dropout-train": (lambda: ScratchDropoutSameMask(0.3), lambda s: TorchDropoutSameMask(0.3), (20, 6), True),
-    "dropout-train-p-1": (lambda: ScratchDropoutSameMask(1.0), lambda s: TorchDropoutSameMask(1.0), (4, 6), True),
-    "dropout-eval": (lambda: scratch.Dropout(0.3), lambda s: nn.Dropout(0.3), (20, 6), False),
-}
-
-
-def make(name: str, dtype: torch.dtype, seed: int = 0):
-    torch.manual_seed(seed)
-    make_scratch, make_torch, shape, training = LAYERS[name]
-    layer = make_scratch().to(dtype=dtype).train(training)
-    module = make_torch(layer).to(dtype=dtype).train(training)
-    x = away_from_zero(shape, dtype) * 2 + 0.5  # batch norm should have a mean and scale to remove
-    dout = torch.randn(x.shape[0], *layer.forward(x).shape[1:], dtype=dtype)
-    layer = make_scratch().to(dtype=dtype).train(training)  # afresh: that forward moved the running statistics
-    module = make_torch(layer).to(dtype=dtype).train(training)
-    return layer, module, x, dout
-
-
-# With two examples batch norm's outputs are +-1 whatever x is (up to eps), so dx is eps-small
-# and a finite difference measures only rounding; that case is checked against autograd alone.
-NO_FINITE_DIFFERENCES = {"batchnorm-train-batch-2"}
-
-
-@pytest.mark.parametrize("name", [n for n in LAYERS if n not in NO_FINITE_DIFFERENCES])
-def test_finite_differences_float64(name):
-    layer, _, x, dout = make(name, torch.float64)
-    check_finite_differences(layer, x, dout)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("name", LAYERS)
-def test_matches_autograd(name, dtype):
-    layer, module, x, dout = make(name, dtype, seed=1)
-    check_against_autograd(layer, module, x, dout)
-    tol = gradient_tolerance(dtype)
-    buffers = dict(layer.named_buffers())
-    assert set(buffers) == {n for n, _ in module.named_buffers()}
-    for n, b in module.named_buffers():  # batch norm's running statistics after that forward
-        assert_agree(n, buffers[n], b, tol)
-
 
 def test_dropout_masks_really_drop():
-    """Guard for the table above: its dropout layers did drop entries, and kept the rest scaled."""
-    layer, _, x, _ = make("dropout-train", torch.float64)
-    out = layer.forward(x)
+    """Guard for the op table: its training dropout entry did drop entries, and kept the rest scaled."""
+    op = OPS_BY_NAME["dropout-train"]
+    case = Case(op, op.samples[0], torch.float64)
+    out, x = case.ours().outputs[0], case.inputs[0]
     assert 0 < (out == 0).sum() < out.numel()
+    torch.testing.assert_close(out[out != 0], x[out != 0] / 0.7)
 
 
 # --- batch norm ---------------------------------------------------------------------------
@@ -125,13 +38,11 @@ def test_dropout_masks_really_drop():
 @settings(max_examples=25, deadline=None)
 @given(batch=st.integers(3, 12), features=st.integers(1, 5), seed=st.integers(0, 1000))
 def test_batchnorm_any_shape(batch, features, seed):
-    torch.manual_seed(seed)
-    layer = random_affine(scratch.BatchNorm1d(features)).to(dtype=torch.float64)
-    module = copy_state(layer, nn.BatchNorm1d(features)).double()
-    x = torch.randn(batch, features, dtype=torch.float64) * 2 - 1
-    dout = torch.randn(batch, features, dtype=torch.float64)
-    check_against_autograd(layer, module, x, dout)
-    check_finite_differences(layer, x, dout)
+    op = OpInfo("batchnorm1d-any-shape", "layer", (), (sample("drawn", (batch, features), values="shifted"),),
+                lambda: random_affine(scratch.BatchNorm1d(features)), lambda s: copy_state(s, nn.BatchNorm1d(features)))
+    case = Case(op, op.samples[0], torch.float64, seed=seed)
+    assert_matches_twin(case)
+    assert_finite_differences(case)
 
 
 def test_batchnorm_running_statistics_over_many_batches():
@@ -169,30 +80,23 @@ class BatchNormWithoutLastTerm(scratch.BatchNorm1d):
         return (self.invstd / len(dout)) * (len(dout) * dxhat - dxhat.sum(dim=0))
 
 
+def batchnorm_case(cls: type) -> Case:
+    op = OpInfo(cls.__name__, "layer", (), (sample("typical", (9, 6), values="shifted"),), lambda: cls(6),
+                lambda s: copy_state(s, nn.BatchNorm1d(6)))
+    return Case(op, op.samples[0], torch.float64)
+
+
 def test_a_summed_output_hides_batchnorm_errors_a_random_dout_does_not():
-    x = torch.randn(9, 6, dtype=torch.float64) * 2 + 0.5
-    right, wrong = (layer(6).to(dtype=torch.float64) for layer in (scratch.BatchNorm1d, BatchNormWithoutLastTerm))
+    right, wrong = batchnorm_case(scratch.BatchNorm1d), batchnorm_case(BatchNormWithoutLastTerm)
     # sum(out) = B * sum(bias) whatever x is (each normalized column sums to 0), so with dout = 1 the true
     # dx is 0, and the wrong formula gives 0 too: a check through out.sum() would pass it.
-    ones = torch.ones(9, 6, dtype=torch.float64)
-    for layer in (right, wrong):
-        layer.forward(x)
-        assert layer.backward(ones).abs().max() < 1e-12
-    # A random dout tells them apart.
-    dout = torch.randn(9, 6, dtype=torch.float64)
-    check_finite_differences(right, x, dout)
-    with pytest.raises(AssertionError, match="x: finite-difference relative error"):
-        check_finite_differences(wrong, x, dout)
-
-
-def test_batchnorm_errors_are_for_people():
-    layer = scratch.BatchNorm1d(4)
-    with pytest.raises(ValueError, match=r"expects input of shape \[batch, 4\], got \[3, 5\]"):
-        layer.forward(torch.zeros(3, 5))
-    with pytest.raises(ValueError, match="at least 2 examples"):
-        layer.forward(torch.zeros(1, 4))
-    layer.eval()
-    assert layer.forward(torch.zeros(1, 4)).shape == (1, 4)  # evaluation needs no batch statistics
+    for case in (right, wrong):
+        case.model.forward(case.inputs[0])
+        assert case.model.backward(torch.ones_like(case.inputs[0])).abs().max() < 1e-12
+    # A random dout (the op table's) tells them apart.
+    assert_finite_differences(right)
+    with pytest.raises(AssertionError, match="dx: finite-difference relative error"):
+        assert_finite_differences(wrong)
 
 
 # --- dropout ------------------------------------------------------------------------------
@@ -217,8 +121,6 @@ def test_dropout_in_evaluation_and_with_p_0_is_the_identity():
     for layer in (scratch.Dropout(0.5).eval(), scratch.Dropout(0.0)):
         assert layer.forward(x) is x
         assert layer.backward(dout) is dout
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        scratch.Dropout(1.5)
 
 
 # --- whole networks -----------------------------------------------------------------------

@@ -1,82 +1,22 @@
-"""The recurrent layers by hand (RNN, LSTM, LSTMClassifier) against float64 finite differences and against
-torch's nn.RNN / nn.LSTM (autograd through time), plus bit-identical init and the gradient-norm measure.
+"""The recurrent layers by hand (RNN, LSTM, LSTMClassifier): what the op table does not see.
 
-Adding a layer adds one line to LAYERS.
+Their gradients through time (finite differences and torch's nn.RNN / nn.LSTM under autograd), forward passes,
+dtypes, layouts and documented errors are checked by the tests generated from tests/ops.py. Here: the
+bit-identical initialisation, backward without the input gradient, gradients written in place, state dicts,
+and the gradient-norm measure |dL/dh_t|.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from layer_check import (
-    assert_identical_init,
-    check_against_autograd,
-    check_finite_differences,
-    copy_parameters,
-)
+from ops import TINY_CLASSIFIER, LSTMOutput, RNNOutput
 from torch import nn
+from twins import assert_identical_init, copy_parameters
 
 import scratch
 import torch_impl
 from scratch.rnn import hidden_gradient_norms
-
-
-class RNNOutput(nn.RNN):
-    """nn.RNN(batch_first=True) returning only the hidden states [B, T, H], as the scratch layer's forward."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size, batch_first=True)
-
-    def forward(self, x, state=None):
-        return super().forward(x, state)[0]
-
-
-class LSTMOutput(nn.LSTM):
-    """nn.LSTM(batch_first=True) returning only the hidden states [B, T, H]."""
-
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size, batch_first=True)
-
-    def forward(self, x, state=None):
-        return super().forward(x, state)[0]
-
-
-TINY_CLASSIFIER = dict(input_size=4, hidden_size=5, num_classes=3)
-
-# name: (scratch factory, torch factory taking the scratch layer, input shape)
-LAYERS = {
-    "rnn": (lambda: scratch.RNN(3, 4), lambda s: copy_parameters(s, RNNOutput(3, 4)), (2, 6, 3)),
-    "lstm": (lambda: scratch.LSTM(3, 4), lambda s: copy_parameters(s, LSTMOutput(3, 4)), (2, 6, 3)),
-    "lstm-classifier": (lambda: scratch.LSTMClassifier(**TINY_CLASSIFIER),
-                        lambda s: copy_parameters(s, torch_impl.LSTMClassifier(**TINY_CLASSIFIER)), (2, 1, 4, 4)),
-}
-
-
-def make(name: str, dtype: torch.dtype, seed: int = 0):
-    torch.manual_seed(seed)
-    make_scratch, make_torch, shape = LAYERS[name]
-    layer = make_scratch()
-    for p in layer.parameters():  # larger weights than the init's U(-1/sqrt(H), +): saturating gates matter too
-        p.add_(0.5 * torch.randn_like(p))
-    module = make_torch(layer).to(dtype=dtype)
-    layer.to(dtype=dtype)
-    x = torch.randn(shape, dtype=dtype)
-    dout = torch.randn(layer.forward(x).shape, dtype=dtype)
-    return layer, module, x, dout
-
-
-@pytest.mark.parametrize("name", LAYERS)
-def test_finite_differences_float64(name):
-    layer, _, x, dout = make(name, torch.float64)
-    check_finite_differences(layer, x, dout)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("name", LAYERS)
-def test_matches_autograd(name, dtype):
-    layer, module, x, dout = make(name, dtype, seed=1)
-    check_against_autograd(layer, module, x, dout)
-
 
 INITS = {
     "rnn": (lambda: scratch.RNN(28, 32), lambda: nn.RNN(28, 32, batch_first=True)),
@@ -88,17 +28,6 @@ INITS = {
 @pytest.mark.parametrize("name", INITS)
 def test_init_is_bit_identical(name):
     assert_identical_init(*INITS[name])
-
-
-def test_whole_lstm_classifier_matches_torch_float64():
-    """The default LSTMClassifier on a random batch [4, 1, 28, 28]: logits, dx and every parameter gradient."""
-    torch.manual_seed(0)
-    ours = scratch.LSTMClassifier()
-    theirs = copy_parameters(ours, torch_impl.LSTMClassifier()).to(dtype=torch.float64)
-    ours.to(dtype=torch.float64)
-    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
-    dlogits = torch.randn(4, 10, dtype=torch.float64)
-    check_against_autograd(ours, theirs, x, dlogits)
 
 
 def test_backward_without_input_gradient_fills_the_same_gradients():
@@ -168,10 +97,3 @@ def test_hidden_gradient_norms_match_autograd(kind):
     torch.testing.assert_close(norms, expected, rtol=1e-10, atol=0)
 
 
-def test_wrong_input_shape_is_explained():
-    with pytest.raises(ValueError, match=r"expects a sequence \[batch, steps, 28\].*row by row"):
-        scratch.LSTM(28, 8)(torch.zeros(2, 784))
-    with pytest.raises(ValueError, match="in steps of 28 values"):
-        scratch.LSTMClassifier()(torch.zeros(2, 30))
-    with pytest.raises(RuntimeError, match="before forward"):
-        scratch.LSTM(3, 4).backward(torch.zeros(1, 2, 4))

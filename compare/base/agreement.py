@@ -46,6 +46,9 @@ AUTOGRAD_EXPRESSIONS_FLOAT64 = Tolerance("autograd-expressions-float64", rtol=1e
 # The MLP on the scratch autograd engine vs the hand-derived one, float64: the same formulas
 # reached by different routes (e.g. (x^T dout)^T vs dout^T x); measured ~5e-16, so 1e-12 has room.
 ENGINE_VS_HAND_FLOAT64 = Tolerance("engine-vs-hand-float64", rtol=1e-12)
+# One layer on a strided (non-contiguous) input vs on its contiguous copy, float64 (tests/test_ops.py): the same
+# sums, but a strided loop and a vectorized one round differently (measured there: up to ~1e-15 of the largest entry).
+LAYOUT_FLOAT64 = Tolerance("layout-float64", rtol=1e-13)
 # Central finite differences in float64 (step FD_STEP): truncation ~h^2 and rounding ~eps/h.
 FINITE_DIFF_FLOAT64 = Tolerance("finite-difference-float64", rtol=1e-7)
 # Scratch optimizer vs torch.optim fed the same gradient sequence, parameters at every step

@@ -1,0 +1,356 @@
+"""What an entry of the op table (tests/ops.py) is, and how each kind of entry is run on both sides.
+
+An entry (`OpInfo`) names one scratch layer, loss or engine op, its torch twin, a few sample inputs
+(`Sample`) and what it claims (dtypes, CUDA, a kink, train/eval behaviour, second derivatives, the
+errors it documents). tests/test_ops.py generates every test from those claims, as PyTorch's OpInfo
+database does for its operators (torch/testing/_internal/opinfo/core.py).
+
+Four kinds, one way to run them (`Case`): for one entry, one sample, one dtype and one device, our side
+and the torch twin from the same values, both driven by the same random upstream gradients `dout`
+through the fake loss L = sum_k sum(out_k * dout_k), so every output element matters (STYLE.md, 6):
+
+    layer         a scratch.Module: out = layer.forward(x); dx = layer.backward(dout), d<param> filled
+    loss          a scratch loss: L = loss.forward(z, y); dz = loss.backward(dL)
+    engine op     a function on engine Values (scratch/engine.py), the same expression on torch tensors
+    engine layer  a block of scratch/engine_nn.py, its twin a torch.nn module whose weights it loads
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from compare.base.agreement import AUTOGRAD_FLOAT32, AUTOGRAD_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree
+from compare.checking.finite_diff import finite_difference, finite_difference_error
+from scratch.engine import Value, no_grad
+
+KINDS = ("layer", "loss", "engine op", "engine layer")
+CLASSES = 10  # the class count of loss samples' targets (their last input dim)
+
+
+# ---------------------------------------------------------------------- samples
+
+
+def _away(x: Tensor) -> Tensor:
+    return x + 0.05 * torch.sign(x)
+
+
+# How a sample's values are drawn: name -> (standard normal draw, dtype) -> values.
+VALUES: dict[str, Callable[[Tensor], Tensor]] = {
+    "normal": lambda z: z,
+    "away": _away,  # |x| >= 0.05: a finite-difference nudge never crosses a kink at 0
+    "positive": lambda z: 0.5 + 1.5 * torch.special.ndtr(z),  # in (0.5, 2): log, sqrt, division, fractional powers
+    "shifted": lambda z: 2 * _away(z) + 0.5,  # a mean and a scale for normalisation layers to remove
+    "small-integers": lambda z: torch.clamp(torch.round(z), -1, 1),  # exact zeros and ties: kinks on purpose
+    "large": lambda z: 30 * z,  # saturating sigmoid and tanh, a softmax with one winner
+    "huge": lambda z: 1e4 * z,  # logits whose exp overflows: log-sum-exp must be stable
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One set of inputs: a shape per input (drawn from the named VALUES), or integer class targets.
+
+    kink:  sits on a kink on purpose (exact zeros of a ReLU, ties of a max): compared with torch, whose
+           convention there it must follow, not with finite differences, which are meaningless there.
+    finite_differences:  False where the gradient is below what a finite difference can resolve
+           (saturated sigmoid, batch norm of two examples); the reason goes in `why`.
+    """
+
+    name: str
+    shapes: tuple[tuple[int, ...], ...]
+    values: str = "normal"
+    kink: bool = False
+    finite_differences: bool = True
+    why: str = ""
+
+    def draw(self, dtype: torch.dtype, device: str, seed: int) -> list[Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        return [VALUES[self.values](torch.randn(s, generator=g, dtype=torch.float64)).to(device, dtype)
+                for s in self.shapes]
+
+    @property
+    def checks_finite_differences(self) -> bool:
+        return self.finite_differences and not self.kink
+
+
+def sample(name: str, *shapes: tuple[int, ...], **kwargs: Any) -> Sample:
+    return Sample(name, tuple(shapes), **kwargs)
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    """A documented refusal: `call()` raises `error` with a message matching `match` (a regex)."""
+
+    name: str
+    call: Callable[[], object]
+    error: type[BaseException]
+    match: str
+
+
+# ---------------------------------------------------------------------- the entry
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One row of the table. `ours` and `twin` mean, by kind:
+
+    layer:         ours() -> scratch.Module;   twin(our layer) -> nn.Module holding its values
+    loss:          ours() -> scratch loss;     twin() -> the torch loss module
+    engine op:     ours(*Values) -> Value(s);  twin(*tensors) -> tensor(s)  (default: ours itself)
+    engine layer:  ours() -> engine_nn block;  twin() -> nn.Module, whose values the block loads
+    """
+
+    name: str
+    kind: str
+    covers: tuple[Any, ...]  # the classes, functions and Value methods this entry exercises
+    samples: tuple[Sample, ...]
+    ours: Callable
+    twin: Callable | None = None
+    call: Callable | None = None  # engine layers: (block, x) -> list of outputs (LSTM has three); default [block(x)]
+    twin_call: Callable | None = None  # the same for the twin (attention takes x three times); default `call`
+    training: bool = True  # layers: run in training mode (False: evaluation)
+    modes_differ: bool = False  # layers: training and evaluation compute different functions (dropout, batch norm)
+    kinked: bool = False  # not differentiable somewhere (ReLU at 0, ties of a max): needs a kink sample
+    perturb: float = 0.0  # move the parameters off their initial values by N(0, perturb^2) (unit norms, zero biases)
+    dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
+    cuda: bool = True
+    double_backward: bool = False  # engine: backward(create_graph=True); no entry claims it yet
+    errors: tuple[ErrorCase, ...] = ()
+    float64_tolerance: Tolerance = AUTOGRAD_FLOAT64
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"{self.name}: kind {self.kind!r} is not one of {KINDS}")
+
+    def tolerance(self, dtype: torch.dtype) -> Tolerance:
+        return self.float64_tolerance if dtype == torch.float64 else AUTOGRAD_FLOAT32
+
+    @property
+    def is_engine(self) -> bool:
+        return self.kind.startswith("engine")
+
+
+def qualified_name(thing: Any) -> str:
+    """'scratch.linear.Linear', 'scratch.engine.Value.__add__', 'scratch.engine.Value.T' (a property)."""
+    if isinstance(thing, property):
+        thing = thing.fget
+    return f"{thing.__module__}.{thing.__qualname__}"
+
+
+# ---------------------------------------------------------------------- running an entry
+
+
+class Run(NamedTuple):
+    outputs: list[Tensor]
+    grads: dict[str, Tensor]  # d(sum_k out_k * dout_k) / d(each input and parameter), by name
+    buffers: dict[str, Tensor]  # running statistics after the forward pass (batch norm)
+
+
+def non_contiguous(x: Tensor) -> Tensor:
+    """The same values in a strided view with NaN in the gaps: a layer that reads past the view shows NaN."""
+    return torch.stack([x, torch.full_like(x, float("nan"))], dim=-1)[..., 0]
+
+
+@dataclass
+class Case:
+    """One entry on one sample, dtype and device, both sides built from one seed with the same values."""
+
+    op: OpInfo
+    sample: Sample
+    dtype: torch.dtype
+    device: str = "cpu"
+    seed: int = 0
+    layout: Callable[[Tensor], Tensor] = lambda x: x  # applied to every floating input (non_contiguous)
+    inputs: list[Tensor] = field(init=False)
+    douts: list[Tensor] = field(init=False)
+
+    def __post_init__(self) -> None:
+        drawn = self.sample.draw(self.dtype, self.device, self.seed)
+        if self.op.kind == "loss":  # logits, then integer class targets
+            g = torch.Generator().manual_seed(self.seed + 1)
+            targets = torch.randint(0, drawn[0].shape[-1], drawn[0].shape[:1], generator=g).to(self.device)
+            drawn = [*drawn, targets]
+        self.inputs = [self.layout(t) if t.is_floating_point() else t for t in drawn]
+        torch.manual_seed(self.seed)
+        if self.op.kind == "layer":
+            self.model = self.op.ours()
+            for p in self.model.parameters():  # in float32, before the twin copies them: both cast the same values
+                p.add_(self.op.perturb * torch.randn_like(p))
+            self.module = self.op.twin(self.model)
+            self.model.to(self.device, self.dtype).train(self.op.training)
+            self.module.to(self.device, self.dtype).train(self.op.training)
+        elif self.op.kind == "loss":
+            self.model, self.module = self.op.ours(), self.op.twin()
+        elif self.op.kind == "engine layer":
+            self.module = self.op.twin().to(self.device, torch.float64)
+            g = torch.Generator().manual_seed(self.seed)
+            with torch.no_grad():  # random weights: layer norm and attention biases start at exactly 1 or 0
+                for p in self.module.parameters():
+                    p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+            self.module.to(self.dtype)
+            self.model = self.op.ours().to(device=self.device, dtype=self.dtype)
+            self.model.load_state_dict({n: p.detach() for n, p in self.module.named_parameters()})
+        shapes = [o.shape for o in self._reference_outputs()]
+        g = torch.Generator().manual_seed(self.seed + 2)
+        self.douts = [torch.randn(s, generator=g, dtype=torch.float64).to(self.device, self.dtype) for s in shapes]
+
+    # ------------------------------------------------------------------ the two sides
+
+    def _reference_outputs(self) -> list[Tensor]:
+        """The twin's outputs on a copy of it (a training batch norm moves its running statistics)."""
+        with torch.no_grad():
+            if self.op.kind in ("layer", "engine layer"):
+                module = copy.deepcopy(self.module) if any(True for _ in self.module.buffers()) else self.module
+                return self._call_twin(module, self.inputs[0])
+            if self.op.kind == "loss":
+                return [self.module(*self.inputs)]
+            return _as_list(self._engine_reference()(*self.inputs))
+
+    def _engine_reference(self) -> Callable:
+        return self.op.twin or self.op.ours
+
+    def _call_twin(self, module: nn.Module, x: Tensor) -> list[Tensor]:
+        call = self.op.twin_call or self.op.call
+        return call(module, x) if call else [module(x)]
+
+    def floating_inputs(self) -> list[tuple[str, Tensor]]:
+        names = ["x"] if self.op.kind in ("layer", "engine layer") else (
+            ["logits"] if self.op.kind == "loss" else [f"input {i}" for i in range(len(self.inputs))])
+        return [(n, t) for n, t in zip(names, self.inputs, strict=False) if t.is_floating_point()]
+
+    def ours(self, create_graph: bool = False) -> Run:
+        """Our forward and backward, from zero gradients."""
+        kind = self.op.kind
+        if kind == "layer":
+            x = self.inputs[0]
+            out = self.model.forward(x)
+            dx = self.model.backward(self.douts[0])
+            grads = {"x": dx, **{n: g.clone() for n, g in self.model.named_gradients()}}
+            return Run([out], grads, {n: b.clone() for n, b in self.model.named_buffers()})
+        if kind == "loss":
+            loss = self.model.forward(*self.inputs)
+            return Run([loss], {"logits": self.model.backward(self.douts[0])}, {})
+        if kind == "engine op":
+            values = [Value(t, requires_grad=True) for t in self.inputs]
+            outs = _as_list(self.op.ours(*values))
+            _engine_backward(outs, self.douts, create_graph)
+            return Run([o.data for o in outs], {f"input {i}": v.grad for i, v in enumerate(values)}, {})
+        self.model.zero_grad()
+        x = Value(self.inputs[0], requires_grad=True)
+        outs = self.op.call(self.model, x) if self.op.call else [self.model(x)]
+        _engine_backward(outs, self.douts, create_graph)
+        grads = {"x": x.grad, **{n: p.grad.clone() for n, p in self.model.named_parameters()}}
+        return Run([o.data for o in outs], grads, {})
+
+    def theirs(self) -> Run:
+        """The twin's forward, and torch.autograd's gradients of the same fake loss."""
+        leaves = [t.detach().clone().requires_grad_(True) if t.is_floating_point() else t for t in self.inputs]
+        if self.op.kind in ("layer", "engine layer"):
+            outs = self._call_twin(self.module, leaves[0])
+        elif self.op.kind == "loss":
+            outs = [self.module(*leaves)]
+        else:
+            outs = _as_list(self._engine_reference()(*leaves))
+        sum((o * d).sum() for o, d in zip(outs, self.douts, strict=True)).backward()
+        names = [n for n, _ in self.floating_inputs()]
+        floating = [t for t in leaves if t.is_floating_point()]
+        # an input that does not reach the output: torch leaves None, our side a zero gradient
+        grads = {n: t.grad if t.grad is not None else torch.zeros_like(t) for n, t in zip(names, floating, strict=True)}
+        if self.op.kind in ("layer", "engine layer"):
+            grads.update({n: p.grad for n, p in self.module.named_parameters()})
+        buffers = ({n: b.detach().clone() for n, b in self.module.named_buffers()} if self.op.kind == "layer"
+                   else {})
+        return Run([o.detach() for o in outs], grads, buffers)
+
+    # ------------------------------------------------------------------ for finite differences
+
+    def leaves(self) -> dict[str, Tensor]:
+        """Every tensor our gradients are taken with respect to, by name, to be nudged in place."""
+        tensors = dict(self.floating_inputs())
+        if self.op.kind == "layer":
+            tensors.update(dict(self.model.named_parameters()))
+        elif self.op.kind == "engine layer":
+            tensors.update({n: p.data for n, p in self.model.named_parameters()})
+        return tensors
+
+    def fake_loss(self) -> float:
+        """L = sum_k sum(out_k * dout_k) of our forward pass at the current values, recording nothing."""
+        kind = self.op.kind
+        with no_grad():
+            if kind == "layer":
+                outs = [self.model.forward(self.inputs[0])]
+            elif kind == "loss":
+                outs = [self.model.forward(*self.inputs)]
+            elif kind == "engine op":
+                outs = [o.data for o in _as_list(self.op.ours(*[Value(t) for t in self.inputs]))]
+            else:
+                x = Value(self.inputs[0])
+                outs = [o.data for o in (self.op.call(self.model, x) if self.op.call else [self.model(x)])]
+        return sum((o * d).sum() for o, d in zip(outs, self.douts, strict=True)).item()
+
+
+def _as_list(out: Any) -> list:
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _engine_backward(outs: list[Value], douts: list[Tensor], create_graph: bool) -> None:
+    asked = {"create_graph": True} if create_graph else {}
+    if len(outs) == 1:
+        outs[0].backward(douts[0], **asked)
+    else:
+        total = (outs[0] * douts[0]).sum()
+        for o, d in zip(outs[1:], douts[1:], strict=True):
+            total = total + (o * d).sum()
+        total.backward(**asked)
+
+
+def own_methods(cls: type) -> list[str]:
+    """The methods and properties a class defines itself (the engine ops of Value)."""
+    return [name for name, member in vars(cls).items()
+            if inspect.isfunction(member) or isinstance(member, property)]
+
+
+# ---------------------------------------------------------------------- the two checks every test builds on
+
+
+def assert_matches_twin(case: Case) -> Run:
+    """Forward equal to the twin, and every gradient (inputs, parameters) and buffer equal to torch's.
+    Returns our side's run."""
+    ours, theirs = case.ours(), case.theirs()
+    tol = case.op.tolerance(case.dtype)
+    where = f"{case.op.name} [{case.sample.name}, {str(case.dtype).removeprefix('torch.')}]"
+    count, twin_count = len(ours.outputs), len(theirs.outputs)
+    assert count == twin_count, f"{where}: {count} outputs, torch's {twin_count}"
+    for k, (a, e) in enumerate(zip(ours.outputs, theirs.outputs, strict=True)):
+        assert_agree(f"{where} output {k}", a, e, tol)
+    assert set(ours.grads) == set(theirs.grads), \
+        f"{where}: gradients of {sorted(ours.grads)}, torch's of {sorted(theirs.grads)}"
+    for name, e in theirs.grads.items():
+        assert_agree(f"{where} d{name}", ours.grads[name], e, tol)
+    assert set(ours.buffers) == set(theirs.buffers), \
+        f"{where}: buffers {sorted(ours.buffers)}, torch's {sorted(theirs.buffers)}"
+    for name, e in theirs.buffers.items():
+        assert_agree(f"{where} {name} after the forward pass", ours.buffers[name], e, tol)
+    return ours
+
+
+def assert_finite_differences(case: Case) -> None:
+    """Our gradient of every coordinate of every input and parameter against central differences (float64)."""
+    assert case.dtype == torch.float64, "finite differences are judged in float64"
+    grads = case.ours().grads
+    leaves = case.leaves()
+    assert set(grads) == set(leaves), f"{case.op.name}: gradients of {sorted(grads)}, but inputs {sorted(leaves)}"
+    for name, tensor in leaves.items():
+        coords = torch.arange(tensor.numel())
+        numeric = finite_difference(case.fake_loss, tensor, coords)
+        error = finite_difference_error(numeric, grads[name], coords)
+        assert error <= FINITE_DIFF_FLOAT64.rtol, (
+            f"{case.op.name} [{case.sample.name}] d{name}: finite-difference relative error {error:.3e} > "
+            f"{FINITE_DIFF_FLOAT64.describe()}")

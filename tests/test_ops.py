@@ -1,0 +1,215 @@
+"""Tests generated from the op table (tests/ops.py): every scratch layer, loss and engine op, every sample.
+
+For each entry and each of its samples:
+- float64 gradients against central finite differences (every coordinate) and against torch.autograd;
+- the forward pass equal to the torch twin's, in every dtype it claims (float32 to float32's tolerance),
+  outputs and gradients in the input's dtype and on its device;
+- backward run twice gives bit-identical gradients (no state kept between calls);
+- a non-contiguous input (a strided view, NaN in its gaps) gives the answer of its contiguous copy, up to the
+  rounding of another loop order (LAYOUT_FLOAT64);
+- training and evaluation mode differ exactly where the entry says so;
+- each documented refusal raises its error; the engine refuses second derivatives (no entry claims them);
+- on CUDA (skipped without a GPU), ours against the twin there.
+And a test that fails when scratch/ holds a layer, loss or engine op the table does not list.
+
+    pytest tests/test_ops.py -q
+"""
+
+from __future__ import annotations
+
+import inspect
+import pkgutil
+from importlib import import_module
+
+import pytest
+import torch
+from conftest import requires_cuda
+from op_kinds import (
+    Case,
+    OpInfo,
+    assert_finite_differences,
+    assert_matches_twin,
+    non_contiguous,
+    own_methods,
+    qualified_name,
+)
+from ops import OPS
+
+import scratch
+from compare.base.agreement import LAYOUT_FLOAT64, assert_agree
+from scratch import engine, engine_nn
+from scratch.module import Module
+
+F64 = torch.float64
+
+
+def cases(select=lambda op, s: True):
+    return [pytest.param(op, s, id=f"{op.name}/{s.name}") for op in OPS for s in op.samples if select(op, s)]
+
+
+DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
+
+
+@pytest.mark.parametrize("op,sample", cases(lambda op, s: s.checks_finite_differences))
+def test_gradients_match_finite_differences(op: OpInfo, sample) -> None:
+    assert_finite_differences(Case(op, sample, F64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op,sample", cases())
+def test_matches_the_torch_twin_in_the_inputs_dtype_and_device(op: OpInfo, sample, dtype) -> None:
+    if dtype not in op.dtypes:
+        pytest.skip(f"{op.name} does not claim {dtype}")
+    case = Case(op, sample, dtype)
+    ours = assert_matches_twin(case)
+    for k, out in enumerate(ours.outputs):
+        assert (out.dtype, out.device) == (dtype, case.inputs[0].device), f"{op.name} output {k}: {out.dtype}"
+    for name, leaf in case.leaves().items():
+        grad = ours.grads[name]
+        assert (grad.dtype, grad.device, grad.shape) == (leaf.dtype, leaf.device, leaf.shape), \
+            f"{op.name} d{name}: {grad.dtype} {list(grad.shape)} for {leaf.dtype} {list(leaf.shape)}"
+
+
+@pytest.mark.parametrize("op,sample", cases())
+def test_backward_twice_gives_bit_identical_gradients(op: OpInfo, sample) -> None:
+    case = Case(op, sample, F64)
+    first, second = case.ours(), case.ours()
+    for k, (a, b) in enumerate(zip(first.outputs, second.outputs, strict=True)):
+        assert torch.equal(a, b), f"{op.name}: output {k} changed between two forward passes"
+    for name, g in first.grads.items():
+        assert torch.equal(g, second.grads[name]), f"{op.name}: d{name} changed between two passes"
+    if op.kind == "layer":  # and backward alone again, from the same cache
+        dx = case.model.backward(case.douts[0])
+        assert torch.equal(dx, second.grads["x"]), f"{op.name}: dx changed on a second backward"
+        for name, g in case.model.named_gradients():
+            assert torch.equal(g, second.grads[name]), f"{op.name}: d{name} changed on a second backward"
+    if op.kind == "loss":
+        assert torch.equal(case.model.backward(case.douts[0]), second.grads["logits"])
+
+
+@pytest.mark.parametrize("op,sample", cases(lambda op, s: all(len(shape) > 0 for shape in s.shapes)))
+def test_non_contiguous_input_gives_the_same_answer(op: OpInfo, sample) -> None:
+    contiguous, strided = Case(op, sample, F64), Case(op, sample, F64, layout=non_contiguous)
+    assert not any(t.is_contiguous() for _, t in strided.floating_inputs() if t.numel() > 1)
+    a, b = contiguous.ours(), strided.ours()
+    for k, (out_a, out_b) in enumerate(zip(a.outputs, b.outputs, strict=True)):
+        assert_agree(f"{op.name} output {k}, strided input", out_b, out_a, LAYOUT_FLOAT64)
+    for name, g in a.grads.items():
+        assert_agree(f"{op.name} d{name}, strided input", b.grads[name], g, LAYOUT_FLOAT64)
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.kind == "layer"], ids=lambda op: op.name)
+def test_training_and_evaluation_differ_only_where_claimed(op: OpInfo) -> None:
+    case = Case(op, op.samples[0], F64)
+    x = case.inputs[0]
+    outputs = [case.model.train(mode).forward(x).clone() for mode in (True, False)]
+    same = torch.equal(*outputs)
+    assert same != op.modes_differ, (
+        f"{op.name} claims modes_differ={op.modes_differ}, but its training and evaluation outputs are "
+        f"{'equal' if same else 'different'}")
+
+
+ERRORS = [pytest.param(op, e, id=f"{op.name}/{e.name}") for op in OPS for e in op.errors]
+
+
+@pytest.mark.parametrize("op,refusal", ERRORS)
+def test_documented_refusals_raise(op: OpInfo, refusal) -> None:
+    with pytest.raises(refusal.error, match=refusal.match):
+        refusal.call()
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.is_engine and not op.double_backward], ids=lambda op: op.name)
+def test_engine_refuses_second_derivatives_it_does_not_claim(op: OpInfo) -> None:
+    case = Case(op, op.samples[0], F64)
+    with pytest.raises(NotImplementedError, match=r"create_graph=True.*no second derivatives"):
+        case.ours(create_graph=True)
+
+
+# One entry per op on a machine with a GPU; elsewhere one skipped test, not one per op.
+CUDA_OPS = ([pytest.param(op, id=op.name) for op in OPS if op.cuda] if torch.cuda.is_available()
+            else [pytest.param(None, id="no-gpu", marks=requires_cuda)])
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("op", CUDA_OPS)
+def test_on_cuda_matches_the_torch_twin(op: OpInfo) -> None:
+    for sample in op.samples:
+        for dtype in op.dtypes:
+            case = Case(op, sample, dtype, device="cuda")
+            assert all(out.is_cuda for out in case.ours().outputs), f"{op.name}: an output left the GPU"
+            assert_matches_twin(case)
+
+
+# ---------------------------------------------------------------------- the table itself
+
+
+def first_scratch_class(thing: object) -> type:
+    """The scratch class an entry builds (a test's subclass, such as dropout with a fixed mask, counts as its base)."""
+    return next(c for c in type(thing).__mro__ if c.__module__.startswith("scratch."))
+
+
+def covered() -> set[str]:
+    names = set()
+    for op in OPS:
+        if op.covers:
+            names.update(qualified_name(thing) for thing in op.covers)
+        else:
+            names.add(qualified_name(first_scratch_class(op.ours())))
+    return names
+
+
+# Value's plumbing: what reads or manages a Value without computing a new one from it.
+NOT_OPS = {"shape", "dtype", "dim", "numel", "item", "is_leaf", "detach", "zero_grad", "backward", "topological_order",
+           "__init__", "__repr__"}
+ENGINE_PLUMBING = {"no_grad", "is_recording"}
+
+
+def scratch_ops() -> set[str]:
+    """Every layer, loss, engine op and engine layer in scratch/, found by looking, not by a list."""
+    found = {qualified_name(vars(engine.Value)[name]) for name in own_methods(engine.Value)
+             if name not in NOT_OPS and not (name.startswith("_") and not name.startswith("__"))}
+    for module in (engine, engine_nn):
+        for name, thing in vars(module).items():
+            if name.startswith("_") or name in ENGINE_PLUMBING or getattr(thing, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(thing) or (inspect.isclass(thing) and issubclass(thing, engine_nn.Layer)
+                                             and thing is not engine_nn.Layer):
+                found.add(qualified_name(thing))
+    for info in pkgutil.iter_modules(scratch.__path__):
+        if info.name in ("engine", "engine_nn"):
+            continue
+        module = import_module(f"scratch.{info.name}")
+        for name, thing in vars(module).items():
+            if not inspect.isclass(thing) or thing.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            is_layer = issubclass(thing, Module) and thing.forward is not Module.forward
+            is_loss = not issubclass(thing, Module) and hasattr(thing, "forward") and hasattr(thing, "backward")
+            if is_layer or is_loss:
+                found.add(qualified_name(thing))
+    return found
+
+
+def test_every_scratch_op_has_an_entry() -> None:
+    missing = sorted(scratch_ops() - covered())
+    assert missing == [], f"scratch ops without an entry in tests/ops.py: {missing}; add one entry each"
+
+
+def test_the_finder_sees_the_kinds_of_op() -> None:
+    """Guard for the test above: it finds hand-written layers, losses, Value methods, engine functions and blocks."""
+    found = scratch_ops()
+    for thing in (scratch.Linear, scratch.CrossEntropyLoss, engine.Value.__add__, engine.Value.T, engine.cat,
+                  engine_nn.conv2d, engine_nn.LSTM):
+        assert qualified_name(thing) in found
+    assert qualified_name(scratch.SGD) not in found and qualified_name(engine.Value.backward) not in found
+
+
+def test_entries_name_what_exists_and_claim_consistently() -> None:
+    ops = scratch_ops()
+    for op in OPS:
+        assert op.samples, f"{op.name}: no samples"
+        for thing in op.covers:
+            assert qualified_name(thing) in ops, f"{op.name} covers {qualified_name(thing)}, not a scratch op"
+        has_kink = any(s.kink for s in op.samples)
+        assert has_kink == op.kinked, f"{op.name}: kinked={op.kinked}, but kink samples: {has_kink}"
+        for s in op.samples:
+            assert s.finite_differences or s.why, f"{op.name}/{s.name}: say why finite differences are off"
