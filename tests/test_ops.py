@@ -132,7 +132,9 @@ CUDA_OPS = ([pytest.param(op, id=op.name) for op in OPS if op.cuda] if torch.cud
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("op", CUDA_OPS)
-def test_on_cuda_matches_the_torch_twin(op: OpInfo) -> None:
+def test_on_cuda_matches_the_torch_twin(op: OpInfo, monkeypatch) -> None:
+    # float32 means float32: cuDNN's convolutions would otherwise run in TF32 (10-bit mantissas), torch's default
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     for sample in op.samples:
         for dtype in op.dtypes:
             case = Case(op, sample, dtype, device="cuda")
