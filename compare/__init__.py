@@ -14,7 +14,8 @@ and a new folder or top-level module of compare/ fails that test until it is giv
     5      compare/training/, compare/checking/   Config, learners, the one loop, the verdict; the gradient checker
     4      compare/models/                        the registry: one file per model family, built from one spec
     3      compare/data/, compare/pictures/       MNIST, toy points, digits; the PNG pictures, one module a subject
-    2      compare/base/                          the leaves: errors, argument types, tolerances, tables, reports
+    2      compare/base/, compare/glossary.py     the leaves: errors, argument types, tolerances, tables, reports;
+                                                  the lesson's glossary, its words paired with the code's
     1      torch_impl/                            the torch twins (a twin may take scratch's plain arithmetic of a plan)
     0      scratch/                               the hand-written networks, on plain tensors
 

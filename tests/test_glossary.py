@@ -1,5 +1,5 @@
 """The lesson's glossary: every term is explained in the README and findable in the code that does it, in English
-and in the lesson's Portuguese (compare/base/glossary.py pairs them)."""
+and in the lesson's Portuguese (compare/glossary.py pairs them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from compare.base.glossary import GLOSSARY
+from compare.glossary import GLOSSARY
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMS = ["neuron", "weights", "bias", "activation function", "input layer", "hidden layer", "output layer",
@@ -50,4 +50,4 @@ def test_portuguese_term_is_in_the_code_and_beside_the_english_one_in_the_readme
 def test_every_english_term_has_its_portuguese_word():
     english = {t.english for t in GLOSSARY}
     missing = [term for term in TERMS if term != "recall" and not any(e.startswith(term) for e in english)]
-    assert not missing, f"no Portuguese word for {missing} in compare/base/glossary.py"
+    assert not missing, f"no Portuguese word for {missing} in compare/glossary.py"

@@ -2,5 +2,6 @@
 
 errors.py: the errors a person sees (one line each, an exit status); argtypes.py: the argument types of the
 command line; agreement.py: the one comparison helper and its named tolerances; report.py: terminal tables and
-the JSON report; glossary.py: the lesson's words and where the code does them.
+the JSON report. Beside this folder, compare/glossary.py (the lesson's words and where the code does them) is a
+leaf too.
 """

@@ -1,7 +1,7 @@
 """The lesson's words: each English term of this code beside the Portuguese one the lesson used, and where the
 code does it, so a reader of the lesson finds its words here (the README's glossary explains each).
 
-    >>> from compare.base.glossary import GLOSSARY
+    >>> from compare.glossary import GLOSSARY
     >>> [t for t in GLOSSARY if t.portuguese == "retropropagação"]
     [Term(english='backpropagation', portuguese='retropropagação', where=('scratch/module.py', 'scratch/engine.py'))]
 
