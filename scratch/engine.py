@@ -28,6 +28,12 @@ rule returns the gradient with respect to each input (`da`, `db`, ...). The engi
 not the rule, undoes broadcasting (`_sum_to_shape`) and adds up the gradients of a
 value that is used more than once. See docs/autograd.md for a walk-through.
 
+Forward mode rides along: a Value may carry a tangent `t` (a direction, of its own shape), and
+each op's tangent rule, beside its backward rule, gives its output's tangent from its inputs'
+(`ta`, `tb`; None where an input has none), in the same forward pass. `jvp(f, primals, tangents)`
+returns f(primals) and the Jacobian-vector product J t, as torch.func.jvp: dual numbers,
+x + t eps with eps^2 = 0, one op at a time.
+
 The ops, as torch names them:
     arithmetic   + - * / ** and @ (batched, broadcasting), broadcasting like torch
     shapes       reshape, flatten, transpose (.T), permute, indexing x[:, t, :], unfold, pad2d; cat, stack
@@ -35,6 +41,7 @@ The ops, as torch names them:
     functions    exp, log, sqrt, rsqrt, relu, sigmoid, tanh, gelu, softmax, log_softmax
     losses       cross_entropy, mse_loss (built from the ops)
 Layers built from them (convolution, pooling, layer norm, attention, LSTM) are in scratch/engine_nn.py.
+Forward mode: jvp, jacfwd (a Jacobian, one column per jvp).
 """
 
 from __future__ import annotations
@@ -53,8 +60,11 @@ from scratch.losses import check_loss_inputs
 # A backward rule: given dout (same shape as the op's output), one gradient per parent
 # (None where that parent needs no gradient and the rule did not compute one).
 BackwardRule = Callable[[Tensor], Sequence[Tensor | None]]
+# A tangent rule: given each parent's tangent (None where a parent has none), the output's tangent.
+TangentRule = Callable[..., Tensor]
 
 _recording = True  # switched off inside `no_grad()`
+_forward_mode = False  # switched on inside `jvp()`: only then do ops look for tangents (reverse mode pays nothing)
 
 
 @contextlib.contextmanager
@@ -102,6 +112,8 @@ class Value:
     _parents:       the Values this one was computed from (empty for a leaf)
     _op:            the name of the operation that made it ("matmul", "relu", ...)
     _backward:      its backward rule; set to None once backward() has used it (the graph is freed)
+    tangent:        forward mode: d(this value)/d(eps) along the direction jvp() was given, same shape
+                    as data; None when no input of this value carries one
     """
 
     def __init__(
@@ -123,6 +135,7 @@ class Value:
         self._op = _op
         self._backward = _backward
         self.grad: Tensor | None = torch.zeros_like(data) if requires_grad and not _parents else None
+        self.tangent: Tensor | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -177,56 +190,60 @@ class Value:
     # shape; backward() then sums them back down to each input's shape.
 
     def __add__(self, other: Value | Tensor | Number) -> Value:
-        """out = a + b.   da = dout,  db = dout."""
+        """out = a + b.   da = dout,  db = dout.   t = ta + tb."""
         other = self._lift(other)
 
         def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
             return dout, dout
 
-        return _result(self.data + other.data, (self, other), "add", backward)
+        return _result(self.data + other.data, (self, other), "add", backward, lambda ta, tb: _plus(ta, tb))
 
     def __sub__(self, other: Value | Tensor | Number) -> Value:
-        """out = a - b.   da = dout,  db = -dout."""
+        """out = a - b.   da = dout,  db = -dout.   t = ta - tb."""
         other = self._lift(other)
 
         def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
             return dout, -dout
 
-        return _result(self.data - other.data, (self, other), "sub", backward)
+        return _result(self.data - other.data, (self, other), "sub", backward, lambda ta, tb: _plus(ta, _neg(tb)))
 
     def __mul__(self, other: Value | Tensor | Number) -> Value:
-        """out = a * b.   da = dout * b,  db = dout * a.   Saves a and b."""
+        """out = a * b.   da = dout * b,  db = dout * a.   t = ta * b + a * tb (the product rule).   Saves a and b."""
         other = self._lift(other)
         a, b = self.data, other.data
 
         def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
             return dout * b, dout * a
 
-        return _result(a * b, (self, other), "mul", backward)
+        return _result(a * b, (self, other), "mul", backward, lambda ta, tb: _plus(_times(ta, b), _times(tb, a)))
 
     def __truediv__(self, other: Value | Tensor | Number) -> Value:
-        """out = a / b.   da = dout / b,  db = -dout * a / b^2.   Saves a and b."""
+        """out = a / b.   da = dout / b,  db = -dout * a / b^2.   t = ta / b - a * tb / b^2.   Saves a and b."""
         other = self._lift(other)
         a, b = self.data, other.data
 
         def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
             return dout / b, -dout * a / (b * b)
 
-        return _result(a / b, (self, other), "div", backward)
+        def tangent(ta: Tensor | None, tb: Tensor | None) -> Tensor:
+            return _plus(None if ta is None else ta / b, None if tb is None else -tb * a / (b * b))
+
+        return _result(a / b, (self, other), "div", backward, tangent)
 
     def __neg__(self) -> Value:
-        """out = -a.   da = -dout."""
+        """out = -a.   da = -dout.   t = -ta."""
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (-dout,)
 
-        return _result(-self.data, (self,), "neg", backward)
+        return _result(-self.data, (self,), "neg", backward, lambda ta: -ta)
 
     def __pow__(self, exponent: Value | Tensor | Number) -> Value:
         """out = a ** p.
 
         p a number:  da = dout * p * a^(p-1)   (0 for p = 0, also at a = 0, as torch)   Saves a.
         p a Value:   da = dout * p * a^(p-1),  dp = dout * out * log(a)   (needs a > 0 where dp matters)
+        tangent:     t = p * a^(p-1) * ta  (+ out * log(a) * tp when p is a Value)
         """
         a = self.data
         if isinstance(exponent, Number):
@@ -237,14 +254,20 @@ class Value:
                     return (torch.zeros_like(dout),)
                 return (dout * p * a ** (p - 1),)
 
-            return _result(a ** p, (self,), f"pow {p:g}", backward_const)
+            def tangent_const(ta: Tensor) -> Tensor:
+                return torch.zeros_like(ta) if p == 0 else ta * p * a ** (p - 1)
+
+            return _result(a ** p, (self,), f"pow {p:g}", backward_const, tangent_const)
         exponent = self._lift(exponent)
         p, out = exponent.data, a ** exponent.data
 
         def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
             return dout * p * a ** (p - 1), dout * out * torch.log(a)
 
-        return _result(out, (self, exponent), "pow", backward)
+        def tangent(ta: Tensor | None, tp: Tensor | None) -> Tensor:
+            return _plus(_times(ta, p * a ** (p - 1)), _times(tp, out * torch.log(a)))
+
+        return _result(out, (self, exponent), "pow", backward, tangent)
 
     def __radd__(self, other: Tensor | Number) -> Value:
         return self._lift(other) + self
@@ -267,6 +290,7 @@ class Value:
         """out = a @ b  (the last two dims are matrices; leading dims broadcast as batches).
 
         da = dout @ b^T        db = a^T @ dout        (^T swaps the last two dims)   Saves a and b.
+        t = ta @ b + a @ tb   (the product rule, for matrices)
         For a layer, out = x @ W^T: dW^T = x^T @ dout, the sum over the batch of outer products.
         """
         other = self._lift(other)
@@ -289,18 +313,23 @@ class Value:
             return (dout @ b.transpose(-2, -1) if need_a else None,
                     a.transpose(-2, -1) @ dout if need_b else None)
 
-        return _result(a @ b, (self, other), "matmul", backward)
+        def tangent(ta: Tensor | None, tb: Tensor | None) -> Tensor:
+            return _plus(None if ta is None else ta @ b, None if tb is None else a @ tb)
+
+        return _result(a @ b, (self, other), "matmul", backward, tangent)
 
     def __rmatmul__(self, other: Tensor) -> Value:
         return self._lift(other) @ self
 
     def transpose(self, dim0: int, dim1: int) -> Value:
-        """out = a with dims dim0 and dim1 swapped.   da = dout with the same two dims swapped back."""
+        """out = a with dims dim0 and dim1 swapped.   da = dout with the same two dims swapped back.
+        t = ta with the same two dims swapped."""
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout.transpose(dim0, dim1),)
 
-        return _result(self.data.transpose(dim0, dim1), (self,), "transpose", backward)
+        return _result(self.data.transpose(dim0, dim1), (self,), "transpose", backward,
+                       lambda ta: ta.transpose(dim0, dim1))
 
     @property
     def T(self) -> Value:  # noqa: N802 (torch's name)
@@ -311,7 +340,7 @@ class Value:
         return self.transpose(0, 1)
 
     def reshape(self, *shape: int | Sequence[int]) -> Value:
-        """out = the same entries in a new shape.   da = dout reshaped back to a's shape."""
+        """out = the same entries in a new shape.   da = dout reshaped back to a's shape.   t = ta reshaped."""
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = tuple(shape[0])
         in_shape = self.data.shape
@@ -319,10 +348,11 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout.reshape(in_shape),)
 
-        return _result(self.data.reshape(shape), (self,), "reshape", backward)
+        return _result(self.data.reshape(shape), (self,), "reshape", backward, lambda ta: ta.reshape(shape))
 
     def permute(self, *dims: int | Sequence[int]) -> Value:
-        """out = a with its dims reordered: out dim i is a's dim dims[i].   da = dout with the inverse order."""
+        """out = a with its dims reordered: out dim i is a's dim dims[i].   da = dout with the inverse order.
+        t = ta reordered as a."""
         if len(dims) == 1 and not isinstance(dims[0], int):
             dims = tuple(dims[0])
         ndim = self.data.dim()
@@ -335,7 +365,7 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout.permute(inverse),)
 
-        return _result(self.data.permute(dims), (self,), "permute", backward)
+        return _result(self.data.permute(dims), (self,), "permute", backward, lambda ta: ta.permute(dims))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Value:
         """Dims start_dim..end_dim merged into one, as torch: a reshape, so reshape's rule undoes it."""
@@ -349,7 +379,7 @@ class Value:
         """out = a[index], with torch's basic indexing: ints, slices (x[:, t, :], x[:, :, 0:H]), None and ...
 
         da = zeros of a's shape with dout written back at `index` (basic indexing picks every
-        entry at most once, so writing is enough). Saves only a's shape.
+        entry at most once, so writing is enough). Saves only a's shape.   t = ta[index].
         """
         parts = index if isinstance(index, tuple) else (index,)
         if not all(p is None or p is Ellipsis or isinstance(p, (int, slice)) for p in parts):
@@ -362,7 +392,7 @@ class Value:
             da[index] = dout
             return (da,)
 
-        return _result(self.data[index], (self,), "getitem", backward)
+        return _result(self.data[index], (self,), "getitem", backward, lambda ta: ta[index])
 
     def unfold(self, dim: int, size: int, step: int) -> Value:
         """Every window of `size` entries along `dim`, `step` apart, as torch's Tensor.unfold.
@@ -373,7 +403,7 @@ class Value:
         backward:  da[..., w*step + i, ...] += dout[..., w, ..., i], one strided add for each of the
                    `size` offsets i (an entry in several windows collects a gradient from each):
                    along two dims this is col2im, the backward of the windows a convolution reads.
-        Saves only a's shape.
+        tangent:   ta's windows (unfold is linear).   Saves only a's shape.
         """
         in_shape = self.data.shape
         d = dim % max(self.data.dim(), 1)
@@ -387,13 +417,13 @@ class Value:
                 da[at] += dout[..., i]
             return (da,)
 
-        return _result(out, (self,), "unfold", backward)
+        return _result(out, (self,), "unfold", backward, lambda ta: ta.unfold(d, size, step))
 
     def pad2d(self, padding: int) -> Value:
         """out = a with `padding` zeros added on every side of its last two dims (height and width).
 
         As torch's zero padding, F.pad(a, (p, p, p, p)).   da = dout with the border cut off
-        (the zeros are constants: no gradient goes to them).
+        (the zeros are constants: no gradient goes to them).   t = ta padded with zeros.
         """
         if padding == 0:
             return self
@@ -405,14 +435,19 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout[..., p:p + h, p:p + w],)
 
-        return _result(out, (self,), "pad2d", backward)
+        def tangent(ta: Tensor) -> Tensor:
+            t = ta.new_zeros(out.shape)
+            t[..., p:p + h, p:p + w] = ta
+            return t
+
+        return _result(out, (self,), "pad2d", backward, tangent)
 
     # ------------------------------------------------------------------ reductions
 
     def sum(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Value:
         """out = sum of a over `dim` (all dims when None).
 
-        da = dout copied back along every summed dim (each summed entry moved the sum by 1).
+        da = dout copied back along every summed dim (each summed entry moved the sum by 1).   t = ta summed.
         """
         dims = _dims(dim, self.data.dim())
         in_shape = self.data.shape
@@ -420,10 +455,12 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (_unreduce(dout, in_shape, dims, keepdim),)
 
-        return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), "sum", backward)
+        return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), "sum", backward,
+                       lambda ta: ta.sum(dim=dims, keepdim=keepdim))
 
     def mean(self, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> Value:
-        """out = sum of a over `dim` / n, with n the number of entries averaged.   da = dout / n, copied back."""
+        """out = sum of a over `dim` / n, with n the number of entries averaged.   da = dout / n, copied back.
+        t = ta averaged."""
         dims = _dims(dim, self.data.dim())
         in_shape = self.data.shape
         out = self.data.mean(dim=dims, keepdim=keepdim)
@@ -432,17 +469,18 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (_unreduce(dout / n, in_shape, dims, keepdim),)
 
-        return _result(out, (self,), "mean", backward)
+        return _result(out, (self,), "mean", backward, lambda ta: ta.mean(dim=dims, keepdim=keepdim))
 
     def max(self, dim: int, keepdim: bool = False) -> MaxResult:
         """(values, indices): the largest entry along `dim`, and where it is, as torch's max(dim).
 
         When several entries tie, the first one wins, as in torch (and in torch's max pooling).
         da = dout at the winning position, 0 elsewhere: only the winner moved the output.
-        Saves the indices. Returns the values as a Value and the indices as a plain tensor.
+        t = ta at the winning position.   Saves the indices.
+        Returns the values as a Value and the indices as a plain tensor.
         """
         if self.data.dim() == 0:  # a 0-dim value is its own maximum
-            return MaxResult(_result(self.data.clone(), (self,), "max", lambda dout: (dout,)),
+            return MaxResult(_result(self.data.clone(), (self,), "max", lambda dout: (dout,), lambda ta: ta.clone()),
                              torch.zeros((), dtype=torch.int64, device=self.data.device))
         d = dim % self.data.dim()
         values, where = self.data.max(dim=d, keepdim=True)  # where: the winners' indices, dim d kept (size 1)
@@ -451,94 +489,103 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout.new_zeros(in_shape).scatter_(d, where, dout if keepdim else dout.unsqueeze(d)),)
 
+        def tangent(ta: Tensor) -> Tensor:
+            picked = ta.gather(d, where)
+            return picked if keepdim else picked.squeeze(d)
+
         if keepdim:
-            return MaxResult(_result(values, (self,), "max", backward), where)
-        return MaxResult(_result(values.squeeze(d), (self,), "max", backward), where.squeeze(d))
+            return MaxResult(_result(values, (self,), "max", backward, tangent), where)
+        return MaxResult(_result(values.squeeze(d), (self,), "max", backward, tangent), where.squeeze(d))
 
     # ------------------------------------------------------------------ elementwise functions
 
     def exp(self) -> Value:
-        """out = e^a.   da = dout * out (e^a is its own derivative).   Saves out."""
+        """out = e^a.   da = dout * out (e^a is its own derivative).   t = ta * out.   Saves out."""
         out = torch.exp(self.data)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout * out,)
 
-        return _result(out, (self,), "exp", backward)
+        return _result(out, (self,), "exp", backward, lambda ta: ta * out)
 
     def log(self) -> Value:
-        """out = ln a.   da = dout / a.   Saves a."""
+        """out = ln a.   da = dout / a.   t = ta / a.   Saves a."""
         a = self.data
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout / a,)
 
-        return _result(torch.log(a), (self,), "log", backward)
+        return _result(torch.log(a), (self,), "log", backward, lambda ta: ta / a)
 
     def relu(self) -> Value:
-        """out = max(0, a).   da = dout * [out > 0]  (0 at a = 0, as torch).   Saves out."""
+        """out = max(0, a).   da = dout * [out > 0]  (0 at a = 0, as torch).   t = ta * [out > 0].   Saves out."""
         out = torch.clamp_min(self.data, 0.0)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout * (out > 0),)
 
-        return _result(out, (self,), "relu", backward)
+        return _result(out, (self,), "relu", backward, lambda ta: ta * (out > 0))
 
     def sigmoid(self) -> Value:
-        """out = 1 / (1 + e^-a).   da = dout * out * (1 - out).   Saves out."""
+        """out = 1 / (1 + e^-a).   da = dout * out * (1 - out).   t = ta * out * (1 - out).   Saves out."""
         out = torch.sigmoid(self.data)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout * out * (1 - out),)
 
-        return _result(out, (self,), "sigmoid", backward)
+        return _result(out, (self,), "sigmoid", backward, lambda ta: ta * out * (1 - out))
 
     def tanh(self) -> Value:
-        """out = tanh a.   da = dout * (1 - out^2).   Saves out."""
+        """out = tanh a.   da = dout * (1 - out^2).   t = ta * (1 - out^2).   Saves out."""
         out = torch.tanh(self.data)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout * (1 - out * out),)
 
-        return _result(out, (self,), "tanh", backward)
+        return _result(out, (self,), "tanh", backward, lambda ta: ta * (1 - out * out))
 
     def sqrt(self) -> Value:
-        """out = a^(1/2).   da = dout / (2 out).   Saves out."""
+        """out = a^(1/2).   da = dout / (2 out).   t = ta / (2 out).   Saves out."""
         out = torch.sqrt(self.data)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout / (2 * out),)
 
-        return _result(out, (self,), "sqrt", backward)
+        return _result(out, (self,), "sqrt", backward, lambda ta: ta / (2 * out))
 
     def rsqrt(self) -> Value:
-        """out = a^(-1/2), as in layer norm's 1/sqrt(var + eps).   da = -dout * out^3 / 2.   Saves out."""
+        """out = a^(-1/2), as in layer norm's 1/sqrt(var + eps).   da = -dout * out^3 / 2.   t = -ta * out^3 / 2.
+        Saves out."""
         out = torch.rsqrt(self.data)
 
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (-0.5 * dout * out * out * out,)
 
-        return _result(out, (self,), "rsqrt", backward)
+        return _result(out, (self,), "rsqrt", backward, lambda ta: -0.5 * ta * out * out * out)
 
     def gelu(self) -> Value:
         """out = a * Phi(a), Phi(a) = (1 + erf(a / sqrt(2))) / 2: the exact (erf) form, as scratch.GELU.
 
         da = dout * (Phi(a) + a * phi(a)),  phi(a) = e^(-a^2 / 2) / sqrt(2 pi)   (product rule; phi = Phi')
-        Saves a and Phi(a).
+        t = ta * (Phi(a) + a * phi(a)).   Saves a and Phi(a).
         """
         a = self.data
         cdf = 0.5 * (1 + torch.erf(a * SQRT_HALF))
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            return (dout * (cdf + a * torch.exp(-0.5 * a * a) * INV_SQRT_2PI),)
+        def slope() -> Tensor:
+            return cdf + a * torch.exp(-0.5 * a * a) * INV_SQRT_2PI
 
-        return _result(a * cdf, (self,), "gelu", backward)
+        def backward(dout: Tensor) -> tuple[Tensor]:
+            return (dout * slope(),)
+
+        return _result(a * cdf, (self,), "gelu", backward, lambda ta: ta * slope())
 
     def log_softmax(self, dim: int = -1) -> Value:
         """out = a - log sum_j e^(a_j) along `dim`: log-probabilities that sum (as probabilities) to 1.
 
         forward:   m = max_j a_j (a constant shift, so e^x never overflows), out = a - m - log sum_j e^(a_j - m)
         backward:  da = dout - softmax(a) * sum_j dout_j,   with softmax(a) = e^out.   Saves out.
+        tangent:   t = ta - sum_j softmax(a)_j ta_j   (the same Jacobian, applied from the other side)
         It could be built from sub, exp, sum and log; as one op it is one node and one line of backward.
         """
         shifted = self.data - self.data.amax(dim=dim, keepdim=True)
@@ -547,13 +594,14 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (dout - torch.exp(out) * dout.sum(dim=dim, keepdim=True),)
 
-        return _result(out, (self,), "log_softmax", backward)
+        return _result(out, (self,), "log_softmax", backward,
+                       lambda ta: ta - (torch.exp(out) * ta).sum(dim=dim, keepdim=True))
 
     def softmax(self, dim: int = -1) -> Value:
         """out = e^a / sum_j e^(a_j) along `dim`: positive, summing to 1 (computed as e^(a - max a)).
 
         da = out * (dout - sum_j dout_j out_j)   (the Jacobian diag(out) - out out^T, applied to dout).
-        Saves out.
+        t = out * (ta - sum_j out_j ta_j)   (the Jacobian is symmetric: the same formula).   Saves out.
         """
         e = torch.exp(self.data - self.data.amax(dim=dim, keepdim=True))
         out = e / e.sum(dim=dim, keepdim=True)
@@ -561,7 +609,8 @@ class Value:
         def backward(dout: Tensor) -> tuple[Tensor]:
             return (out * (dout - (dout * out).sum(dim=dim, keepdim=True)),)
 
-        return _result(out, (self,), "softmax", backward)
+        return _result(out, (self,), "softmax", backward,
+                       lambda ta: out * (ta - (out * ta).sum(dim=dim, keepdim=True)))
 
     # ------------------------------------------------------------------ backpropagation
 
@@ -662,12 +711,36 @@ class Value:
             self.grad.add_(dout)  # in place, so an optimizer holding this buffer sees the new gradient
 
 
-def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule) -> Value:
+def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule,
+            tangent: TangentRule | None = None) -> Value:
     """The output of an op. It records its parents and backward rule only when it will need them:
-    while recording (outside no_grad) and when some parent needs a gradient."""
+    while recording (outside no_grad) and when some parent needs a gradient. In forward mode (some
+    parent carries a tangent) it gets its own tangent from the tangent rule, in the output's shape."""
     if _recording and any(p.requires_grad for p in parents):
-        return Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
-    return Value(data, _op=op)
+        out = Value(data, requires_grad=True, _parents=parents, _op=op, _backward=backward)
+    else:
+        out = Value(data, _op=op)
+    if _forward_mode and any(p.tangent is not None for p in parents):
+        if tangent is None:
+            raise NotImplementedError(f"the {op!r} op has no tangent rule: forward mode (jvp) cannot pass through it")
+        t = tangent(*(p.tangent for p in parents))
+        out.tangent = t if t.shape == data.shape else t.expand(data.shape)  # a broadcast input's tangent, stretched
+    return out
+
+
+def _plus(a: Tensor | None, b: Tensor | None) -> Tensor:
+    """The sum of two tangent terms, either of which may be absent (an input without a tangent)."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a + b
+
+
+def _neg(t: Tensor | None) -> Tensor | None:
+    return None if t is None else -t
+
+
+def _times(t: Tensor | None, factor: Tensor) -> Tensor | None:
+    return None if t is None else t * factor
 
 
 def _sum_to_shape(grad: Tensor, shape: torch.Size, op: str) -> Tensor:
@@ -718,6 +791,7 @@ def cat(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
     """out = the inputs joined end to end along `dim`, as torch.cat.
 
     d(input k) = the slice of dout that input k filled (dout split at the same sizes).
+    t = the inputs' tangents joined the same way (zeros for an input without one).
     """
     values = [v if isinstance(v, Value) else Value(v) for v in values]
     sizes = [v.shape[dim] for v in values]
@@ -725,20 +799,78 @@ def cat(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
     def backward(dout: Tensor) -> tuple[Tensor, ...]:
         return dout.split(sizes, dim=dim)
 
-    return _result(torch.cat([v.data for v in values], dim=dim), tuple(values), "cat", backward)
+    def tangent(*ts: Tensor | None) -> Tensor:
+        return torch.cat([torch.zeros_like(v.data) if t is None else t for v, t in zip(values, ts, strict=True)],
+                         dim=dim)
+
+    return _result(torch.cat([v.data for v in values], dim=dim), tuple(values), "cat", backward, tangent)
 
 
 def stack(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
     """out = the inputs (all of one shape) stacked along a new dim `dim`, as torch.stack.
 
-    d(input k) = dout's k-th slice along `dim`.
+    d(input k) = dout's k-th slice along `dim`.   t = the inputs' tangents stacked (zeros for one without).
     """
     values = [v if isinstance(v, Value) else Value(v) for v in values]
 
     def backward(dout: Tensor) -> tuple[Tensor, ...]:
         return dout.unbind(dim)
 
-    return _result(torch.stack([v.data for v in values], dim=dim), tuple(values), "stack", backward)
+    def tangent(*ts: Tensor | None) -> Tensor:
+        return torch.stack([torch.zeros_like(v.data) if t is None else t for v, t in zip(values, ts, strict=True)],
+                           dim=dim)
+
+    return _result(torch.stack([v.data for v in values], dim=dim), tuple(values), "stack", backward, tangent)
+
+
+# ---------------------------------------------------------------------- forward mode
+
+
+def jvp(func: Callable[..., Value | Sequence[Value]], primals: Sequence[Tensor],
+        tangents: Sequence[Tensor]) -> tuple[Tensor | tuple[Tensor, ...], Tensor | tuple[Tensor, ...]]:
+    """(func(*primals), J t): func's value and its Jacobian-vector product along `tangents`, in one forward pass.
+
+    As torch.func.jvp. Each primal becomes a Value carrying its tangent; every op then carries its
+    output's tangent too, by its tangent rule, so the output's tangent is the directional derivative
+        J t = lim_{h -> 0} (func(primals + h t) - func(primals)) / h.
+    Nothing is recorded for backward (no_grad): forward mode needs no graph. A Value that func uses
+    without it being a primal (a layer's weights) may carry a tangent of its own, set beforehand on
+    `.tangent`. An output that does not depend on any tangent gets a zero tangent. Tangents travel
+    only inside jvp (outside it, ops do not look for them).
+    """
+    global _forward_mode
+    if len(primals) != len(tangents):
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal")
+    for i, (p, t) in enumerate(zip(primals, tangents, strict=True)):
+        if tuple(p.shape) != tuple(t.shape):
+            raise ValueError(f"jvp: tangent {i} has shape {list(t.shape)}, its primal {list(p.shape)}; they must match")
+    values = []
+    for p, t in zip(primals, tangents, strict=True):
+        value = Value(p)
+        value.tangent = t.to(dtype=p.dtype, device=p.device)
+        values.append(value)
+    previous, _forward_mode = _forward_mode, True
+    try:
+        with no_grad():
+            out = func(*values)
+    finally:
+        _forward_mode = previous
+    outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+    results = tuple(o.data for o in outs)
+    pushed = tuple(torch.zeros_like(o.data) if o.tangent is None else o.tangent for o in outs)
+    return (results, pushed) if isinstance(out, (tuple, list)) else (results[0], pushed[0])
+
+
+def jacfwd(func: Callable[[Value], Value], x: Tensor) -> Tensor:
+    """The Jacobian d func(x) / dx, of shape [*out, *x], one column per jvp along a basis direction (as
+    torch.func.jacfwd): n forward passes for x of n entries, so it suits wide outputs and few inputs."""
+    columns = []
+    for i in range(x.numel()):
+        direction = torch.zeros(x.numel(), dtype=x.dtype, device=x.device)
+        direction[i] = 1
+        _, column = jvp(func, (x,), (direction.reshape(x.shape),))
+        columns.append(column)
+    return torch.stack(columns, dim=-1).reshape(*columns[0].shape, *x.shape)
 
 
 # ---------------------------------------------------------------------- losses built from the ops

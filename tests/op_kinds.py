@@ -17,17 +17,20 @@ through the fake loss L = sum_k sum(out_k * dout_k), so every output element mat
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from compare.base.agreement import AUTOGRAD_FLOAT32, AUTOGRAD_FLOAT64, FINITE_DIFF_FLOAT64, Tolerance, assert_agree
 from compare.checking.finite_diff import finite_difference, finite_difference_error
+from scratch import engine
 from scratch.engine import Value, no_grad
 
 KINDS = ("layer", "loss", "engine op", "engine layer")
@@ -122,6 +125,7 @@ class OpInfo:
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     cuda: bool = True
     double_backward: bool = False  # engine: backward(create_graph=True); no entry claims it yet
+    forward_ad: bool = False  # engine: forward mode, engine.jvp, against torch.func.jvp
     errors: tuple[ErrorCase, ...] = ()
     float64_tolerance: Tolerance = AUTOGRAD_FLOAT64
 
@@ -280,20 +284,93 @@ class Case:
             tensors.update({n: p.data for n, p in self.model.named_parameters()})
         return tensors
 
-    def fake_loss(self) -> float:
-        """L = sum_k sum(out_k * dout_k) of our forward pass at the current values, recording nothing."""
+    def forward(self) -> list[Tensor]:
+        """Our outputs at the current values, recording nothing."""
         kind = self.op.kind
         with no_grad():
             if kind == "layer":
-                outs = [self.model.forward(self.inputs[0])]
-            elif kind == "loss":
-                outs = [self.model.forward(*self.inputs)]
-            elif kind == "engine op":
-                outs = [o.data for o in _as_list(self.op.ours(*[Value(t) for t in self.inputs]))]
-            else:
-                x = Value(self.inputs[0])
-                outs = [o.data for o in (self.op.call(self.model, x) if self.op.call else [self.model(x)])]
-        return sum((o * d).sum() for o, d in zip(outs, self.douts, strict=True)).item()
+                return [self.model.forward(self.inputs[0])]
+            if kind == "loss":
+                return [self.model.forward(*self.inputs)]
+            if kind == "engine op":
+                return [o.data for o in _as_list(self.op.ours(*[Value(t) for t in self.inputs]))]
+            return [o.data for o in self._engine_layer_outputs(Value(self.inputs[0]))]
+
+    def fake_loss(self) -> float:
+        """L = sum_k sum(out_k * dout_k) of our forward pass at the current values."""
+        return sum((o * d).sum() for o, d in zip(self.forward(), self.douts, strict=True)).item()
+
+    def _engine_layer_outputs(self, x: Value) -> list[Value]:
+        return self.op.call(self.model, x) if self.op.call else [self.model(x)]
+
+    # ------------------------------------------------------------------ forward mode
+
+    def tangents(self) -> dict[str, Tensor]:
+        """A random direction for every input and parameter (the leaves), seeded like the rest."""
+        g = torch.Generator().manual_seed(self.seed + 3)
+        return {n: torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.device, t.dtype)
+                for n, t in self.leaves().items()}
+
+    def ours_jvp(self, tangents: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """engine.jvp: our outputs and their tangents, every leaf moving along its tangent."""
+        names = [n for n, _ in self.floating_inputs()]
+        if self.op.kind == "engine op":
+            outs, pushed = engine.jvp(self.op.ours, self.inputs, [tangents[n] for n in names])
+            return _as_list(outs), _as_list(pushed)
+        params = dict(self.model.named_parameters())
+        for name, p in params.items():
+            p.tangent = tangents[name]
+        try:
+            outs, pushed = engine.jvp(lambda x: tuple(self._engine_layer_outputs(x)), self.inputs, [tangents["x"]])
+        finally:
+            for p in params.values():
+                p.tangent = None
+        return list(outs), list(pushed)
+
+    def theirs_jvp(self, tangents: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """torch.func.jvp on the twin, with the same directions."""
+        names = [n for n, _ in self.floating_inputs()]
+        if self.op.kind == "engine op":
+            directions = tuple(tangents[n] for n in names)
+            outs, pushed = torch.func.jvp(self._engine_reference(), tuple(self.inputs), directions)
+            return _as_list(outs), _as_list(pushed)
+        params = dict(self.module.named_parameters())
+        param_names = list(params)
+        called = _Called(self.module, self._call_twin)
+
+        def twin(x: Tensor, *values: Tensor) -> tuple[Tensor, ...]:
+            state = {f"module.{n}": v for n, v in zip(param_names, values, strict=True)}
+            return torch.func.functional_call(called, state, (x,))
+
+        primals = (self.inputs[0], *(params[n].detach() for n in param_names))
+        directions = (tangents["x"], *(tangents[n] for n in param_names))
+        with torch_forward_mode_kernels():
+            outs, pushed = torch.func.jvp(twin, primals, directions)
+        return list(outs), list(pushed)
+
+
+@contextlib.contextmanager
+def torch_forward_mode_kernels() -> Iterator[None]:
+    """Torch's composite kernels, which have forward-mode formulas: its fused CPU attention (flash) and oneDNN's
+    RNN kernels have none ("Trying to use forward AD with ... that does not support it"). Same functions."""
+    onednn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = onednn
+
+
+class _Called(nn.Module):
+    """The twin called as the entry calls it (attention takes x three times), for torch.func.functional_call."""
+
+    def __init__(self, module: nn.Module, call: Callable[[nn.Module, Tensor], list[Tensor]]) -> None:
+        super().__init__()
+        self.module, self.call = module, call
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.call(self.module, x))
 
 
 def _as_list(out: Any) -> list:

@@ -106,12 +106,12 @@ def layer(name, ours, twin, *samples, **claims) -> OpInfo:
 
 
 def engine_op(name, fn, *samples, covers, twin=None, **claims) -> OpInfo:
-    return OpInfo(f"engine.{name}", "engine op", covers, samples, fn, twin, **claims)
+    return OpInfo(f"engine.{name}", "engine op", covers, samples, fn, twin, forward_ad=True, **claims)
 
 
 def engine_layer(name, ours, twin, *samples, **claims) -> OpInfo:
     return OpInfo(name, "engine layer", (), samples, ours, twin, float64_tolerance=AUTOGRAD_EXPRESSIONS_FLOAT64,
-                  **claims)
+                  forward_ad=True, **claims)
 
 
 def error(name, call, exception, match) -> ErrorCase:

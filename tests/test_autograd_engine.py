@@ -32,8 +32,9 @@ from compare.base.agreement import (
 from compare.models import make_spec
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
+from scratch import engine as engine_module
 from scratch import engine_nn
-from scratch.engine import GraphError, Value, cat, cross_entropy, mse_loss, no_grad, stack
+from scratch.engine import GraphError, Value, cat, cross_entropy, jacfwd, jvp, mse_loss, no_grad, stack
 
 F64 = torch.float64
 
@@ -312,6 +313,78 @@ def test_neuron_of_the_lesson() -> None:
     loss.backward()
     assert a.grad.item() == -6.0 and z.grad.item() == -6.0
     assert w.grad.tolist() == [[-12.0, -30.0]] and b.grad.tolist() == [-6.0]
+
+
+# ---------------------------------------------------------------------- forward mode
+
+
+def test_neuron_of_the_lesson_in_forward_mode() -> None:
+    """The same neuron with a tangent: nudging w_0 by t moves z by x_0 t = 2t, and the loss by (a - 40) 2t = -12t,
+    the reverse-mode gradient dL/dw_0 above (docs/autograd.md works it by hand)."""
+    x, w, b = (torch.tensor(v, dtype=F64) for v in ([[2.0, 5.0]], [[3.0, 6.0]], [-2.0]))
+
+    def neuron(x, w, b):
+        z = x @ w.T + b
+        return z, z.relu(), 0.5 * (z.relu() - 40.0) ** 2
+
+    outs, tangents = jvp(neuron, (x, w, b), (torch.zeros(1, 2, dtype=F64), torch.tensor([[1.0, 0.0]], dtype=F64),
+                                             torch.zeros(1, dtype=F64)))
+    assert [o.item() for o in outs] == [34.0, 34.0, 18.0]
+    assert [t.item() for t in tangents] == [2.0, 2.0, -12.0]
+    # along b: dz/db = 1; along x_1 (the input itself): dz/dx_1 = w_1 = 6
+    _, (tz, _, _) = jvp(neuron, (x, w, b), (torch.zeros(1, 2, dtype=F64), torch.zeros(1, 2, dtype=F64),
+                                           torch.ones(1, dtype=F64)))
+    _, (tx, _, _) = jvp(neuron, (x, w, b), (torch.tensor([[0.0, 1.0]], dtype=F64), torch.zeros(1, 2, dtype=F64),
+                                           torch.zeros(1, dtype=F64)))
+    assert tz.item() == 1.0 and tx.item() == 6.0
+
+
+def test_jacfwd_matches_torch_func_and_the_rows_of_reverse_mode() -> None:
+    """The Jacobian of a small MLP's logits with respect to its input, three ways: engine.jacfwd (a column per
+    jvp), torch.func.jacfwd on the torch twin, and the engine's reverse mode (a row per backward)."""
+    torch.manual_seed(0)
+    model = engine_nn.MLP(input_size=5, hidden_sizes=(4,), activation="tanh", num_classes=3).to(dtype=F64)
+    twin = build_torch(Config(dtype="float64", model=make_spec(hidden=(4,), activation="tanh")), input_size=5,
+                       num_classes=3).model
+    twin.load_state_dict({n: p.data for n, p in model.named_parameters()})
+    x = torch.randn(2, 5, dtype=F64)
+    jacobian = jacfwd(model, x)
+    assert jacobian.shape == (2, 3, 2, 5)
+    assert_agree("jacfwd vs torch.func.jacfwd", jacobian, torch.func.jacfwd(twin)(x), AUTOGRAD_EXPRESSIONS_FLOAT64)
+    rows = torch.empty(2, 3, 2, 5, dtype=F64)
+    for b in range(2):
+        for k in range(3):
+            value = Value(x.clone(), requires_grad=True)
+            model(value)[b, k].backward()
+            rows[b, k] = value.grad
+    assert_agree("jacfwd vs reverse mode", jacobian, rows, AUTOGRAD_EXPRESSIONS_FLOAT64)
+
+
+def test_jvp_says_what_it_expects() -> None:
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="2 primals but 1 tangents"):
+        jvp(lambda a, b: a + b, (x, x), (x,))
+    with pytest.raises(ValueError, match=r"tangent 0 has shape \[3\], its primal \[2, 3\]"):
+        jvp(lambda a: a.exp(), (x,), (torch.zeros(3),))
+
+
+def test_jvp_records_nothing_and_gives_a_constant_output_a_zero_tangent() -> None:
+    weight = Value(torch.ones(3, 3), requires_grad=True)
+    out, tangent = jvp(lambda a: a @ weight, (torch.ones(2, 3),), (torch.ones(2, 3),))
+    assert torch.equal(tangent, torch.full((2, 3), 3.0)) and torch.equal(out, torch.full((2, 3), 3.0))
+    _, tangent = jvp(lambda a: a.detach() * 2.0, (torch.ones(2),), (torch.ones(2),))
+    assert torch.equal(tangent, torch.zeros(2))  # detach cuts the tangent too, as in torch.func
+
+
+def test_an_op_without_a_tangent_rule_is_refused_in_forward_mode() -> None:
+    def mystery(a: Value) -> Value:
+        return engine_module._result(a.data * 2, (a,), "mystery", lambda dout: (2 * dout,))
+
+    with pytest.raises(NotImplementedError, match="'mystery' op has no tangent rule"):
+        jvp(mystery, (torch.ones(2),), (torch.ones(2),))
+    a = Value(torch.ones(2))
+    a.tangent = torch.ones(2)
+    assert (a * 3.0).tangent is None  # outside jvp, ops do not look at tangents
 
 
 # ---------------------------------------------------------------------- the MLP on the engine

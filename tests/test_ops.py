@@ -8,8 +8,10 @@ For each entry and each of its samples:
 - a non-contiguous input (a strided view, NaN in its gaps) gives the answer of its contiguous copy, up to the
   rounding of another loop order (LAYOUT_FLOAT64);
 - training and evaluation mode differ exactly where the entry says so;
+- forward mode (engine.jvp) against torch.func.jvp on the twin and against finite differences of the forward
+  pass along the same direction, for every entry that claims it (the engine's ops and blocks);
 - each documented refusal raises its error; the engine refuses second derivatives (no entry claims them);
-- on CUDA (skipped without a GPU), ours against the twin there.
+- on CUDA (skipped without a GPU), ours against the twin there, forward mode too.
 And a test that fails when scratch/ holds a layer, loss or engine op the table does not list.
 
     pytest tests/test_ops.py -q
@@ -36,7 +38,8 @@ from op_kinds import (
 from ops import OPS
 
 import scratch
-from compare.base.agreement import LAYOUT_FLOAT64, assert_agree
+from compare.base.agreement import FINITE_DIFF_FLOAT64, LAYOUT_FLOAT64, assert_agree
+from compare.checking.finite_diff import FD_STEP
 from scratch import engine, engine_nn
 from scratch.module import Module
 
@@ -112,6 +115,46 @@ def test_non_contiguous_input_gives_the_same_answer(op: OpInfo) -> None:
             assert_agree(f"{where} d{name}, strided input", b.grads[name], g, LAYOUT_FLOAT64)
 
 
+FORWARD = [pytest.param(op, id=op.name) for op in OPS if op.forward_ad]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", FORWARD)
+def test_forward_mode_matches_torch_func_jvp(op: OpInfo, dtype) -> None:
+    """engine.jvp against torch.func.jvp on the twin: every input and parameter moving along a random direction."""
+    for sample in op.samples:
+        case = Case(op, sample, dtype)
+        tangents = case.tangents()
+        (outs, pushed), (outs_t, pushed_t) = case.ours_jvp(tangents), case.theirs_jvp(tangents)
+        where, tol = f"{op.name} [{sample.name}, {dtype}]", op.tolerance(dtype)
+        for k, (a, e) in enumerate(zip(outs, outs_t, strict=True)):
+            assert_agree(f"{where} jvp output {k}", a, e, tol)
+        for k, (a, e) in enumerate(zip(pushed, pushed_t, strict=True)):
+            assert_agree(f"{where} jvp tangent {k}", a, e, tol)
+
+
+@pytest.mark.parametrize("op,sample", cases(lambda op, s: op.forward_ad and s.checks_finite_differences))
+def test_forward_mode_matches_finite_differences(op: OpInfo, sample) -> None:
+    """J t against (f(x + h t) - f(x - h t)) / 2h, every input and parameter moved along its tangent (float64)."""
+    case = Case(op, sample, F64)
+    tangents = case.tangents()
+    _, pushed = case.ours_jvp(tangents)
+    leaves, h = case.leaves(), FD_STEP
+
+    def moved(sign: float) -> list[torch.Tensor]:
+        for name, leaf in leaves.items():
+            leaf.add_(sign * h * tangents[name])
+        try:
+            return [out.clone() for out in case.forward()]  # a view of a leaf would move back with it
+        finally:
+            for name, leaf in leaves.items():
+                leaf.sub_(sign * h * tangents[name])
+
+    numeric = [(plus - minus) / (2 * h) for plus, minus in zip(moved(1.0), moved(-1.0), strict=True)]
+    for k, (a, e) in enumerate(zip(pushed, numeric, strict=True)):
+        assert_agree(f"{op.name} [{sample.name}] jvp tangent {k} vs finite differences", a, e, FINITE_DIFF_FLOAT64)
+
+
 @pytest.mark.parametrize("op", [op for op in OPS if op.kind == "layer"], ids=lambda op: op.name)
 def test_training_and_evaluation_differ_only_where_claimed(op: OpInfo) -> None:
     case = Case(op, op.samples[0], F64)
@@ -152,6 +195,12 @@ def test_on_cuda_matches_the_torch_twin(op: OpInfo, monkeypatch) -> None:
             case = Case(op, sample, dtype, device="cuda")
             assert all(out.is_cuda for out in case.ours().outputs), f"{op.name}: an output left the GPU"
             assert_matches_twin(case)
+            if op.forward_ad:
+                tangents = case.tangents()
+                (_, pushed), (_, pushed_t) = case.ours_jvp(tangents), case.theirs_jvp(tangents)
+                where = f"{op.name} [{sample.name}, {dtype}]"
+                for k, (a, e) in enumerate(zip(pushed, pushed_t, strict=True)):
+                    assert_agree(f"{where} jvp tangent {k} on CUDA", a, e, op.tolerance(dtype))
 
 
 # ---------------------------------------------------------------------- the table itself
@@ -176,6 +225,9 @@ def covered() -> set[str]:
 NOT_OPS = {"shape", "dtype", "dim", "numel", "item", "is_leaf", "detach", "zero_grad", "backward", "topological_order",
            "__init__", "__repr__"}
 ENGINE_PLUMBING = {"no_grad", "is_recording"}
+# Transformations of a function, not ops: every op's tangent rule is checked through jvp above; jvp and jacfwd
+# themselves in tests/test_autograd_engine.py.
+ENGINE_TRANSFORMS = {"jvp", "jacfwd"}
 
 
 def scratch_ops() -> set[str]:
@@ -184,7 +236,8 @@ def scratch_ops() -> set[str]:
              if name not in NOT_OPS and not (name.startswith("_") and not name.startswith("__"))}
     for module in (engine, engine_nn):
         for name, thing in vars(module).items():
-            if name.startswith("_") or name in ENGINE_PLUMBING or getattr(thing, "__module__", None) != module.__name__:
+            if (name.startswith("_") or name in ENGINE_PLUMBING | ENGINE_TRANSFORMS
+                    or getattr(thing, "__module__", None) != module.__name__):
                 continue
             if inspect.isfunction(thing) or (inspect.isclass(thing) and issubclass(thing, engine_nn.Layer)
                                              and thing is not engine_nn.Layer):
