@@ -24,9 +24,12 @@ The lesson's neuron, 2*3 + 5*6 - 2 = 34, then a ReLU:
 
 Each op's backward rule sits right under its forward, in the notation of the README:
 `dout` is the gradient of the final result with respect to this op's output, and the
-rule returns the gradient with respect to each input (`da`, `db`, ...). The engine,
-not the rule, undoes broadcasting (`_sum_to_shape`) and adds up the gradients of a
-value that is used more than once. See docs/autograd.md for a walk-through.
+rule returns the gradient with respect to each input (`da`, `db`, ...), from dout, the
+op's output and its inputs. The engine, not the rule, undoes broadcasting (`_sum_to_shape`)
+and adds up the gradients of a value that is used more than once. See docs/autograd.md for a
+walk-through. A rule is called with tensors; with create_graph=True it is called with the
+Values themselves, so the backward pass is recorded and can be differentiated again (second
+derivatives, Hessian-vector products).
 
 Forward mode rides along: a Value may carry a tangent `t` (a direction, of its own shape), and
 each op's tangent rule, beside its backward rule, gives its output's tangent from its inputs'
@@ -41,7 +44,9 @@ The ops, as torch names them:
     functions    exp, log, sqrt, rsqrt, relu, sigmoid, tanh, gelu, softmax, log_softmax
     losses       cross_entropy, mse_loss (built from the ops)
 Layers built from them (convolution, pooling, layer norm, attention, LSTM) are in scratch/engine_nn.py.
-Forward mode: jvp, jacfwd (a Jacobian, one column per jvp).
+Forward mode: jvp, jacfwd (a Jacobian, one column per jvp). Reverse mode as functions: grad (also of a
+gradient: create_graph=True records the backward pass), vjp, jacrev (a row per backward); second order:
+hvp (forward over reverse), hessian.
 """
 
 from __future__ import annotations
@@ -57,9 +62,12 @@ from torch import Tensor
 from scratch.activations import INV_SQRT_2PI, SQRT_HALF
 from scratch.losses import check_loss_inputs
 
-# A backward rule: given dout (same shape as the op's output), one gradient per parent
-# (None where that parent needs no gradient and the rule did not compute one).
-BackwardRule = Callable[[Tensor], Sequence[Tensor | None]]
+# A backward rule: given dout (same shape as the op's output), the output and the inputs, one gradient per
+# parent (None where that parent needs no gradient and the rule did not compute one). It is called with
+# tensors, or, for a graph of the backward pass itself (create_graph=True), with Values: every rule is
+# written with operations both have, so each formula is written once and can be differentiated again.
+BackwardRule = Callable[..., Sequence["Tensor | Value | None"]]
+Either = "Tensor | Value"  # what a rule computes with: tensors, or Values when the backward pass is recorded
 # A tangent rule: given each parent's tangent (None where a parent has none), the output's tangent.
 TangentRule = Callable[..., Tensor]
 
@@ -193,7 +201,7 @@ class Value:
         """out = a + b.   da = dout,  db = dout.   t = ta + tb."""
         other = self._lift(other)
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+        def backward(dout: Either, out: Either, a: Either, b: Either) -> tuple[Either, Either]:
             return dout, dout
 
         return _result(self.data + other.data, (self, other), "add", backward, lambda ta, tb: _plus(ta, tb))
@@ -202,7 +210,7 @@ class Value:
         """out = a - b.   da = dout,  db = -dout.   t = ta - tb."""
         other = self._lift(other)
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+        def backward(dout: Either, out: Either, a: Either, b: Either) -> tuple[Either, Either]:
             return dout, -dout
 
         return _result(self.data - other.data, (self, other), "sub", backward, lambda ta, tb: _plus(ta, _neg(tb)))
@@ -212,7 +220,7 @@ class Value:
         other = self._lift(other)
         a, b = self.data, other.data
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+        def backward(dout: Either, out: Either, a: Either, b: Either) -> tuple[Either, Either]:
             return dout * b, dout * a
 
         return _result(a * b, (self, other), "mul", backward, lambda ta, tb: _plus(_times(ta, b), _times(tb, a)))
@@ -222,7 +230,7 @@ class Value:
         other = self._lift(other)
         a, b = self.data, other.data
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
+        def backward(dout: Either, out: Either, a: Either, b: Either) -> tuple[Either, Either]:
             return dout / b, -dout * a / (b * b)
 
         def tangent(ta: Tensor | None, tb: Tensor | None) -> Tensor:
@@ -233,7 +241,7 @@ class Value:
     def __neg__(self) -> Value:
         """out = -a.   da = -dout.   t = -ta."""
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (-dout,)
 
         return _result(-self.data, (self,), "neg", backward, lambda ta: -ta)
@@ -249,9 +257,9 @@ class Value:
         if isinstance(exponent, Number):
             p = exponent
 
-            def backward_const(dout: Tensor) -> tuple[Tensor]:
+            def backward_const(dout: Either, out: Either, a: Either) -> tuple[Either]:
                 if p == 0:  # a^0 = 1 is flat; p * a^(p-1) would be 0 * inf = nan at a = 0
-                    return (torch.zeros_like(dout),)
+                    return (dout * 0.0,)
                 return (dout * p * a ** (p - 1),)
 
             def tangent_const(ta: Tensor) -> Tensor:
@@ -261,8 +269,8 @@ class Value:
         exponent = self._lift(exponent)
         p, out = exponent.data, a ** exponent.data
 
-        def backward(dout: Tensor) -> tuple[Tensor, Tensor]:
-            return dout * p * a ** (p - 1), dout * out * torch.log(a)
+        def backward(dout: Either, out: Either, a: Either, p: Either) -> tuple[Either, Either]:
+            return dout * p * a ** (p - 1), dout * out * a.log()
 
         def tangent(ta: Tensor | None, tp: Tensor | None) -> Tensor:
             return _plus(_times(ta, p * a ** (p - 1)), _times(tp, out * torch.log(a)))
@@ -308,7 +316,7 @@ class Value:
 
         need_a, need_b = self.requires_grad, other.requires_grad
 
-        def backward(dout: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        def backward(dout: Either, out: Either, a: Either, b: Either) -> tuple[Either | None, Either | None]:
             # Only the gradients someone needs: for a first layer, da is the input images' gradient.
             return (dout @ b.transpose(-2, -1) if need_a else None,
                     a.transpose(-2, -1) @ dout if need_b else None)
@@ -325,7 +333,7 @@ class Value:
         """out = a with dims dim0 and dim1 swapped.   da = dout with the same two dims swapped back.
         t = ta with the same two dims swapped."""
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout.transpose(dim0, dim1),)
 
         return _result(self.data.transpose(dim0, dim1), (self,), "transpose", backward,
@@ -345,7 +353,7 @@ class Value:
             shape = tuple(shape[0])
         in_shape = self.data.shape
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout.reshape(in_shape),)
 
         return _result(self.data.reshape(shape), (self,), "reshape", backward, lambda ta: ta.reshape(shape))
@@ -362,7 +370,7 @@ class Value:
         for i, d in enumerate(dims):
             inverse[d % ndim] = i
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout.permute(inverse),)
 
         return _result(self.data.permute(dims), (self,), "permute", backward, lambda ta: ta.permute(dims))
@@ -374,6 +382,20 @@ class Value:
         if not shape:
             return self.reshape(1)
         return self.reshape(shape[:start] + [-1] + shape[end + 1:])
+
+    def expand(self, *shape: int | Sequence[int]) -> Value:
+        """out = a repeated along its dims of size 1 (and new leading dims) to `shape`, as torch's expand.
+
+        da = dout summed back over every repeated dim (the rule of broadcasting).   t = ta expanded.
+        """
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = tuple(shape[0])
+        in_shape = self.data.shape
+
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (_sum_to_shape(dout, in_shape, "expand"),)
+
+        return _result(self.data.expand(shape), (self,), "expand", backward, lambda ta: ta.expand(shape))
 
     def __getitem__(self, index: int | slice | tuple | None) -> Value:
         """out = a[index], with torch's basic indexing: ints, slices (x[:, t, :], x[:, :, 0:H]), None and ...
@@ -387,10 +409,8 @@ class Value:
                             "indexing by a tensor or a list of indices is not supported")
         in_shape = self.data.shape
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            da = dout.new_zeros(in_shape)
-            da[index] = dout
-            return (da,)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (_put_at(dout, index, in_shape),)
 
         return _result(self.data[index], (self,), "getitem", backward, lambda ta: ta[index])
 
@@ -408,14 +428,9 @@ class Value:
         in_shape = self.data.shape
         d = dim % max(self.data.dim(), 1)
         out = self.data.unfold(d, size, step)
-        windows = out.shape[d]
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            da = dout.new_zeros(in_shape)
-            for i in range(size):
-                at = (slice(None),) * d + (slice(i, i + step * (windows - 1) + 1, step),)
-                da[at] += dout[..., i]
-            return (da,)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (_fold(dout, d, size, step, in_shape),)
 
         return _result(out, (self,), "unfold", backward, lambda ta: ta.unfold(d, size, step))
 
@@ -432,7 +447,7 @@ class Value:
         out = self.data.new_zeros(*lead, h + 2 * p, w + 2 * p)
         out[..., p:p + h, p:p + w] = self.data
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout[..., p:p + h, p:p + w],)
 
         def tangent(ta: Tensor) -> Tensor:
@@ -452,7 +467,7 @@ class Value:
         dims = _dims(dim, self.data.dim())
         in_shape = self.data.shape
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (_unreduce(dout, in_shape, dims, keepdim),)
 
         return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), "sum", backward,
@@ -466,7 +481,7 @@ class Value:
         out = self.data.mean(dim=dims, keepdim=keepdim)
         n = self.data.numel() // max(out.numel(), 1)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (_unreduce(dout / n, in_shape, dims, keepdim),)
 
         return _result(out, (self,), "mean", backward, lambda ta: ta.mean(dim=dims, keepdim=keepdim))
@@ -480,14 +495,16 @@ class Value:
         Returns the values as a Value and the indices as a plain tensor.
         """
         if self.data.dim() == 0:  # a 0-dim value is its own maximum
-            return MaxResult(_result(self.data.clone(), (self,), "max", lambda dout: (dout,), lambda ta: ta.clone()),
+            return MaxResult(_result(self.data.clone(), (self,), "max", lambda dout, out, a: (dout,),
+                                     lambda ta: ta.clone()),
                              torch.zeros((), dtype=torch.int64, device=self.data.device))
         d = dim % self.data.dim()
         values, where = self.data.max(dim=d, keepdim=True)  # where: the winners' indices, dim d kept (size 1)
         in_shape = self.data.shape
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            return (dout.new_zeros(in_shape).scatter_(d, where, dout if keepdim else dout.unsqueeze(d)),)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            kept = dout if keepdim else dout.reshape(where.shape)  # dim d back, of size 1
+            return (_scatter(kept, d, where, in_shape),)
 
         def tangent(ta: Tensor) -> Tensor:
             picked = ta.gather(d, where)
@@ -503,7 +520,7 @@ class Value:
         """out = e^a.   da = dout * out (e^a is its own derivative).   t = ta * out.   Saves out."""
         out = torch.exp(self.data)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout * out,)
 
         return _result(out, (self,), "exp", backward, lambda ta: ta * out)
@@ -512,7 +529,7 @@ class Value:
         """out = ln a.   da = dout / a.   t = ta / a.   Saves a."""
         a = self.data
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout / a,)
 
         return _result(torch.log(a), (self,), "log", backward, lambda ta: ta / a)
@@ -521,8 +538,8 @@ class Value:
         """out = max(0, a).   da = dout * [out > 0]  (0 at a = 0, as torch).   t = ta * [out > 0].   Saves out."""
         out = torch.clamp_min(self.data, 0.0)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            return (dout * (out > 0),)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (dout * (_data(out) > 0),)  # the mask is a constant: relu's second derivative is 0
 
         return _result(out, (self,), "relu", backward, lambda ta: ta * (out > 0))
 
@@ -530,7 +547,7 @@ class Value:
         """out = 1 / (1 + e^-a).   da = dout * out * (1 - out).   t = ta * out * (1 - out).   Saves out."""
         out = torch.sigmoid(self.data)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout * out * (1 - out),)
 
         return _result(out, (self,), "sigmoid", backward, lambda ta: ta * out * (1 - out))
@@ -539,7 +556,7 @@ class Value:
         """out = tanh a.   da = dout * (1 - out^2).   t = ta * (1 - out^2).   Saves out."""
         out = torch.tanh(self.data)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout * (1 - out * out),)
 
         return _result(out, (self,), "tanh", backward, lambda ta: ta * (1 - out * out))
@@ -548,7 +565,7 @@ class Value:
         """out = a^(1/2).   da = dout / (2 out).   t = ta / (2 out).   Saves out."""
         out = torch.sqrt(self.data)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (dout / (2 * out),)
 
         return _result(out, (self,), "sqrt", backward, lambda ta: ta / (2 * out))
@@ -558,7 +575,7 @@ class Value:
         Saves out."""
         out = torch.rsqrt(self.data)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (-0.5 * dout * out * out * out,)
 
         return _result(out, (self,), "rsqrt", backward, lambda ta: -0.5 * ta * out * out * out)
@@ -572,13 +589,13 @@ class Value:
         a = self.data
         cdf = 0.5 * (1 + torch.erf(a * SQRT_HALF))
 
-        def slope() -> Tensor:
-            return cdf + a * torch.exp(-0.5 * a * a) * INV_SQRT_2PI
+        def slope(a: Either) -> Either:  # Phi(a) + a phi(a); the saved Phi(a) in tensors, recomputed on Values
+            return (cdf if isinstance(a, Tensor) else _normal_cdf(a)) + a * (-0.5 * a * a).exp() * INV_SQRT_2PI
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            return (dout * slope(),)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (dout * slope(a),)
 
-        return _result(a * cdf, (self,), "gelu", backward, lambda ta: ta * slope())
+        return _result(a * cdf, (self,), "gelu", backward, lambda ta: ta * slope(a))
 
     def log_softmax(self, dim: int = -1) -> Value:
         """out = a - log sum_j e^(a_j) along `dim`: log-probabilities that sum (as probabilities) to 1.
@@ -591,8 +608,8 @@ class Value:
         shifted = self.data - self.data.amax(dim=dim, keepdim=True)
         out = shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
-            return (dout - torch.exp(out) * dout.sum(dim=dim, keepdim=True),)
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
+            return (dout - out.exp() * dout.sum(dim=dim, keepdim=True),)
 
         return _result(out, (self,), "log_softmax", backward,
                        lambda ta: ta - (torch.exp(out) * ta).sum(dim=dim, keepdim=True))
@@ -606,7 +623,7 @@ class Value:
         e = torch.exp(self.data - self.data.amax(dim=dim, keepdim=True))
         out = e / e.sum(dim=dim, keepdim=True)
 
-        def backward(dout: Tensor) -> tuple[Tensor]:
+        def backward(dout: Either, out: Either, a: Either) -> tuple[Either]:
             return (out * (dout - (dout * out).sum(dim=dim, keepdim=True)),)
 
         return _result(out, (self,), "softmax", backward,
@@ -614,7 +631,8 @@ class Value:
 
     # ------------------------------------------------------------------ backpropagation
 
-    def backward(self, grad: Tensor | None = None, retain_graph: bool = False, create_graph: bool = False) -> None:
+    def backward(self, grad: Tensor | Value | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False) -> None:
         """Fill `.grad` of every Value this one was computed from: d(self)/d(value), by the chain rule.
 
         1. Order the graph so that every value comes after the values it was computed from.
@@ -627,55 +645,18 @@ class Value:
         between steps. Afterwards the backward rules are dropped (the graph is freed) unless
         retain_graph=True.
 
-        create_graph=True (torch's way to ask for second derivatives: a graph of the backward pass
-        itself) is refused: the rules run on plain tensors and record nothing, so the gradients
-        they give cannot be differentiated again.
+        create_graph=True records the backward pass itself, as torch's: the rules run on Values (the
+        outputs and inputs of their ops) instead of tensors, so every `.grad` is then a Value with a
+        graph of its own, which can be differentiated again (second derivatives). The graph of the
+        first pass is kept (retain_graph defaults to create_graph), because the second walks it.
         """
-        if create_graph:
-            raise NotImplementedError(
-                "backward(create_graph=True): this engine has no second derivatives; its backward rules run on "
-                "plain tensors and record no graph of their own. For a Hessian-vector product use "
-                "torch.autograd.grad(..., create_graph=True) on the torch twin"
-            )
         if not self.requires_grad:
             raise GraphError(
                 "backward() was called on a Value that no parameter influences (requires_grad is False): "
                 "make the parameters with Value(..., requires_grad=True), and do not compute inside no_grad()"
             )
-        if grad is None:
-            if self.data.numel() != 1:
-                raise GraphError(
-                    f"backward() on a non-scalar Value of shape {list(self.shape)} needs an upstream gradient: "
-                    "call backward(dout) with a tensor of that shape holding dL/d(this value), or reduce it to "
-                    "one number first (for example .sum() or a loss)"
-                )
-            grad = torch.ones_like(self.data)
-        elif tuple(grad.shape) != tuple(self.shape):
-            raise GraphError(f"backward(dout): dout has shape {list(grad.shape)}, but this Value has shape "
-                             f"{list(self.shape)}; they must match")
-
-        order = self.topological_order()
-        freed = [node for node in order if node._parents and node._backward is None]
-        if freed:
-            raise GraphError(
-                f"backward() through a graph that was already freed: an earlier backward() dropped the backward "
-                f"rule of the {freed[-1]._op!r} node (shape {list(freed[-1].shape)}). Run the forward pass again "
-                "to build a new graph, or pass retain_graph=True to the first backward() to go through it twice"
-            )
-
-        grads: dict[Value, Tensor] = {self: grad.to(dtype=self.dtype, device=self.data.device)}  # this pass only
-        for node in reversed(order):
-            dout = grads.pop(node)  # complete: every consumer of `node` came earlier in this loop
-            node._add_to_grad(dout)
-            if not node._parents:
-                continue
-            for parent, dparent in zip(node._parents, node._backward(dout), strict=True):
-                if not parent.requires_grad:
-                    continue  # a constant (input data, a target): nobody asks for its gradient
-                dparent = _sum_to_shape(dparent, parent.shape, node._op)
-                grads[parent] = grads[parent] + dparent if parent in grads else dparent
-            if not retain_graph:
-                node._backward = None  # drops the tensors the rule saved
+        seed = _seed(self, grad, "backward(dout)")
+        _backpropagate(self, seed, create_graph if retain_graph is None else retain_graph, create_graph)
 
     def topological_order(self, constants: bool = False) -> list[Value]:
         """Every value `self` was computed from, each after all of its parents; `self` last.
@@ -702,13 +683,229 @@ class Value:
                          if (constants or p.requires_grad) and p not in seen)
         return order
 
-    def _add_to_grad(self, dout: Tensor) -> None:
-        if self._parents:  # an intermediate result: .grad records this pass, and is never changed in place
+    def _add_to_grad(self, dout: Tensor | Value) -> None:
+        if type(dout) is Value or type(self.grad) is Value:  # a recorded pass (create_graph) was here:
+            self.grad = dout if self.grad is None else self.grad + dout  # .grad is a Value, with a graph of its own
+        elif self._parents:  # an intermediate result: .grad records this pass, and is never changed in place
             self.grad = dout if self.grad is None else self.grad + dout
         elif self.grad is None:
             self.grad = dout.clone()  # a leaf's own buffer: a rule may pass one tensor on to several values
         else:
             self.grad.add_(dout)  # in place, so an optimizer holding this buffer sees the new gradient
+
+
+def _seed(root: Value, grad: Tensor | Value | None, what: str) -> Tensor | Value:
+    """The upstream gradient a backward pass starts from: `grad`, or 1 for a one-number root."""
+    if grad is None:
+        if root.data.numel() != 1:
+            raise GraphError(
+                f"backward() on a non-scalar Value of shape {list(root.shape)} needs an upstream gradient: "
+                f"call {what} with a tensor of that shape holding dL/d(this value), or reduce it to "
+                "one number first (for example .sum() or a loss)"
+            )
+        return torch.ones_like(root.data)
+    if tuple(grad.shape) != tuple(root.shape):
+        raise GraphError(f"{what}: dout has shape {list(grad.shape)}, but this Value has shape "
+                         f"{list(root.shape)}; they must match")
+    return grad if isinstance(grad, Value) else grad.to(dtype=root.dtype, device=root.data.device)
+
+
+def _backpropagate(root: Value, seed: Tensor | Value, retain_graph: bool, create_graph: bool,
+                   wanted: dict[int, int] | None = None) -> list[Tensor | Value | None]:
+    """Walk the graph from `root` back to its leaves; each value's gradient, once complete, is added to its
+    `.grad` (backward), or, given `wanted` (id of a Value -> position), only collected for those (grad).
+
+    Plain: the rules get tensors (each op's output and inputs) and give tensors. create_graph: they get
+    Values (the op's output node and its input nodes) and give Values, every step recorded as ops are.
+    """
+    order = root.topological_order()
+    freed = [node for node in order if node._parents and node._backward is None]
+    if freed:
+        raise GraphError(
+            f"backward() through a graph that was already freed: an earlier backward() dropped the backward "
+            f"rule of the {freed[-1]._op!r} node (shape {list(freed[-1].shape)}). Run the forward pass again "
+            "to build a new graph, or pass retain_graph=True to the first backward() to go through it twice"
+        )
+    if create_graph and not isinstance(seed, Value):
+        seed = Value(seed)
+    grads: dict[Value, Tensor | Value] = {root: seed}  # this pass only
+    found: list[Tensor | Value | None] = [None] * len(wanted or ())
+    for node in reversed(order):
+        dout = grads.pop(node)  # complete: every consumer of `node` came earlier in this loop
+        if wanted is None:
+            node._add_to_grad(dout)
+        elif id(node) in wanted:
+            found[wanted[id(node)]] = dout
+        if not node._parents:
+            continue
+        if create_graph:
+            shares = node._backward(dout, node, *node._parents)
+        else:
+            shares = node._backward(dout, node.data, *[p.data for p in node._parents])
+        for parent, dparent in zip(node._parents, shares, strict=True):
+            if not parent.requires_grad:
+                continue  # a constant (input data, a target): nobody asks for its gradient
+            dparent = _sum_to_shape(dparent, parent.shape, node._op)
+            grads[parent] = grads[parent] + dparent if parent in grads else dparent
+        if not retain_graph:
+            node._backward = None  # drops the tensors the rule saved
+    return found
+
+
+def grad(outputs: Value | Sequence[Value], inputs: Value | Sequence[Value],
+         grad_outputs: Tensor | Value | Sequence[Tensor | Value | None] | None = None,
+         retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False) -> tuple[Tensor | Value | None, ...]:
+    """d(outputs)/d(inputs), weighted by grad_outputs, as torch.autograd.grad: returned, not added to `.grad`.
+
+    With several outputs, the gradient of sum_k <output_k, grad_output_k>. With create_graph=True the
+    gradients are Values with a graph of their own (see Value.backward), so grad() can be applied to
+    them again: a gradient penalty, a Hessian-vector product, Newton's method. An input that no output
+    depends on is an error, or None with allow_unused=True.
+    """
+    outputs = [outputs] if isinstance(outputs, Value) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Value) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, Value)):
+        grad_outputs = [grad_outputs] * len(outputs) if len(outputs) == 1 or grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs; give one per output")
+    for o in outputs:
+        if not o.requires_grad:
+            raise GraphError("grad(): an output does not depend on any Value with requires_grad=True")
+    seeds = [_seed(o, g, "grad(outputs, inputs, grad_outputs)") for o, g in zip(outputs, grad_outputs, strict=True)]
+    root, seed = outputs[0], seeds[0]
+    if len(outputs) > 1:  # one root: sum_k <o_k, g_k>, whose gradient is exactly the weighted sum asked for
+        root = (outputs[0] * seeds[0]).sum()
+        for o, g in zip(outputs[1:], seeds[1:], strict=True):
+            root = root + (o * g).sum()
+        seed = torch.ones_like(root.data)
+    wanted = {id(v): i for i, v in enumerate(inputs)}
+    retain = create_graph if retain_graph is None else retain_graph
+    found = _backpropagate(root, seed, retain, create_graph, wanted)
+    missing = [i for i, g in enumerate(found) if g is None]
+    if missing and not allow_unused:
+        raise GraphError(f"grad(): input {missing[0]} is not used to compute the outputs (or needs no gradient); "
+                         "pass allow_unused=True to get None for it")
+    return tuple(found)
+
+
+def vjp(func: Callable[..., Value], *primals: Tensor) -> tuple[Tensor, Callable[[Tensor], tuple[Tensor, ...]]]:
+    """(func(*primals), vjp_fn), as torch.func.vjp: vjp_fn(v) is v^T J, the gradient of <func(primals), v> with
+    respect to each primal, by one backward pass (reverse mode); vjp_fn may be called again (the graph is kept)."""
+    values = [Value(p, requires_grad=True) for p in primals]
+    out = func(*values)
+
+    def vjp_fn(v: Tensor) -> tuple[Tensor, ...]:
+        grads = grad(out, values, v, retain_graph=True, allow_unused=True)
+        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(primals, grads, strict=True))
+
+    return out.data, vjp_fn
+
+
+def hvp(func: Callable[..., Value], primals: Sequence[Tensor],
+        tangents: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """(func(primals), H v) for a function with one-number output: the Hessian-vector product, forward over reverse.
+
+    The gradient g = dfunc/dx is computed with create_graph=True while forward mode is on, so every op of the
+    backward pass carries a tangent too: g's tangent is the directional derivative of the gradient along v, H v,
+    at about the cost of one gradient more, without forming H. As torch.func.jvp(torch.func.grad(func), ...).
+    """
+    global _forward_mode
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents; give one tangent per primal")
+    values = []
+    for p, t in zip(primals, tangents, strict=True):
+        if tuple(p.shape) != tuple(t.shape):
+            raise ValueError(f"hvp: a tangent has shape {list(t.shape)}, its primal {list(p.shape)}; they must match")
+        value = Value(p, requires_grad=True)
+        value.tangent = t.to(dtype=p.dtype, device=p.device)
+        values.append(value)
+    previous, _forward_mode = _forward_mode, True
+    try:
+        out = func(*values)
+        grads = grad(out, values, create_graph=True, allow_unused=True)
+    finally:
+        _forward_mode = previous
+    return out.data, tuple(torch.zeros_like(p) if g is None or g.tangent is None else g.tangent
+                           for p, g in zip(primals, grads, strict=True))
+
+
+def jacrev(func: Callable[[Value], Value], x: Tensor) -> Tensor:
+    """The Jacobian d func(x) / dx, of shape [*out, *x], one row per backward pass (as torch.func.jacrev): m passes
+    for m outputs, so it suits few outputs (a loss: one row, its gradient) and many inputs."""
+    out, vjp_fn = vjp(func, x)
+    rows = []
+    for i in range(out.numel()):
+        direction = torch.zeros(out.numel(), dtype=out.dtype, device=out.device)
+        direction[i] = 1
+        rows.append(vjp_fn(direction.reshape(out.shape))[0])
+    return torch.stack(rows).reshape(*out.shape, *x.shape)
+
+
+def hessian(func: Callable[[Value], Value], x: Tensor) -> Tensor:
+    """The Hessian d^2 func(x) / dx^2 of a one-number func, of shape [*x, *x], one column per hvp (for small x)."""
+    columns = []
+    for i in range(x.numel()):
+        direction = torch.zeros(x.numel(), dtype=x.dtype, device=x.device)
+        direction[i] = 1
+        columns.append(hvp(func, (x,), (direction.reshape(x.shape),))[1][0])
+    return torch.stack(columns, dim=-1).reshape(*x.shape, *x.shape)
+
+
+def _data(x: Tensor | Value) -> Tensor:
+    """The tensor of a Value, or the tensor itself: for what a rule reads but never differentiates (masks)."""
+    return x.data if isinstance(x, Value) else x
+
+
+def _put_at(dout: Either, index: object, shape: torch.Size) -> Either:
+    """Zeros of `shape` with dout written at `index` (getitem's gradient); on Values an op, whose rule is getitem."""
+    if isinstance(dout, Tensor):
+        da = dout.new_zeros(shape)
+        da[index] = dout
+        return da
+    return _result(_put_at(dout.data, index, shape), (dout,), "put_at", lambda g, out, d: (g[index],),
+                   lambda t: _put_at(t, index, shape))
+
+
+def _fold(dout: Either, d: int, size: int, step: int, shape: torch.Size) -> Either:
+    """unfold's gradient: each window's entries added back where they were cut out (col2im along one dim).
+    On Values an op, whose rule is unfold (the two are each other's transpose)."""
+    if isinstance(dout, Tensor):
+        da = dout.new_zeros(shape)
+        windows = dout.shape[d]
+        for i in range(size):
+            at = (slice(None),) * d + (slice(i, i + step * (windows - 1) + 1, step),)
+            da[at] += dout[..., i]
+        return da
+    return _result(_fold(dout.data, d, size, step, shape), (dout,), "fold",
+                   lambda g, out, x: (g.unfold(d, size, step),), lambda t: _fold(t, d, size, step, shape))
+
+
+def _scatter(kept: Either, d: int, where: Tensor, shape: torch.Size) -> Either:
+    """Zeros of `shape` with kept's entries at the indices `where` along d (max's gradient); on Values an op,
+    whose rule is the gather at the same indices."""
+    if isinstance(kept, Tensor):
+        return kept.new_zeros(shape).scatter_(d, where, kept)
+    return _result(_scatter(kept.data, d, where, shape), (kept,), "scatter", lambda g, out, k: (_gather(g, d, where),),
+                   lambda t: _scatter(t, d, where, shape))
+
+
+def _gather(x: Either, d: int, where: Tensor) -> Either:
+    """x's entries at the indices `where` along d; on Values an op, whose rule is the scatter back."""
+    if isinstance(x, Tensor):
+        return x.gather(d, where)
+    shape = x.shape
+    return _result(x.data.gather(d, where), (x,), "gather", lambda g, out, a: (_scatter(g, d, where, shape),),
+                   lambda t: t.gather(d, where))
+
+
+def _normal_cdf(a: Value) -> Value:
+    """Phi(a) = (1 + erf(a / sqrt(2))) / 2 as an op of its own (gelu's, recorded): dPhi/da = phi(a)."""
+    def phi(a: Either) -> Either:
+        return (-0.5 * a * a).exp() * INV_SQRT_2PI
+
+    return _result(0.5 * (1 + torch.erf(a.data * SQRT_HALF)), (a,), "normal_cdf", lambda g, out, x: (g * phi(x),),
+                   lambda t: t * phi(a.data))
 
 
 def _result(data: Tensor, parents: tuple[Value, ...], op: str, backward: BackwardRule,
@@ -743,7 +940,7 @@ def _times(t: Tensor | None, factor: Tensor) -> Tensor | None:
     return None if t is None else t * factor
 
 
-def _sum_to_shape(grad: Tensor, shape: torch.Size, op: str) -> Tensor:
+def _sum_to_shape(grad: Either, shape: torch.Size, op: str) -> Either:
     """Undo broadcasting: sum the gradient over every dim along which the input was stretched.
 
     An input of shape [16] added to [32, 16] was copied into 32 rows; each copy passes on its
@@ -776,12 +973,15 @@ def _dims(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(d % ndim for d in dims))
 
 
-def _unreduce(dout: Tensor, in_shape: torch.Size, dims: tuple[int, ...], keepdim: bool) -> Tensor:
+def _unreduce(dout: Either, in_shape: torch.Size, dims: tuple[int, ...], keepdim: bool) -> Either:
     """Copy a reduction's gradient back along the reduced dims: [B] -> [B, 1] -> [B, C]."""
-    if not keepdim:
-        for d in dims:  # sorted, so each unsqueeze lands where the dim was
-            dout = dout.unsqueeze(d)
-    return dout.expand(in_shape)
+    if isinstance(dout, Tensor):
+        if not keepdim:
+            for d in dims:  # sorted, so each unsqueeze lands where the dim was
+                dout = dout.unsqueeze(d)
+        return dout.expand(in_shape)
+    kept = tuple(1 if d in dims else n for d, n in enumerate(in_shape))  # a Value: the same by reshape and expand
+    return dout.reshape(kept).expand(in_shape)
 
 
 # ---------------------------------------------------------------------- ops on several Values
@@ -796,8 +996,10 @@ def cat(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
     values = [v if isinstance(v, Value) else Value(v) for v in values]
     sizes = [v.shape[dim] for v in values]
 
-    def backward(dout: Tensor) -> tuple[Tensor, ...]:
-        return dout.split(sizes, dim=dim)
+    def backward(dout: Either, out: Either, *inputs: Either) -> tuple[Either, ...]:
+        starts = [sum(sizes[:k]) for k in range(len(sizes))]
+        return tuple(dout[(slice(None),) * (dim % dout.dim()) + (slice(start, start + size),)]
+                     for start, size in zip(starts, sizes, strict=True))
 
     def tangent(*ts: Tensor | None) -> Tensor:
         return torch.cat([torch.zeros_like(v.data) if t is None else t for v, t in zip(values, ts, strict=True)],
@@ -813,8 +1015,8 @@ def stack(values: Sequence[Value | Tensor], dim: int = 0) -> Value:
     """
     values = [v if isinstance(v, Value) else Value(v) for v in values]
 
-    def backward(dout: Tensor) -> tuple[Tensor, ...]:
-        return dout.unbind(dim)
+    def backward(dout: Either, out: Either, *inputs: Either) -> tuple[Either, ...]:
+        return tuple(dout[(slice(None),) * (dim % dout.dim()) + (k,)] for k in range(len(inputs)))
 
     def tangent(*ts: Tensor | None) -> Tensor:
         return torch.stack([torch.zeros_like(v.data) if t is None else t for v, t in zip(values, ts, strict=True)],

@@ -124,7 +124,7 @@ class OpInfo:
     perturb: float = 0.0  # move the parameters off their initial values by N(0, perturb^2) (unit norms, zero biases)
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64)
     cuda: bool = True
-    double_backward: bool = False  # engine: backward(create_graph=True); no entry claims it yet
+    double_backward: bool = False  # engine: second derivatives, engine.grad(create_graph=True), against torch
     forward_ad: bool = False  # engine: forward mode, engine.jvp, against torch.func.jvp
     errors: tuple[ErrorCase, ...] = ()
     float64_tolerance: Tolerance = AUTOGRAD_FLOAT64
@@ -327,6 +327,74 @@ class Case:
                 p.tangent = None
         return list(outs), list(pushed)
 
+    # ------------------------------------------------------------------ second order
+
+    def _engine_graph(self) -> tuple[list[Value], dict[str, Value]]:
+        """Our outputs, recorded, and the Values of every leaf (inputs and parameters), by name."""
+        if self.op.kind == "engine op":
+            values = [Value(t, requires_grad=True) for t in self.inputs]
+            return _as_list(self.op.ours(*values)), {f"input {i}": v for i, v in enumerate(values)}
+        self.model.zero_grad()
+        x = Value(self.inputs[0], requires_grad=True)
+        return self._engine_layer_outputs(x), {"x": x, **dict(self.model.named_parameters())}
+
+    def ours_gradient(self) -> dict[str, Tensor]:
+        """The plain first-order gradient of L = sum_k <out_k, dout_k>, by engine.grad."""
+        outs, leaves = self._engine_graph()
+        grads = engine.grad(_fake_loss(outs, self.douts), list(leaves.values()), allow_unused=True)
+        pairs = zip(leaves.items(), grads, strict=True)
+        return {n: torch.zeros_like(v.data) if g is None else g for (n, v), g in pairs}
+
+    def ours_second(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        """d/d(leaves) of P = sum_n <dL/d(leaf n), w_n>: the gradient of a gradient (H w, for the Hessian H of L),
+        by engine.grad twice, the first with create_graph=True."""
+        outs, leaves = self._engine_graph()
+        grads = engine.grad(_fake_loss(outs, self.douts), list(leaves.values()), create_graph=True,
+                            allow_unused=True)
+        penalty = None
+        for (name, _), g in zip(leaves.items(), grads, strict=True):
+            if g is not None:
+                term = (g * weights[name]).sum()
+                penalty = term if penalty is None else penalty + term
+        if penalty is None or not penalty.requires_grad:  # a linear op: its gradient is a constant
+            return {n: torch.zeros_like(v.data) for n, v in leaves.items()}
+        second = engine.grad(penalty, list(leaves.values()), allow_unused=True)
+        pairs = zip(leaves.items(), second, strict=True)
+        return {n: torch.zeros_like(v.data) if h is None else h for (n, v), h in pairs}
+
+    def ours_hvp(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        """engine.hvp (forward over reverse) of L along the inputs' weights, parameters held still: H w's rows of
+        the inputs. Equal to ours_second with the parameters' weights at zero."""
+        names = [n for n, _ in self.floating_inputs()]
+
+        def loss(*values: Value) -> Value:
+            outs = _as_list(self.op.ours(*values)) if self.op.kind == "engine op" else \
+                self._engine_layer_outputs(values[0])
+            return _fake_loss(outs, self.douts)
+
+        _, rows = engine.hvp(loss, self.inputs, [weights[n] for n in names])
+        return dict(zip(names, rows, strict=True))
+
+    def theirs_second(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The same with torch.autograd.grad(create_graph=True) on the twin."""
+        names = [n for n, _ in self.floating_inputs()]
+        leaves = {n: t.detach().clone().requires_grad_(True) for n, t in zip(names, self.inputs, strict=False)}
+        with torch_forward_mode_kernels():
+            if self.op.kind == "engine op":
+                outs = _as_list(self._engine_reference()(*leaves.values()))
+            else:
+                self.module.zero_grad()
+                outs = self._call_twin(self.module, leaves["x"])
+                leaves.update(dict(self.module.named_parameters()))
+            tensors = list(leaves.values())
+            grads = torch.autograd.grad(_fake_loss(outs, self.douts), tensors, create_graph=True, allow_unused=True)
+            terms = [(g * weights[n]).sum() for n, g in zip(leaves, grads, strict=True) if g is not None]
+            penalty = sum(terms[1:], terms[0]) if terms else None
+            if penalty is None or not penalty.requires_grad:
+                return {n: torch.zeros_like(t) for n, t in leaves.items()}
+            second = torch.autograd.grad(penalty, tensors, allow_unused=True)
+        return {n: torch.zeros_like(t) if h is None else h for (n, t), h in zip(leaves.items(), second, strict=True)}
+
     def theirs_jvp(self, tangents: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """torch.func.jvp on the twin, with the same directions."""
         names = [n for n, _ in self.floating_inputs()]
@@ -351,8 +419,9 @@ class Case:
 
 @contextlib.contextmanager
 def torch_forward_mode_kernels() -> Iterator[None]:
-    """Torch's composite kernels, which have forward-mode formulas: its fused CPU attention (flash) and oneDNN's
-    RNN kernels have none ("Trying to use forward AD with ... that does not support it"). Same functions."""
+    """Torch's composite kernels, which have forward-mode and double-backward formulas: its fused CPU attention
+    (flash) and oneDNN's RNN kernels have none ("Trying to use forward AD with ... that does not support it").
+    Same functions."""
     onednn = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
     try:
@@ -371,6 +440,12 @@ class _Called(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         return tuple(self.call(self.module, x))
+
+
+def _fake_loss(outs: list, douts: list[Tensor]):
+    """L = sum_k <out_k, dout_k>, on Values or on tensors."""
+    terms = [(o * d).sum() for o, d in zip(outs, douts, strict=True)]
+    return sum(terms[1:], terms[0])
 
 
 def _as_list(out: Any) -> list:

@@ -106,12 +106,13 @@ def layer(name, ours, twin, *samples, **claims) -> OpInfo:
 
 
 def engine_op(name, fn, *samples, covers, twin=None, **claims) -> OpInfo:
-    return OpInfo(f"engine.{name}", "engine op", covers, samples, fn, twin, forward_ad=True, **claims)
+    return OpInfo(f"engine.{name}", "engine op", covers, samples, fn, twin, forward_ad=True, double_backward=True,
+                  **claims)
 
 
 def engine_layer(name, ours, twin, *samples, **claims) -> OpInfo:
     return OpInfo(name, "engine layer", (), samples, ours, twin, float64_tolerance=AUTOGRAD_EXPRESSIONS_FLOAT64,
-                  forward_ad=True, **claims)
+                  forward_ad=True, double_backward=True, **claims)
 
 
 def error(name, call, exception, match) -> ErrorCase:
@@ -375,6 +376,8 @@ ENGINE_OPS = [
     engine_op("permute", lambda a: a.permute(2, 0, 1), sample("typical", (2, 3, 4)), covers=(V.permute,)),
     engine_op("permute-4d", lambda a: a.permute(0, 2, -1, 1), sample("typical", (2, 3, 4, 5)), covers=(V.permute,)),
     engine_op("flatten", lambda a: a.flatten(1), sample("typical", (2, 3, 4, 5)), covers=(V.flatten,)),
+    engine_op("expand", lambda a: a.expand(2, 3, 4), sample("typical", (3, 1)), sample("same-shape", (2, 3, 4)),
+              covers=(V.expand,)),
     engine_op("flatten-middle", lambda a: a.flatten(1, 2), sample("typical", (2, 3, 4, 5)), covers=(V.flatten,)),
     engine_op("getitem-time-step", lambda a: a[:, 1, :], sample("typical", (2, 3, 4)), covers=(V.__getitem__,)),
     engine_op("getitem-slice", lambda a: a[:, :, 1:3], sample("typical", (2, 3, 4)), covers=(V.__getitem__,)),

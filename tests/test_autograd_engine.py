@@ -26,6 +26,7 @@ from compare.base.agreement import (
     AUTOGRAD_EXPRESSIONS_FLOAT64,
     AUTOGRAD_FLOAT64,
     ENGINE_VS_HAND_FLOAT64,
+    SECOND_ORDER_FD_FLOAT64,
     Tolerance,
     assert_agree,
 )
@@ -34,7 +35,22 @@ from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
 from scratch import engine as engine_module
 from scratch import engine_nn
-from scratch.engine import GraphError, Value, cat, cross_entropy, jacfwd, jvp, mse_loss, no_grad, stack
+from scratch.engine import (
+    GraphError,
+    Value,
+    cat,
+    cross_entropy,
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacrev,
+    jvp,
+    mse_loss,
+    no_grad,
+    stack,
+    vjp,
+)
 
 F64 = torch.float64
 
@@ -378,13 +394,120 @@ def test_jvp_records_nothing_and_gives_a_constant_output_a_zero_tangent() -> Non
 
 def test_an_op_without_a_tangent_rule_is_refused_in_forward_mode() -> None:
     def mystery(a: Value) -> Value:
-        return engine_module._result(a.data * 2, (a,), "mystery", lambda dout: (2 * dout,))
+        return engine_module._result(a.data * 2, (a,), "mystery", lambda dout, out, x: (2 * dout,))
 
     with pytest.raises(NotImplementedError, match="'mystery' op has no tangent rule"):
         jvp(mystery, (torch.ones(2),), (torch.ones(2),))
     a = Value(torch.ones(2))
     a.tangent = torch.ones(2)
     assert (a * 3.0).tangent is None  # outside jvp, ops do not look at tangents
+
+
+# ---------------------------------------------------------------------- second order
+
+
+def neuron_loss(w: Value) -> Value:
+    x, b = torch.tensor([[2.0, 5.0]], dtype=F64), torch.tensor([-2.0], dtype=F64)
+    return 0.5 * ((x @ w.T + b).relu() - 40.0) ** 2
+
+
+def test_neuron_of_the_lesson_second_derivatives() -> None:
+    """dL/dw = (a - 40) x = [-12, -30]; d2L/dw2 = x x^T (the ReLU passes, its own second derivative is 0):
+    [[4, 10], [10, 25]], by grad of a recorded gradient, by hvp and by hessian."""
+    w = Value(torch.tensor([[3.0, 6.0]], dtype=F64), requires_grad=True)
+    (g,) = grad(neuron_loss(w), w, create_graph=True)
+    assert isinstance(g, Value) and g.data.tolist() == [[-12.0, -30.0]]
+    assert grad(g[0, 0], w)[0].tolist() == [[4.0, 10.0]]
+    loss, (row,) = hvp(neuron_loss, (w.data,), (torch.tensor([[0.0, 1.0]], dtype=F64),))
+    assert loss.item() == 18.0 and row.tolist() == [[10.0, 25.0]]
+    assert hessian(neuron_loss, w.data).reshape(2, 2).tolist() == [[4.0, 10.0], [10.0, 25.0]]
+
+
+def small_mlp_pair():
+    torch.manual_seed(0)
+    model = engine_nn.MLP(input_size=5, hidden_sizes=(4,), activation="tanh", num_classes=3).to(dtype=F64)
+    twin = build_torch(Config(dtype="float64", model=make_spec(hidden=(4,), activation="tanh")), input_size=5,
+                       num_classes=3).model
+    twin.load_state_dict({n: p.data for n, p in model.named_parameters()})
+    return model, twin
+
+
+def test_gradient_penalty_matches_torch() -> None:
+    """backward(create_graph=True), then the gradient of sum_p |dL/dp|^2 (a gradient penalty), against torch's
+    autograd.grad(create_graph=True) and a second grad; every .grad is then a Value."""
+    model, twin = small_mlp_pair()
+    x, y = torch.randn(6, 5, dtype=F64), torch.tensor([0, 1, 2, 0, 1, 2])
+    cross_entropy(model(Value(x)), y).backward(create_graph=True)
+    params = [p for _, p in model.named_parameters()]
+    assert all(isinstance(p.grad, Value) for p in params)
+    penalty = sum(((p.grad ** 2).sum() for p in params[1:]), (params[0].grad ** 2).sum())
+    ours = grad(penalty, params)
+    torch_params = list(twin.parameters())
+    first = torch.autograd.grad(torch.nn.functional.cross_entropy(twin(x), y), torch_params, create_graph=True)
+    theirs = torch.autograd.grad(sum((g ** 2).sum() for g in first), torch_params)
+    for (name, _), a, e in zip(model.named_parameters(), ours, theirs, strict=True):
+        assert_agree(f"d(penalty)/d{name}", a, e, AUTOGRAD_EXPRESSIONS_FLOAT64)
+
+
+def tanh_energy(x):
+    return ((x @ x.transpose(0, 1)).tanh() * x.sum(dim=1, keepdim=True)).sum()
+
+
+def test_hvp_matches_torch_func_and_finite_differences_of_the_gradient() -> None:
+    g = torch.Generator().manual_seed(2)
+    x, v = torch.randn(3, 4, generator=g, dtype=F64), torch.randn(3, 4, generator=g, dtype=F64)
+    value, (ours,) = hvp(tanh_energy, (x,), (v,))
+    _, theirs = torch.func.jvp(torch.func.grad(tanh_energy), (x,), (v,))
+    assert_agree("hvp vs torch.func", ours, theirs, AUTOGRAD_EXPRESSIONS_FLOAT64)
+    assert value.item() == pytest.approx(tanh_energy(x).item(), rel=1e-15)
+
+    def gradient_at(point):
+        leaf = Value(point, requires_grad=True)
+        return grad(tanh_energy(leaf), leaf)[0]
+
+    h = 1e-6
+    numeric = (gradient_at(x + h * v) - gradient_at(x - h * v)) / (2 * h)
+    assert_agree("hvp vs finite differences of the gradient", ours, numeric, SECOND_ORDER_FD_FLOAT64)
+
+
+def test_vjp_jacrev_and_hessian_match_torch_func() -> None:
+    model, twin = small_mlp_pair()
+    x, v = torch.randn(2, 5, dtype=F64), torch.randn(2, 3, dtype=F64)
+    out, vjp_fn = vjp(model, x)
+    out_t, vjp_t = torch.func.vjp(twin, x)
+    assert_agree("vjp output", out, out_t, AUTOGRAD_EXPRESSIONS_FLOAT64)
+    assert_agree("v^T J", vjp_fn(v)[0], vjp_t(v)[0], AUTOGRAD_EXPRESSIONS_FLOAT64)
+    assert_agree("v^T J, again (the graph is kept)", vjp_fn(2 * v)[0], 2 * vjp_t(v)[0], AUTOGRAD_EXPRESSIONS_FLOAT64)
+    assert_agree("jacrev", jacrev(model, x), torch.func.jacrev(twin)(x), AUTOGRAD_EXPRESSIONS_FLOAT64)
+    assert_agree("jacrev vs jacfwd", jacrev(model, x), jacfwd(model, x), AUTOGRAD_EXPRESSIONS_FLOAT64)
+    y = torch.tensor([0, 2])
+    h = hessian(lambda a: cross_entropy(model(a), y), x)
+    h_t = torch.func.hessian(lambda a: torch.nn.functional.cross_entropy(twin(a), y))(x)
+    assert h.shape == (2, 5, 2, 5)
+    assert_agree("hessian", h, h_t, AUTOGRAD_EXPRESSIONS_FLOAT64)
+
+
+def test_grad_returns_gradients_and_leaves_dot_grad_alone() -> None:
+    w = Value(torch.tensor([1.0, 2.0], dtype=F64), requires_grad=True)
+    unused = Value(torch.ones(3, dtype=F64), requires_grad=True)
+    (dw,) = grad((w * w).sum(), w)
+    assert dw.tolist() == [2.0, 4.0] and not w.grad.any()  # the buffer is untouched
+    assert grad((w * w).sum(), [w, unused], allow_unused=True)[1] is None
+    with pytest.raises(GraphError, match="input 1 is not used.*allow_unused=True"):
+        grad((w * w).sum(), [w, unused])
+    # several outputs, weighted: d(<w^2, [1, 1]> + <3w, [2, 0]>)/dw = 2w + [6, 0]
+    assert grad([w * w, w * 3.0], w, [torch.ones(2, dtype=F64), torch.tensor([2.0, 0.0], dtype=F64)])[0].tolist() \
+        == [8.0, 4.0]
+    with pytest.raises(ValueError, match="2 outputs but 1 grad_outputs"):
+        grad([w * w, w * 3.0], w, [torch.ones(2)])
+    with pytest.raises(GraphError, match="non-scalar"):
+        grad(w * w, w)
+
+
+def test_plain_backward_still_gives_tensors() -> None:
+    w = Value(torch.tensor([1.0, 2.0], dtype=F64), requires_grad=True)
+    (w * w).sum().backward()
+    assert type(w.grad) is torch.Tensor and w.grad.tolist() == [2.0, 4.0]
 
 
 # ---------------------------------------------------------------------- the MLP on the engine
@@ -401,8 +524,8 @@ def test_engine_mlp_matches_hand_derived_backprop(activation: str, loss: str) ->
     loss_h, loss_e = hand.forward_backward(x, y), engine.forward_backward(x, y)
     assert_agree("loss", loss_e, loss_h, ENGINE_VS_HAND_FLOAT64)
     grads_h = hand.named_gradients()
-    for name, grad in engine.named_gradients().items():
-        assert_agree(name, grad, grads_h[name], ENGINE_VS_HAND_FLOAT64)
+    for name, g in engine.named_gradients().items():
+        assert_agree(name, g, grads_h[name], ENGINE_VS_HAND_FLOAT64)
 
 
 def test_engine_mlp_matches_hand_derived_backprop_on_mnist(mnist64) -> None:
@@ -413,8 +536,8 @@ def test_engine_mlp_matches_hand_derived_backprop_on_mnist(mnist64) -> None:
     hand.forward_backward(x, y)
     engine.forward_backward(x, y)
     grads_h = hand.named_gradients()
-    for name, grad in engine.named_gradients().items():
-        assert_agree(name, grad, grads_h[name], ENGINE_VS_HAND_FLOAT64)
+    for name, g in engine.named_gradients().items():
+        assert_agree(name, g, grads_h[name], ENGINE_VS_HAND_FLOAT64)
 
 
 def test_engine_learner_trains_in_lockstep_with_torch() -> None:
@@ -491,6 +614,6 @@ def test_engine_mlp_on_cuda_matches_cpu() -> None:
     cpu.forward_backward(x, y)
     gpu.forward_backward(x.cuda(), y.cuda())
     grads_cpu = cpu.named_gradients()
-    for name, grad in gpu.named_gradients().items():
-        assert grad.is_cuda
-        assert_agree(name, grad.cpu(), grads_cpu[name], AUTOGRAD_FLOAT64)
+    for name, g in gpu.named_gradients().items():
+        assert g.is_cuda
+        assert_agree(name, g.cpu(), grads_cpu[name], AUTOGRAD_FLOAT64)

@@ -10,7 +10,10 @@ For each entry and each of its samples:
 - training and evaluation mode differ exactly where the entry says so;
 - forward mode (engine.jvp) against torch.func.jvp on the twin and against finite differences of the forward
   pass along the same direction, for every entry that claims it (the engine's ops and blocks);
-- each documented refusal raises its error; the engine refuses second derivatives (no entry claims them);
+- second derivatives (engine.grad with create_graph=True, then engine.grad of <gradient, w>: H w) against
+  torch.autograd.grad the same two ways, against finite differences of the gradient along w, and against
+  engine.hvp (forward over reverse: the backward pass's own ops carrying tangents);
+- each documented refusal raises its error;
 - on CUDA (skipped without a GPU), ours against the twin there, forward mode too.
 And a test that fails when scratch/ holds a layer, loss or engine op the table does not list.
 
@@ -38,7 +41,14 @@ from op_kinds import (
 from ops import OPS
 
 import scratch
-from compare.base.agreement import FINITE_DIFF_FLOAT64, LAYOUT_FLOAT64, assert_agree
+from compare.base.agreement import (
+    AUTOGRAD_EXPRESSIONS_FLOAT64,
+    FINITE_DIFF_FLOAT64,
+    LAYOUT_FLOAT64,
+    SECOND_ORDER_FD_FLOAT64,
+    SECOND_ORDER_FLOAT32,
+    assert_agree,
+)
 from compare.checking.finite_diff import FD_STEP
 from scratch import engine, engine_nn
 from scratch.module import Module
@@ -173,11 +183,67 @@ def test_documented_refusals_raise(op: OpInfo) -> None:
             refusal.call()
 
 
-@pytest.mark.parametrize("op", [op for op in OPS if op.is_engine and not op.double_backward], ids=lambda op: op.name)
-def test_engine_refuses_second_derivatives_it_does_not_claim(op: OpInfo) -> None:
-    case = Case(op, op.samples[0], F64)
-    with pytest.raises(NotImplementedError, match=r"create_graph=True.*no second derivatives"):
-        case.ours(create_graph=True)
+SECOND = [pytest.param(op, id=op.name) for op in OPS if op.double_backward]
+
+
+def second_order_weights(case: Case) -> dict[str, torch.Tensor]:
+    """A random weight for each leaf's gradient: the second backward is then H w, a Hessian-vector product."""
+    g = torch.Generator().manual_seed(case.seed + 4)
+    return {n: torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.device, t.dtype)
+            for n, t in case.leaves().items()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", SECOND)
+def test_double_backward_matches_torch(op: OpInfo, dtype) -> None:
+    """engine.grad(create_graph=True) then engine.grad again, against torch.autograd.grad the same two ways."""
+    for sample in op.samples:
+        case = Case(op, sample, dtype)
+        weights = second_order_weights(case)
+        ours, theirs = case.ours_second(weights), case.theirs_second(weights)
+        where = f"{op.name} [{sample.name}, {dtype}]"
+        assert set(ours) == set(theirs), f"{where}: second derivatives of {sorted(ours)}, torch's of {sorted(theirs)}"
+        tol = op.tolerance(dtype) if dtype == torch.float64 else SECOND_ORDER_FLOAT32
+        for name, e in theirs.items():
+            assert_agree(f"{where} d/d{name} <dL/d(leaves), w>", ours[name], e, tol)
+
+
+@pytest.mark.parametrize("op", SECOND)
+def test_hvp_forward_over_reverse_matches_double_backward(op: OpInfo) -> None:
+    """H w two ways: the tangent of a recorded gradient (engine.hvp: every backward rule's ops carry tangents)
+    and the gradient of a gradient; the parameters' weights at zero, as hvp moves the inputs only (float64)."""
+    for sample in op.samples:
+        case = Case(op, sample, F64)
+        weights = second_order_weights(case)
+        inputs = {n for n, _ in case.floating_inputs()}
+        second = case.ours_second({n: w if n in inputs else torch.zeros_like(w) for n, w in weights.items()})
+        for name, row in case.ours_hvp(weights).items():
+            assert_agree(f"{op.name} [{sample.name}] hvp vs double backward for {name}", row, second[name],
+                         AUTOGRAD_EXPRESSIONS_FLOAT64)  # two routes of ours; a floor for saturated second derivatives
+
+
+@pytest.mark.parametrize("op,sample", cases(lambda op, s: op.double_backward and s.checks_finite_differences))
+def test_double_backward_matches_finite_differences_of_the_gradient(op: OpInfo, sample) -> None:
+    """H w from two backward passes against (g(x + h w) - g(x - h w)) / 2h, g the plain gradient (float64)."""
+    case = Case(op, sample, F64)
+    weights = second_order_weights(case)
+    second = case.ours_second(weights)
+    leaves, h = case.leaves(), FD_STEP
+
+    def gradient_moved(sign: float) -> dict[str, torch.Tensor]:
+        for name, leaf in leaves.items():
+            leaf.add_(sign * h * weights[name])
+        try:
+            return {n: g.clone() for n, g in case.ours_gradient().items()}
+        finally:
+            for name, leaf in leaves.items():
+                leaf.sub_(sign * h * weights[name])
+
+    plus, minus = gradient_moved(1.0), gradient_moved(-1.0)
+    for name in leaves:
+        numeric = (plus[name] - minus[name]) / (2 * h)
+        assert_agree(f"{op.name} [{sample.name}] (H w) for {name} vs finite differences of the gradient",
+                     second[name], numeric, SECOND_ORDER_FD_FLOAT64)
 
 
 # One entry per op on a machine with a GPU; elsewhere one skipped test, not one per op.
@@ -195,6 +261,12 @@ def test_on_cuda_matches_the_torch_twin(op: OpInfo, monkeypatch) -> None:
             case = Case(op, sample, dtype, device="cuda")
             assert all(out.is_cuda for out in case.ours().outputs), f"{op.name}: an output left the GPU"
             assert_matches_twin(case)
+            if op.double_backward:
+                weights = second_order_weights(case)
+                ours, theirs = case.ours_second(weights), case.theirs_second(weights)
+                tol = op.tolerance(dtype) if dtype == torch.float64 else SECOND_ORDER_FLOAT32
+                for name, e in theirs.items():
+                    assert_agree(f"{op.name} [{sample.name}, {dtype}] H w for {name} on CUDA", ours[name], e, tol)
             if op.forward_ad:
                 tangents = case.tangents()
                 (_, pushed), (_, pushed_t) = case.ours_jvp(tangents), case.theirs_jvp(tangents)
@@ -225,9 +297,9 @@ def covered() -> set[str]:
 NOT_OPS = {"shape", "dtype", "dim", "numel", "item", "is_leaf", "detach", "zero_grad", "backward", "topological_order",
            "__init__", "__repr__"}
 ENGINE_PLUMBING = {"no_grad", "is_recording"}
-# Transformations of a function, not ops: every op's tangent rule is checked through jvp above; jvp and jacfwd
-# themselves in tests/test_autograd_engine.py.
-ENGINE_TRANSFORMS = {"jvp", "jacfwd"}
+# Transformations of a function, not ops: every op's tangent rule is checked through jvp above, its second
+# derivative through grad; the transformations themselves in tests/test_autograd_engine.py.
+ENGINE_TRANSFORMS = {"jvp", "jacfwd", "grad", "vjp", "jacrev", "hvp", "hessian"}
 
 
 def scratch_ops() -> set[str]:

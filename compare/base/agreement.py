@@ -49,6 +49,16 @@ ENGINE_VS_HAND_FLOAT64 = Tolerance("engine-vs-hand-float64", rtol=1e-12)
 # One layer on a strided (non-contiguous) input vs on its contiguous copy, float64 (tests/test_ops.py): the same
 # sums, but a strided loop and a vectorized one round differently (measured there: up to ~1e-15 of the largest entry).
 LAYOUT_FLOAT64 = Tolerance("layout-float64", rtol=1e-13)
+# A gradient's directional derivative, (g(x + h w) - g(x - h w)) / 2h, against the engine's second derivative H w,
+# float64 (tests/test_ops.py): rounding of the gradient over h, ~1e-16 * |g| / 1e-6, is the floor; the truncation
+# (h^2 times a third derivative) sits far below 1e-6.
+SECOND_ORDER_FD_FLOAT64 = Tolerance("second-order-finite-difference-float64", rtol=1e-6, atol=1e-8)
+# A second derivative in float32 against torch's: two backward passes of float32 rounding, taken in other orders;
+# an entry that cancels to ~1e-3 of the largest one is off by more than assert_close's per-element rule allows
+# (seen: 2e-5 on an entry of 0.06 next to entries of 20, attention), so relative to the tensor's largest entry,
+# with a floor for saturated inputs, where 1 - tanh^2 cancels in float32 (seen: 3e-9 on second derivatives of
+# 2e-4). float64 is the strict proof (AUTOGRAD_FLOAT64).
+SECOND_ORDER_FLOAT32 = Tolerance("second-order-float32", rtol=1e-5, atol=1e-7)
 # Central finite differences in float64 (step FD_STEP): truncation ~h^2 and rounding ~eps/h.
 FINITE_DIFF_FLOAT64 = Tolerance("finite-difference-float64", rtol=1e-7)
 # Scratch optimizer vs torch.optim fed the same gradient sequence, parameters at every step
