@@ -65,7 +65,7 @@ def readable(output) -> dict:
 
 
 def test_the_series_is_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
     assert [p.name for p in NOTEBOOKS] == sorted(load_build().NOTEBOOKS)
 
 

@@ -4,12 +4,14 @@
 
 The notebooks walk the lesson in order: the neuron -> a layer -> the lesson's network by hand ->
 backpropagation by hand, each gradient checked against autograd -> the autograd engine -> scratch and torch
-trained side by side. They read a small slice of the real MNIST through $MNIST_DATA_ROOT (as the commands
-do), so each runs in seconds. Every figure and number in them comes from running them: the build executes
-each one (nbclient, kernel python3, cwd the repository root, one thread) and writes it with its outputs, so
-a learner sees them on GitHub without running anything. The outputs are reproducible (fixed seeds, float64,
-no timing or version metadata, PNGs without a software stamp): a second build on the same machine changes
-nothing. tests/test_notebooks.py executes every one and compares it with the committed file.
+trained side by side -> the engine's modes: forward (jvp) and reverse, and second derivatives (double
+backward, hvp, the Hessian), checked against torch.func. They read a small slice of the real MNIST through
+$MNIST_DATA_ROOT (as the commands do), so each runs in seconds. Every figure and number in them comes from
+running them: the build executes each one (nbclient, kernel python3, cwd the repository root, one thread) and
+writes it with its outputs, so a learner sees them on GitHub without running anything. The outputs are
+reproducible (fixed seeds, float64, no timing or version metadata, PNGs without a software stamp): a second
+build on the same machine changes nothing. tests/test_notebooks.py executes every one and compares it with the
+committed file.
 """
 
 from __future__ import annotations
@@ -548,6 +550,152 @@ The same run on the full data set, with every check and table: `python -m compar
 In float32 the runs agree at the first step and then drift apart by rounding, because each step's tiny
 differences change the next step's weights; the README explains why, and how the verdict still judges the
 implementations."""),
+    ],
+    "06_autograd_modes.ipynb": [
+        ("md", """\
+# 6. Autograd modes: forward, reverse, and a derivative of a derivative
+
+Notebook 4's engine ran backpropagation (*retropropagação*): one pass from the loss back to every weight. That
+is reverse mode. Forward mode goes the other way: it pushes a small change of the inputs forward, along with
+propagation (*propagação*) itself, and tells how every output moves. Both give the same derivatives, cut
+differently: forward mode a column of the Jacobian, reverse mode a row. One on top of the other gives second
+derivatives, the curvature behind Newton's method and the sharpness of a network.
+
+All of it on the lesson's neuron once more: inputs 2 and 5, weights (*pesos*) 3 and 6, bias (*viés*) −2, a
+ReLU, and half the squared distance to a target of 40."""),
+        ("code", PLOTS),
+        ("md", """\
+Forward mode by hand. Give every number a second number, its tangent: how fast it moves when the weight `w1`
+moves at speed 1. Inputs and the other parameters do not move (tangent 0). Each operation then computes its
+tangent beside its value, with the rule of ordinary calculus: a product's is `x1·tw1 + x2·tw2`, ReLU passes it
+where `z > 0`, and the square's is `(a − 40)·ta`."""),
+        ("code", """\
+x1, x2, w1, w2, b = 2.0, 5.0, 3.0, 6.0, -2.0
+tw1, tw2, tb = 1.0, 0.0, 0.0                            # the direction: move w1 only
+
+z, tz = x1 * w1 + x2 * w2 + b, x1 * tw1 + x2 * tw2 + tb    # 34, and 2
+a, ta = max(z, 0.0), tz * (z > 0)                          # 34, and 2
+loss, tloss = 0.5 * (a - 40) ** 2, (a - 40) * ta           # 18, and -12
+z, tz, a, ta, loss, tloss"""),
+        ("md", """\
+The last tangent, −12, is dloss/dw1, found in the same single pass that computed the loss. The engine does the
+same with `jvp` (a Jacobian-vector product, named as in `torch.func`): every op of `scratch/engine.py` has a
+tangent rule beside its backward rule."""),
+        ("code", """\
+import torch
+
+from scratch.engine import Value, cat, grad, hessian, hvp, jacfwd, jacrev, jvp
+
+f64 = torch.float64
+x = torch.tensor([[2.0, 5.0]], dtype=f64)      # 1,2  the input
+w = torch.tensor([[3.0, 6.0]], dtype=f64)      # 1,2  the weights: what we differentiate by
+b = torch.tensor([-2.0], dtype=f64)            # 1    the bias, held fixed here
+
+
+def neuron_loss(w):
+    return 0.5 * ((Value(x) @ w.T + b).relu() - 40.0) ** 2
+
+
+t = torch.tensor([[1.0, 0.0]], dtype=f64)      # the direction: move w1 only
+jvp(neuron_loss, (w,), (t,))                   # (the loss, its tangent)"""),
+        ("md", """\
+Reverse mode, as in notebook 4: one backward pass from the loss gives its derivative by every weight at once,
+the whole row."""),
+        ("code", """\
+wv = Value(w, requires_grad=True)
+neuron_loss(wv).backward()
+wv.grad                                        # dloss/dw1 = -12 (the tangent above), dloss/dw2 = -30"""),
+        ("md", """\
+That is the duality. Take a function with several outputs, here `z`, `a` and the loss, of the two weights:
+its Jacobian is a 3×2 table of derivatives. A `jvp` along one weight's direction gives one column; a
+backward pass from one output gives one row. `jacfwd` builds the table from two jvps, `jacrev` from three
+backward passes, and they must agree."""),
+        ("code", """\
+def outputs(w):                                   # the weights -> (z, a, loss)
+    z = Value(x) @ w.T + b
+    return cat([z, z.relu(), 0.5 * (z.relu() - 40.0) ** 2], dim=1)   # 1,3
+
+
+by_columns = jacfwd(outputs, w).reshape(3, 2)     # 2 jvps, one column each
+by_rows = jacrev(outputs, w).reshape(3, 2)        # 3 backward passes, one row each
+assert torch.equal(by_columns, by_rows)
+by_columns"""),
+        ("md", """\
+Which mode is cheaper depends on the shape: forward mode pays one pass per input, reverse mode one per
+output. Training has 13,002 weights and one loss, so it uses reverse mode.
+
+Now derivatives of derivatives. With `create_graph=True` the engine records the backward pass itself, as it
+records any forward pass, so the gradient is a `Value` that can be differentiated again: double backward."""),
+        ("code", """\
+leaf = Value(w, requires_grad=True)
+(g,) = grad(neuron_loss(leaf), leaf, create_graph=True)   # [[-12, -30]], with a graph of its own
+(row,) = grad(g[0, 0], leaf)                             # d(dloss/dw1)/dw: a row of the Hessian
+g.data, row"""),
+        ("md", """\
+`hvp` multiplies the Hessian by a vector without forming it: the gradient is computed with `create_graph`
+while forward mode is on, so the gradient's tangent is H·t (forward over reverse). `hessian` takes one hvp
+per weight. Here dloss/dw = (a − 40)·x and ReLU's own second derivative is 0, so the Hessian is x xᵀ."""),
+        ("code", """\
+_, (Ht,) = hvp(neuron_loss, (w,), (t,))
+H = hessian(neuron_loss, w).reshape(2, 2)
+assert torch.equal(H, x.T @ x)                # x x^T = [[4, 10], [10, 25]]
+Ht, H"""),
+        ("md", """\
+The picture: the loss along the direction t, `loss(w + s·t)`. The jvp gives the slope of the tangent line at
+s = 0, and tᵀHt the curvature of the parabola. Where ReLU passes, the loss is exactly that parabola; at
+z = 0 (s = −17) ReLU switches off, the loss stops changing, and the parabola no longer describes it."""),
+        ("code", """\
+s = torch.linspace(-25, 8, 331, dtype=f64)
+along = torch.tensor([neuron_loss(Value(w + si * t)).item() for si in s])
+value, slope = jvp(neuron_loss, (w,), (t,))
+curvature = (t * Ht).sum()                       # t^T H t
+
+fig, ax = plt.subplots(figsize=(8, 3.4))
+ax.plot(s, along, linewidth=4, alpha=0.4, label="loss(w + s·t)")
+ax.plot(s, value.item() + slope.item() * s, "--", label="tangent line: loss + s·(jvp)")
+ax.plot(s, value.item() + slope.item() * s + 0.5 * curvature * s**2, ":", label="parabola: + s²·tᵀHt / 2 (hvp)")
+ax.plot([0], [value.item()], "o", color="black")
+ax.axvline(-17, color="gray", linewidth=0.5)
+ax.text(-16.5, 1500, "z = 0: ReLU switches off", fontsize=9)
+ax.set_xlabel("s (how far w1 moves)")
+ax.set_ylim(-100, 1700)
+ax.legend()
+ax.set_title("the loss along t, its first and second derivatives at s = 0")
+plt.show()"""),
+        ("md", """\
+Last, `torch.func` on the same numbers: the same derivatives, each computed by torch, must be equal.
+(torch's forward-over-reverse compiles a few of its own rules with `torch.jit`, which warns about itself;
+the filter keeps that note out.)"""),
+        ("code", """\
+import warnings
+
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
+
+def torch_loss(w):
+    return (0.5 * (torch.relu(x @ w.T + b) - 40.0) ** 2).sum()
+
+
+def torch_outputs(w):
+    z = x @ w.T + b
+    return torch.cat([z, z.relu(), 0.5 * (z.relu() - 40.0) ** 2], dim=1)
+
+
+pairs = {
+    "jvp": (jvp(neuron_loss, (w,), (t,))[1], torch.func.jvp(torch_loss, (w,), (t,))[1]),
+    "gradient": (wv.grad, torch.func.grad(torch_loss)(w)),
+    "jacfwd": (by_columns, torch.func.jacfwd(torch_outputs)(w).reshape(3, 2)),
+    "jacrev": (by_rows, torch.func.jacrev(torch_outputs)(w).reshape(3, 2)),
+    "hvp": (Ht, torch.func.jvp(torch.func.grad(torch_loss), (w,), (t,))[1]),
+    "hessian": (H, torch.func.hessian(torch_loss)(w).reshape(2, 2)),
+}
+for name, (engine, torch_func) in pairs.items():
+    assert torch.equal(engine.flatten(), torch_func.flatten()), name     # the same numbers, to the last bit
+    print(f"{name:9s} engine {engine.flatten().tolist()}  torch.func {torch_func.flatten().tolist()}")"""),
+        ("md", """\
+`examples/second_order.py` uses all of this at scale: Newton's method, w ← w − H⁻¹g, on this neuron, and the
+largest eigenvalue of the whole network's Hessian by power iteration on `hvp`, beside 2 / learning rate
+(*taxa de aprendizado*)."""),
     ],
 }
 
