@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import DATA_ROOT, requires_data
 
+from compare.checking import derivatives
 from compare.cli import main
 from compare.pictures import graph
 from compare.training.learners import EngineLearner
@@ -191,6 +192,16 @@ def test_a_wrong_tangent_rule_fails_forward_mode_and_hvp_only(tiny_data_root: Pa
     monkeypatch.setattr(Value, "tanh", tanh_derivative_without_square(tangent_too=False))
     codes = {mode: run_mode(mode, tiny_data_root, tmp_path, capsys, "--activation", "tanh")[0] for mode in MODES}
     assert codes == {"forward": 1, "hvp": 1, "double-backward": 0}
+
+
+def test_hvp_fails_when_the_finite_differences_disagree(tiny_data_root: Path, tmp_path: Path, capsys,
+                                                       monkeypatch) -> None:
+    """The third witness counts: a gradient 0.1% too large moves its finite differences by 0.1% of H v."""
+    real = derivatives.engine_gradient
+    monkeypatch.setattr(derivatives, "engine_gradient", lambda *args: {n: g * 1.001 for n, g in real(*args).items()})
+    code, out, report = run_mode("hvp", tiny_data_root, tmp_path, capsys)
+    assert code == 1 and "but the finite differences do not" in out
+    assert report["agreement"]["max_rel_error"] <= 1e-12 and 5e-4 < report["finite_difference_rel_error"] < 2e-3
 
 
 def test_hvp_in_float32_has_no_finite_differences(tiny_data_root: Path, tmp_path: Path, capsys) -> None:

@@ -34,6 +34,10 @@ HOW = {
 }
 # The column of values each mode's table shows (torch's).
 SHOWN = {"forward": "dL/dp . v_p", "hvp": "max |(H v)_p|", "double-backward": "max |dP/dp|"}
+# The rules of the ops a mode runs through, for a failure's `What next`.
+RULES = {"forward": "forward mode runs each op's tangent rule",
+         "hvp": "H v runs each op's backward rule on Values (create_graph=True), with its tangent rule",
+         "double-backward": "double backward runs each op's backward rule on Values (create_graph=True)"}
 ORDER = ("reverse", "forward", "hvp", "double-backward")  # `What next` points to the mode after this one
 
 
@@ -71,16 +75,17 @@ def run(config: Config, data) -> dict:
     parameters, rows, failures = judge(mode, result, params, tol, fd_tol)
     fd = result.finite_difference
     fd_error = derivatives.finite_difference_rel_error(result.engine, fd) if fd else None
-    directions = "" if mode == "double-backward" else f" (directions from --seed {config.seed})"
-    print(f"\nMode {mode}: {derivatives.QUANTITIES[mode]}{directions}\n  {HOW[mode]}")
+    print(f"\nMode {mode}: {derivatives.QUANTITIES[mode]}\n  {HOW[mode]}")
+    if mode != "double-backward":
+        print(f"  directions: normal draws from --seed {config.seed}, scaled to unit length")
     print(table(["parameter", "shape", f"{SHOWN[mode]} (torch)", "engine vs torch",
                  *(["engine vs finite diff"] if fd else []), "pass"], rows))
     for message in failures:
         print("  " + message)
-    print(f"Tolerance: {tol.describe()} (max relative error max|e - t| / max|t| of each parameter's tensor)")
+    print(f"Tolerance: {tol.describe()}")
     if fd:
-        print(f"Finite differences (g(theta + h v) - g(theta - h v)) / 2h of the engine's gradient, h={result.step:g}: "
-              f"max|H v - FD| / max|FD| over all parameters {fd_error:.2e}; {fd_tol.describe()}")
+        print("Finite differences of the engine's gradient, (g(theta + h v) - g(theta - h v)) / 2h, "
+              f"h={result.step:g}:\n  max|H v - FD| / max|FD| over all parameters {fd_error:.2e} ({fd_tol.describe()})")
     elif mode == "hvp":
         print("Finite differences: float64 only (a difference quotient of float32 gradients is mostly rounding)")
 
@@ -143,13 +148,15 @@ def summary(mode: str, mismatched: list[str], failed: list[str], count: int, wor
         implementations = (f"agree ({mode}: worst relative error {worst:.1e} over {count} parameter tensors; "
                            f"tolerance {tol.describe()}{witness})")
     after = ORDER[ORDER.index(mode) + 1] if mode != ORDER[-1] else None
-    if not (mismatched or failed):
+    if mismatched:
+        following = ("the engine and torch variants were built from one seed but differ: the family's builders "
+                     "(compare/models/) must draw the same numbers in the same order")
+    elif not failed:
         following = (f"python -m compare autograd --mode {after} checks {derivatives.QUANTITIES[after]}" if after else
                      "python -m compare train --engine autograd trains the engine's network against torch's")
     elif not agree:
-        rule = "tangent rules" if mode == "forward" else "backward rules run on Values (create_graph=True)"
-        following = (f"the mismatch lines above name the tensor, the index and both values; {mode} goes through each "
-                     f"op's {rule} (scratch/engine.py): python -m pytest tests/test_ops.py says which op is wrong")
+        following = (f"the mismatch lines above name the tensor, the index and both values; {RULES[mode]} "
+                     "(scratch/engine.py): python -m pytest tests/test_ops.py finds the op whose rule is wrong")
     else:
         following = ("engine and torch agree on H v, the finite differences of the gradient do not: a kink of the loss "
                      "(a ReLU's 0, a tie in a max) within h of theta along v does that; try another --seed")
