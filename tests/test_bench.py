@@ -351,3 +351,48 @@ def test_quick_on_cuda(tiny_data_root: Path, tmp_path: Path) -> None:
     r = report["results"][0]
     assert r["device"] == "cuda" and r["contenders"]["scratch"]["peak_memory_bytes"] > 0
     assert "gpu" in report["machine"]
+
+
+# ---------------------------------------------------------------------- --autograd-modes
+
+MODES_FAST = ["--autograd-modes", "--quick", "--batch-sizes", "8", "--repeats", "1", "--block-seconds", "0.002",
+              "--threads", "1"]
+
+
+def test_autograd_modes_report_contract(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    """Each network: the four timings on both sides, the two ratios, and the two sides' jvp and hvp agreeing."""
+    code, report = run_bench([*MODES_FAST, "--models", "mlp", "cnn", "--data-root", str(tiny_data_root)], tmp_path)
+    out = capsys.readouterr().out
+    assert code == 0 and report["agreement"]["passed"], out
+    assert [r["model"] for r in report["autograd_modes"]] == ["mlp", "cnn"] and report["batch_size"] == 8
+    for r in report["autograd_modes"]:
+        for side in ("engine", "torch.func"):
+            s = r[side]
+            assert all(s[f"{m}_seconds"] > 0 for m in ("forward", "jvp", "gradient", "hvp"))
+            assert s["jvp_over_forward"] == pytest.approx(s["jvp_seconds"] / s["forward_seconds"])
+            assert s["hvp_over_gradient"] == pytest.approx(s["hvp_seconds"] / s["gradient_seconds"])
+        assert r["agreement"]["max_rel_error"] < 1e-4
+    assert "jvp/forward" in out and "hvp/gradient" in out and "agree" in out
+
+
+def test_autograd_modes_default_to_each_familys_default_network() -> None:
+    resolved_models = [models.spec_text(s) for s in resolved("--autograd-modes")["models"]]
+    assert resolved_models[0] == models.spec_text(make_spec("mlp"))  # the grid's defaults are not the modes' ones
+    assert "784-512-512-10" not in " ".join(resolved_models)
+
+
+def test_autograd_modes_fail_when_the_engines_tangent_rule_is_wrong(tiny_data_root: Path, tmp_path: Path,
+                                                                     monkeypatch, capsys) -> None:
+    """A relu whose tangent ignores the mask: the engine's jvp and hvp then disagree with torch.func's; exit 1."""
+    relu = scratch.engine.Value.relu
+
+    def relu_without_mask(self):
+        out = relu(self)
+        if out.tangent is not None:
+            out.tangent = self.tangent.expand(out.shape)
+        return out
+
+    monkeypatch.setattr(scratch.engine.Value, "relu", relu_without_mask)
+    code, report = run_bench([*MODES_FAST, "--models", "mlp", "--data-root", str(tiny_data_root)], tmp_path)
+    assert code == 1 and not report["agreement"]["passed"]
+    assert "DISAGREE" in capsys.readouterr().out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from figures import Run, load_all, sci
+from figures import Fields, Run, load_all, sci
 
 MODE_FAMILIES = ("mlp", "cnn", "vit", "lstm")
 MODES = ("forward", "hvp", "double-backward")
@@ -20,6 +20,8 @@ def mode_command(mode: str, family: str) -> str:
 RUNS: dict[str, Run] = {
     # section 2: the graph of one MLP loss (README's autograd-float64 is the same command, shown whole there)
     "autograd-graph": Run("autograd --dtype float64", fast=True, excerpt=(("node", 26),)),
+    # section 6: what jvp and hvp cost, against a forward pass and a gradient, engine and torch.func
+    "autograd-modes-cost": Run("bench --autograd-modes", excerpt=(("Median milliseconds", None),)),
     # section 7: every mode of every family against torch
     **{mode_run(mode, family): Run(mode_command(mode, family), fast=True)
        for mode in MODES for family in MODE_FAMILIES},
@@ -71,6 +73,22 @@ def worst_finite_difference() -> float:
     return max(mode_records()["hvp", f]["report"]["finite_difference_rel_error"] for f in MODE_FAMILIES)
 
 
+
+
+def ratio_range(r: Fields, side: str, ratio: str) -> str:
+    """'a to b' over the networks of a --autograd-modes report, for one side's ratio."""
+    values = [m[side][ratio] for m in r.autograd_modes]
+    return f"{min(values):.1f} to {max(values):.1f}"
+
+
+def above(r: Fields, bound: float = 3.0) -> str:
+    """Where a ratio of a --autograd-modes report exceeds `bound`: 'the engine's hvp on lstm (4.6), ...' or 'none'."""
+    found = [f"{side}'s {ratio.split('_')[0]} on {m['model']} ({m[side][ratio]:.1f})"
+             for m in r.autograd_modes for side in ("engine", "torch.func")
+             for ratio in ("jvp_over_forward", "hvp_over_gradient") if m[side][ratio] > bound]
+    return ", ".join(found) or "none"
+
+
 TABLES = {"autograd-modes": modes_table}
 NAMES = {"worst_mode_text": worst_mode_text, "modes_all_passed": modes_all_passed,
-         "worst_finite_difference": worst_finite_difference}
+         "worst_finite_difference": worst_finite_difference, "ratio_range": ratio_range, "above": above}

@@ -4,6 +4,7 @@
     python -m compare bench --quick                           # a smoke test: each family's first model, batch 32
     python -m compare bench --device cuda --report bench-cuda.json
     python -m compare bench --show bench-cuda.json            # the tables of a saved report
+    python -m compare bench --autograd-modes                  # what jvp and hvp cost, against forward and gradient
 
 For each model and batch size of the grid it times one training step (forward, backward,
 update) and one epoch of four contenders: scratch, torch eager, torch.compile and a typical
@@ -17,6 +18,7 @@ torch computed the same losses on every benchmarked step.
     memory.py       peak tensor memory of a step (bench's one use of a private torch API, with a fallback)
     point.py        one grid point measured: the result the report holds
     tables.py       the printed tables, and the viewer of a saved report (--show)
+    modes.py        --autograd-modes: forward mode and Hessian-vector products, engine and torch.func
     __init__.py     this command: its options, the grid, the report
 """
 
@@ -35,7 +37,7 @@ from torch import Tensor
 
 from compare import models
 from compare.base.errors import UsageError
-from compare.commands.bench import tables
+from compare.commands.bench import modes, tables
 from compare.commands.bench.contenders import TypicalPipeline, make_batches
 from compare.commands.bench.point import measure_point
 from compare.commands.bench.timing import torch_threads
@@ -65,7 +67,7 @@ FULL = Preset(batch_sizes=(32, 128, 512), repeats=7, compile=True, epoch_images=
 # (as an epoch at batch 128 or 512 does), so that path runs too.
 QUICK = Preset(batch_sizes=(32,), repeats=3, compile=False, epoch_images=1000, block_seconds=0.05)
 CONFIG_KEYS = ("models", "batch_sizes", "quick", "repeats", "threads", "compile", "typical", "epoch_images",
-               "block_seconds", "show")
+               "block_seconds", "show", "autograd_modes")
 NEEDS_DATA = False  # loads MNIST itself; --quick falls back to random images when the files are missing
 
 
@@ -126,6 +128,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{defaults('epoch_images')}")
     p.add_argument("--block-seconds", type=float, default=None,
                    help=f"about how long one timed block of torch steps lasts {defaults('block_seconds')}")
+    p.add_argument("--autograd-modes", action="store_true",
+                   help="instead of the training step: what forward mode (jvp) and a Hessian-vector product (hvp) "
+                        "cost against a forward pass and a gradient, engine and torch.func, for --models (default: "
+                        "each family's default network) at the first of --batch-sizes (default: off)")
     p.add_argument("--show", default=None, metavar="REPORT",
                    help="print the tables of a saved bench report (a --report JSON) instead of running; exit "
                         "status 0 when that run's agreement passed, 1 when not (default: run the benchmark)")
@@ -135,7 +141,9 @@ def resolve_options(config: Config) -> dict:
     """The bench options with the defaults that depend on --quick filled in."""
     o = {key: value for key, value in config.extra.items() if key != "show"}
     quick = o["quick"]
-    defaults = dict(models=grid_models(quick), threads=1 if config.device == "cpu" else torch.get_num_threads(),
+    # --autograd-modes: each family's default network (the lesson's MLP, LeNet-5, ...), not the step grid's models
+    chosen = [models.make_spec(name) for name in models.FAMILIES] if o["autograd_modes"] else grid_models(quick)
+    defaults = dict(models=chosen, threads=1 if config.device == "cpu" else torch.get_num_threads(),
                     typical=True, **dataclasses.asdict(QUICK if quick else FULL))
     o.update({key: value for key, value in defaults.items() if o[key] is None})
     o["batch_sizes"] = list(o["batch_sizes"])
@@ -156,7 +164,28 @@ def run(config: Config, data: None) -> dict:
     options = resolve_options(config)
     config.extra.update(options, models=[models.spec_text(spec) for spec in options["models"]])  # the grid run
     with torch_threads(options["threads"]):
-        return run_grid(config, options)
+        return run_modes(config, options) if options["autograd_modes"] else run_grid(config, options)
+
+
+def run_modes(config: Config, options: dict) -> dict:
+    """--autograd-modes: each model's four timings on both sides, and whether the two sides agree."""
+    x, y, _, _, data_note = load_images(config, options)
+    batch = options["batch_sizes"][0]
+    machine = machine_description(torch.device(config.device))
+    print(f"Autograd modes on {machine.get('gpu', machine['cpu'])} ({config.device}), {machine['threads']} torch "
+          f"thread(s), torch {machine['torch']}, {config.dtype}; one batch of {batch}; {options['repeats']} "
+          "interleaved rounds" + (f"; data: {data_note}" if data_note else ""))
+    results = []
+    for spec in options["models"]:
+        point = dataclasses.replace(config, model=spec, batch_size=batch)
+        result = modes.measure_model(point, x[:batch], y[:batch], options["repeats"], options["block_seconds"])
+        results.append(dict(model=models.spec_text(point.model), **result))
+        print(f"  {results[-1]['model']}: measured", flush=True)
+    modes.print_table(results)
+    return dict(machine=machine, data=data_note or f"{config.dataset} training images", batch_size=batch,
+                autograd_modes=results,
+                agreement=dict(passed=all(r["agreement"]["passed"] for r in results),
+                               points=[dict(model=r["model"], **r["agreement"]) for r in results]))
 
 
 def show_saved(config: Config) -> dict:
