@@ -1,4 +1,5 @@
-"""Tests for `python -m compare autograd`, `train --engine autograd` and the graph printout (compare/pictures/graph.py).
+"""Tests for `python -m compare autograd` (every --mode), `train --engine autograd` and the graph printout
+(compare/pictures/graph.py).
 
     .venv/bin/python -m pytest tests/test_autograd_cli.py -q
     MNIST_DATA_ROOT=/work/shared/data .venv/bin/python -m pytest tests/test_autograd_cli.py -q -m slow   # real MNIST
@@ -15,12 +16,17 @@ import pytest
 import torch
 from conftest import DATA_ROOT, requires_data
 
+from compare.checking import derivatives
 from compare.cli import main
 from compare.pictures import graph
 from compare.training.learners import EngineLearner
+from scratch import engine
 from scratch.engine import Value, cross_entropy
 
 PAIRS = {"hand_vs_engine", "hand_vs_torch", "engine_vs_torch"}
+MODES = ("forward", "hvp", "double-backward")  # besides the default, reverse
+MLP_PARAMETERS = ["layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias", "layers.4.weight",
+                  "layers.4.bias"]
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -41,6 +47,7 @@ def test_autograd_command_passes_and_writes_report_and_graph(tiny_data_root: Pat
 
     report = json.loads(report_path.read_text())
     assert report["command"] == "autograd" and report["config"]["graph"] == str(dot_path)
+    assert report["mode"] == report["config"]["mode"] == "reverse"
     assert report["config"]["dtype"] == "float64"
     agreement = report["agreement"]
     assert agreement["passed"] is True and agreement["identical_start"] is True
@@ -111,6 +118,129 @@ def test_train_records_the_default_engine(tiny_data_root: Path, tmp_path: Path, 
     report = json.loads(report_path.read_text())
     assert report["config"]["engine"] == "hand" and report["scratch"]["implementation"] == "hand-written"
     assert "scratch (hand-written)" in out
+
+
+# ---------------------------------------------------------------------- --mode forward, hvp, double-backward
+
+
+def run_mode(mode: str, root: Path | str, tmp_path: Path, capsys, *options: str) -> tuple[int, str, dict]:
+    report_path = tmp_path / f"autograd-{mode}.json"
+    code, out, err = run_cli(["autograd", "--mode", mode, "--dtype", "float64", "--data-root", str(root),
+                              "--report", str(report_path), *options], capsys)
+    assert code in (0, 1), err
+    return code, out, json.loads(report_path.read_text())
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_agrees_with_torch_and_reports_per_parameter(mode: str, tiny_data_root: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    code, out, report = run_mode(mode, tiny_data_root, tmp_path, capsys)
+    assert code == 0, out
+    assert "Initial parameters of engine and torch: bit-identical" in out and "Verdict: PASSED" in out
+    assert all(line in out for line in ("\nImplementations: agree", "\nTraining: ", "\nWhat next: "))
+    assert report["mode"] == report["config"]["mode"] == mode
+    assert [p["name"] for p in report["parameters"]] == MLP_PARAMETERS
+    for p in report["parameters"]:
+        assert p["passed"] is True and p["max_rel_error"] <= 1e-12, p
+        assert p["torch_max_abs"] > 0, p  # a derivative that is there, not a zero both sides agree on
+    agreement = report["agreement"]
+    assert agreement["passed"] is True and agreement["identical_start"] is True
+    assert agreement["max_rel_error"] == max(p["max_rel_error"] for p in report["parameters"])
+    assert agreement["tolerance_rule"] == "autograd-modes-float64: |a-e| <= 1e-12 * max|e|"
+    assert set(agreement["summary"]) == {"implementations", "training", "next"}
+    if mode == "hvp":
+        fd = report["finite_difference_rel_error"]
+        assert 0 < fd <= 1e-6 and agreement["finite_difference_rel_error"] == fd
+        assert fd == max(p["finite_difference_rel_error"] for p in report["parameters"])
+        assert report["finite_difference_step"] == 1e-6  # ReLU: the step of networks with kinks
+        assert "engine vs finite diff" in out
+    else:
+        assert report["finite_difference_rel_error"] is None
+
+
+def tanh_derivative_without_square(tangent_too: bool):
+    """Value.tanh with a wrong derivative, 1 - tanh instead of 1 - tanh^2: in its tangent rule, and (tangent_too)
+    in its backward rule as well."""
+    def tanh(self: Value) -> Value:
+        out = torch.tanh(self.data)
+
+        def backward(dout, out, a):
+            return (dout * (1 - out),) if tangent_too else (dout * (1 - out * out),)
+
+        return engine._result(out, (self,), "tanh", backward, lambda ta: ta * (1 - out))
+
+    return tanh
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_fails_when_the_engine_is_wrong(mode: str, tiny_data_root: Path, tmp_path: Path, capsys,
+                                                  monkeypatch) -> None:
+    """A negative control: tanh's derivative without its square, in both of its rules: every mode exits 1."""
+    monkeypatch.setattr(Value, "tanh", tanh_derivative_without_square(tangent_too=True))
+    code, out, report = run_mode(mode, tiny_data_root, tmp_path, capsys, "--activation", "tanh")
+    assert code == 1 and "Verdict: FAILED" in out and "Implementations: disagree" in out
+    assert "engine vs torch): mismatch at index" in out
+    assert report["agreement"]["passed"] is False and report["agreement"]["identical_start"] is True
+    assert report["agreement"]["max_rel_error"] > 1e-3
+    assert not all(p["passed"] for p in report["parameters"])
+
+
+def test_a_wrong_tangent_rule_fails_forward_mode_and_hvp_only(tiny_data_root: Path, tmp_path: Path, capsys,
+                                                              monkeypatch) -> None:
+    """Only tanh's tangent rule wrong: forward mode and H v (forward over reverse) see it; double backward, which
+    carries no tangent, does not."""
+    monkeypatch.setattr(Value, "tanh", tanh_derivative_without_square(tangent_too=False))
+    codes = {mode: run_mode(mode, tiny_data_root, tmp_path, capsys, "--activation", "tanh")[0] for mode in MODES}
+    assert codes == {"forward": 1, "hvp": 1, "double-backward": 0}
+
+
+def test_hvp_fails_when_the_finite_differences_disagree(tiny_data_root: Path, tmp_path: Path, capsys,
+                                                       monkeypatch) -> None:
+    """The third witness counts: a gradient 0.1% too large moves its finite differences by 0.1% of H v."""
+    real = derivatives.engine_gradient
+    monkeypatch.setattr(derivatives, "engine_gradient", lambda *args: {n: g * 1.001 for n, g in real(*args).items()})
+    code, out, report = run_mode("hvp", tiny_data_root, tmp_path, capsys)
+    assert code == 1 and "but the finite differences do not" in out
+    assert report["agreement"]["max_rel_error"] <= 1e-12 and 5e-4 < report["finite_difference_rel_error"] < 2e-3
+
+
+def test_hvp_in_float32_has_no_finite_differences(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    report_path = tmp_path / "hvp32.json"
+    code, out, _ = run_cli(["autograd", "--mode", "hvp", "--data-root", str(tiny_data_root), "--report",
+                            str(report_path)], capsys)
+    assert code == 0, out
+    report = json.loads(report_path.read_text())
+    assert report["finite_difference_rel_error"] is None and "float64 only" in out
+    assert report["agreement"]["tolerance_rule"].startswith("autograd-modes-float32")
+
+
+def test_the_graph_is_the_reverse_mode_s(tiny_data_root: Path, tmp_path: Path, capsys) -> None:
+    code, _, err = run_cli(["autograd", "--mode", "hvp", "--data-root", str(tiny_data_root), "--graph",
+                            str(tmp_path / "g.dot")], capsys)
+    assert code == 2 and "--graph draws the graph of the reverse mode's loss" in err
+
+
+def test_help_names_every_mode(capsys) -> None:
+    code, out, _ = run_cli(["autograd", "--help"], capsys)
+    text = " ".join(out.split()).replace("- ", "-")  # argparse wraps the help, also after a hyphen
+    assert code == 0
+    assert "--mode {reverse,forward,hvp,double-backward}" in text and "(default: reverse)" in text
+    assert all(f"{mode}: " in text for mode in ("reverse", *MODES))
+
+
+@pytest.mark.slow
+@requires_data
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("family", ["cnn", "vit", "lstm"])
+def test_every_family_agrees_with_torch_in_every_mode_on_real_mnist(family: str, mode: str, tmp_path: Path,
+                                                                    capsys) -> None:
+    code, out, report = run_mode(mode, DATA_ROOT, tmp_path, capsys, "--model", family, "--batch-size", "8")
+    assert code == 0, out
+    assert report["agreement"]["identical_start"] is True
+    assert report["agreement"]["max_rel_error"] <= 1e-12
+    assert len(report["parameters"]) >= 6 and all(p["passed"] for p in report["parameters"])
+    if mode == "hvp":
+        assert report["finite_difference_rel_error"] <= 1e-6
 
 
 # ---------------------------------------------------------------------- compare/pictures/graph.py

@@ -25,7 +25,7 @@ from compare.commands import COMMANDS
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PATH_OPTIONS = ("--plots", "--report", "--save", "--checkpoint", "--graph", "--show")
-PLACEHOLDERS = re.compile(r"\b(COMMAND|NAME|TARGET|N|P|LR)\b|\.\.\.|\|")  # a synopsis, not a command
+PLACEHOLDERS = re.compile(r"\b(COMMAND|NAME|TARGET|MODE|FAMILY|N|P|LR)\b|\.\.\.|\|")  # a synopsis, not a command
 FAST = {  # added where the command does not say otherwise, so that it runs in seconds
     "train": ["--epochs", "1"], "grads": [], "autograd": [], "evaluate": [],
     "playground": ["--epochs", "3", "--samples", "50"],

@@ -10,7 +10,8 @@
 finite_diff.py: central and one-sided differences, directions, sampling (for a layer here, and for a
 whole network's loss in `grads`); targets.py: what can be checked; backward.py: check_backward;
 optimizers.py: check_optimizer; results.py and report.py: what was found and its table; assertions.py:
-the pytest helper; mutants/ and suite.py: the bugs it must catch.
+the pytest helper; mutants/ and suite.py: the bugs it must catch. derivatives.py: a network's loss differentiated
+by the engine's forward mode, double backward and Hessian-vector products, against torch's (`autograd --mode`).
 See docs/checking-your-backward.md.
 """
 

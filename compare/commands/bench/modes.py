@@ -16,21 +16,22 @@ at most about 3 times a gradient (the textbook bounds). Each side's jvp and hvp 
 with the other side's: the timed functions compute the same numbers.
 
 torch runs its composite kernels here (math attention, no oneDNN RNN; tests/op_kinds.py says why: the
-fused ones have no forward-mode or double-backward formula), for all four of its timings alike.
+fused ones have no forward-mode or double-backward formula), for all four of its timings alike. The loss as a
+function of the parameters, on both sides, and those kernels are compare/checking/derivatives.py's, which
+`autograd --mode` checks.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import torch_impl
 from compare.base import agreement
 from compare.base.report import table
+from compare.checking import derivatives
 from compare.commands.bench.timing import median_and_spread, timed
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_torch
@@ -40,43 +41,15 @@ from scratch.engine import Value
 MODES = ("forward", "jvp", "gradient", "hvp")
 
 
-@contextlib.contextmanager
-def composite_kernels() -> Iterator[None]:
-    """torch's composite attention and RNN kernels, which have forward-mode and double-backward formulas."""
-    onednn = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mkldnn.enabled = onednn
-
-
-def _owner(model: object, name: str) -> tuple[object, str]:
-    """The object holding parameter `name` ("layers.0.weight": model.layers[0], "weight") of an engine model."""
-    *path, attribute = name.split(".")
-    holder = model
-    for part in path:
-        holder = holder[int(part)] if isinstance(holder, list) else getattr(holder, part)
-    return holder, attribute
-
-
 def engine_contenders(model: object, loss_fn: Callable, x: Tensor, y: Tensor,
                       v: list[Tensor]) -> tuple[dict[str, Callable[[], object]], list[Tensor]]:
     """The engine's four timed functions of the parameters, and the parameter tensors."""
     names = [n for n, _ in model.named_parameters()]
-    owners = [_owner(model, n) for n in names]
     params = [p.data for _, p in model.named_parameters()]
+    of_parameters = derivatives.engine_loss(model, loss_fn, x, y)  # the model with these Values as its parameters
 
     def loss(*values: Value) -> Value:
-        saved = [getattr(o, a) for o, a in owners]
-        for (o, a), value in zip(owners, values, strict=True):
-            setattr(o, a, value)
-        try:
-            return loss_fn(model(Value(x)), y)
-        finally:
-            for (o, a), value in zip(owners, saved, strict=True):
-                setattr(o, a, value)
+        return of_parameters(dict(zip(names, values, strict=True)))
 
     def forward() -> Tensor:
         with engine.no_grad():
@@ -95,9 +68,7 @@ def torch_contenders(model: torch.nn.Module, loss_fn: torch.nn.Module, x: Tensor
     """torch.func's four timed functions of the same parameters."""
     params = {n: p.detach() for n, p in model.named_parameters()}
     tangents = dict(zip(params, v, strict=True))
-
-    def loss(theta: dict[str, Tensor]) -> Tensor:
-        return loss_fn(torch.func.functional_call(model, theta, (x,)), y)
+    loss = derivatives.torch_loss(model, loss_fn, x, y)  # torch.func.functional_call
 
     def forward() -> Tensor:
         with torch.no_grad():
@@ -133,7 +104,7 @@ def measure_model(config: Config, x: Tensor, y: Tensor, repeats: int, block_seco
     ours, params = engine_contenders(engine_model, engine.LOSSES[config.loss], x, y, v)
     theirs = torch_contenders(torch_model, torch_impl.LOSSES[config.loss](), x, y, v)
     names = [n for n, _ in engine_model.named_parameters()]
-    with composite_kernels():
+    with derivatives.torch_derivative_kernels():
         check = agree(config, ours, theirs, names)
         contenders = {("engine", m): ours[m] for m in MODES} | {("torch.func", m): theirs[m] for m in MODES}
         steps = {key: max(1, round(block_seconds / max(timed(device, work), 1e-6))) for key, work in contenders.items()}

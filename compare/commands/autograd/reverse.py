@@ -1,9 +1,4 @@
-"""`python -m compare autograd`: one batch of real data, gradients three ways.
-
-    python -m compare autograd --dtype float64                      # the lesson's 784-16-16-10 network
-    python -m compare autograd --dtype float64 --graph out/loss.dot --report out/autograd.json
-    python -m compare autograd --model cnn --dtype float64          # LeNet-5: convolutions and pooling too
-    python -m compare autograd --model lstm --dtype float64         # any family: --model vit, lstm, ...
+"""`python -m compare autograd` (--mode reverse, the default): one batch of real data, gradients three ways.
 
 The same network (any family whose engine variant can be built: `Family.engine_problem`) from
 the same seed, three times:
@@ -20,12 +15,8 @@ Then the engine's computation graph of the loss, as text and, with --graph, as G
 
 from __future__ import annotations
 
-import argparse
-
 from compare.base import agreement
 from compare.base.report import table
-from compare.options.command import Command
-from compare.options.groups import BATCH, DATA, LOSS, MODEL, RUN
 from compare.pictures.graph import graph_nodes, graph_text, write_graph
 from compare.training.config import Config
 from compare.training.learners import build_engine, build_scratch, build_torch, parameter_mismatches
@@ -33,12 +24,6 @@ from compare.training.loop import first_batch
 from compare.training.verdict import print_summary
 
 PAIRS = (("hand", "engine"), ("hand", "torch"), ("engine", "torch"))  # (actual, expected)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--graph", default=None, metavar="PATH.dot",
-                   help="write the engine's computation graph of the loss here as Graphviz DOT, and render "
-                        "PATH.svg next to it when Graphviz's `dot` is installed (default: none)")
 
 
 def pair_name(a: str, b: str) -> str:
@@ -119,13 +104,3 @@ def run(config: Config, data) -> dict:
         graph=graph_report,
     )
 
-
-COMMAND = Command(
-    name="autograd",
-    help="one batch: hand-derived backprop vs the scratch autograd engine vs torch.autograd; the engine's "
-         "computation graph",
-    run=run,
-    groups=(DATA, MODEL, LOSS, BATCH, *RUN),
-    add_arguments=add_arguments,
-    config_keys=("graph",),
-)
