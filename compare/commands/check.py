@@ -4,8 +4,8 @@
     python -m compare check scratch.batchnorm:BatchNorm1d --args 64 --shape 32,64 --report out/bn.json
     python -m compare check mypackage.layers:SiLUFunction --shape 8,16 --reference torch.nn:SiLU
     python -m compare check scratch.optim:Adam --kwargs lr=0.01 weight_decay=0.1
-    python -m compare check tests.user_second_order:SiLU --shape 8,16 --reference torch.nn.functional:silu --order 2
-    python -m compare check mypackage.ops:softplus --engine --shape 8,16 --order 2 --forward-ad
+    python -m compare check tests.user_second_order:SiLU --shape 4,8 --reference torch.nn.functional:silu --order 2
+    python -m compare check mypackage.ops:norm --engine --shape 4,5 --shape 5 --order 2 --forward-ad
     python -m compare check --mutants                   # every mutant caught? no false positive in 200 seeds?
 
 TARGET is `package.module:Name`: a scratch-style layer (forward/backward), a loss, a torch.autograd.Function,
