@@ -15,9 +15,9 @@ import torch.distributed as dist
 
 from compare.base.errors import DistributedError
 from compare.cli import main
-from compare.commands.ddp import EXIT_AFTER_FIRST_STEP, STALL_AFTER_FIRST_STEP
 from compare.distributed import group
 from compare.distributed.buckets import GradientBuckets
+from compare.distributed.launch import EXIT_AFTER_FIRST_STEP, STALL_AFTER_FIRST_STEP
 from compare.distributed.learners import shard
 from compare.distributed.ring import check_ring, ring_bytes
 
