@@ -96,10 +96,8 @@ def ratio(x: int, one: int) -> str:
 
 def print_memory(memory: dict, world_size: int) -> None:
     one, ranks = memory["one_process"], memory["ranks"]
-    layout = memory["layout"]
-    print(f"\nBytes held per process, measured on the tensors (largest over the {world_size} ranks), against one "
-          f"process. Flat size F = {layout['flat_size']:,} values ({layout['numel']:,} padded per unit to a multiple "
-          f"of {world_size}, {len(layout['units'])} units), shard F/N = {layout['shard_size']:,}:")
+    print(f"\nBytes held per process (measured on the tensors; the largest of the {world_size} ranks), against one "
+          f"process:")
     rows = []
     for kind in KINDS:
         peak = max(r["peak"][kind] for r in ranks)

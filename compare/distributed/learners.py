@@ -7,6 +7,9 @@ processes before its optimizer steps, so every replica takes the same step and s
     scratch: ScratchDataParallel: the hand-written backward, then GradientBuckets.all_reduce_mean_
     torch:   TorchDataParallel: the torch twin wrapped in torch.nn.parallel.DistributedDataParallel
 
+(DistributedLearner, their base, wraps a learner built as for one process and hands it what is not
+distributed; the sharded and tensor-parallel learners build on it too.)
+
 Why averaging gradients equals one big batch: the loss of a batch of B examples is the mean
 L = (1/B) sum_i l_i, so its gradient is the mean of the per-example gradients. Cut the batch into N
 shards of B/N: each process's gradient is the mean over its shard, and the mean of the N shard

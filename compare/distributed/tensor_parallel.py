@@ -164,11 +164,13 @@ def split(model: Module, pairs: list[SplitPair], rank: int, world_size: int, com
     return layers
 
 
-def gather_parameters(model: Module, layers: dict[str, Module], world_size: int) -> dict[str, Tensor]:
-    """Every parameter in full, copied: the split ones all-gathered from the processes (call in every process)."""
+def gather_parameters(model: Module, layers: dict[str, Module], world_size: int,
+                      gradients: bool = False) -> dict[str, Tensor]:
+    """Every parameter (or, with gradients=True, every gradient) in full, copied: the split ones all-gathered from
+    the processes (call in every process)."""
     split_names = {f"{path}.{name}": (layer, name) for path, layer in layers.items() for name in layer.split_dims}
     result = {}
-    for name, p in model.named_parameters():
+    for name, p in (model.named_gradients() if gradients else model.named_parameters()):
         if name not in split_names:
             result[name] = p.clone()
             continue
