@@ -168,6 +168,14 @@ def test_a_process_that_stops_answering_ends_the_run_after_the_timeout(tiny_data
     assert "rank 0 exited with status 3" in err, err
 
 
+@pytest.mark.slow
+def test_an_error_every_process_finds_is_said_once_with_status_2(tiny_data_root, capfd):
+    """A last batch of 2 of the 200 images for 3 processes: each process refuses it; the run says it once."""
+    assert main(["ddp", "--nproc", "3", "--batch-size", "66", "--data-root", str(tiny_data_root)]) == 2
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "leaves a last batch of 2 of the 200 training images" in lines[0], lines
+
+
 def test_the_test_hooks_are_off_by_default():
     assert EXIT_AFTER_FIRST_STEP not in os.environ and STALL_AFTER_FIRST_STEP not in os.environ
 

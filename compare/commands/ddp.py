@@ -165,7 +165,7 @@ def train_and_compare(config: Config, member: group.Member) -> dict:
         checks["hand ring reduce-scatter and all-gather equal torch.distributed's to rounding (1e-12 relative)"] = \
             max(ring["reduce_scatter"]["max_rel_diff"], ring["all_gather"]["max_rel_diff"]) <= 1e-12
         checks.update(accounting.memory_checks(sharding["memory"]))
-        checks.update(accounting.bytes_check(sharding["bytes"], world))
+        checks.update(accounting.bytes_check(sharding["bytes"]))
         report["ring_sharding"] = ring
     pairs = [("scratch", "torch")] + ([("scratch", "single"), ("torch", "single")] if single is not None else [])
     result = judge(config, records, parameters, checks, pairs, drift=DRIFT, blame=(
