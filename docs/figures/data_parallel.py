@@ -22,11 +22,12 @@ for _stage in STAGES:
                                           "--batch-size 48 --optimizer adam")
 RUNS.update({
     # the same training as ddp-float64, ZeRO-3, started by torchrun
-    "zero-torchrun": Run("torchrun --nproc-per-node 2 -m compare ddp --shard parameters --dtype float64 --epochs 1"),
+    "zero-torchrun": Run("torchrun --nproc-per-node 2 -m compare ddp --shard parameters --dtype float64 --epochs 1",
+                         excerpt=((0, 10), ("Bytes held", None))),
     # the whole model as one unit: gathered all at once
     "zero-whole-model": Run("ddp --nproc 2 --shard parameters --wrap model --dtype float64 --epochs 1 --batch-size 48 "
                             "--optimizer adam"),
-    "tp-mlp": Run("tp --nproc 2 --dtype float64 --epochs 1"),
+    "tp-mlp": Run("tp --nproc 2 --dtype float64 --epochs 1", excerpt=((0, 8), ("Bytes held", 13), ("Verdict", None))),
     "tp-vit": Run("tp --nproc 2 --model vit --depth 1 --dim 32 --heads 2 --mlp-dim 64 --optimizer momentum "
                   "--dtype float64 --epochs 1"),
 })
