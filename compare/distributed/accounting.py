@@ -5,8 +5,9 @@
     sent = bytes_figures(learner)                                  # every rank's bytes per step, the formula
 
 Both gather from all processes (all_gather_object): call them in every process. The expected figures
-come from the layout, not from the measurement: F is the padded flat size, F/N a rank's shard, U the
-largest unit, k the optimizer's state tensors per parameter value (0 plain SGD, 1 momentum, 2 Adam):
+come from the layout, not from the measurement: F is the padded flat size, F/N a rank's shard, U what
+is gathered at once (the largest unit, and the root's own unit around it when the root holds parameters),
+k the optimizer's state tensors per parameter value (0 plain SGD, 1 momentum, 2 Adam):
 
     stage        parameters (peak / at rest)     gradients (peak / at rest)     optimizer state
     optimizer    F / F                           F / F                           k F/N
@@ -41,7 +42,9 @@ def expected_bytes(learner: ShardedLearner, baseline: dict[str, int]) -> dict[st
     layout = learner.shard_bytes()
     e = layout["element_size"]
     full, shard = layout["flat_size"] * e, layout["shard_size"] * e
-    unit = max(u["size"] for u in layout["units"]) * e
+    # held at once: a unit below the root, inside the root's own forward and backward when it has parameters
+    root = sum(u["size"] for u in layout["units"] if u["path"] == "(root)")
+    unit = (root + max((u["size"] for u in layout["units"] if u["path"] != "(root)"), default=0)) * e
     k = baseline["optimizer_state"] / (layout["numel"] * e)  # state tensors per value
     sharded = {"parameters": learner.level >= 3, "gradients": learner.level >= 2, "optimizer_state": True}
     expected = {}
