@@ -72,6 +72,18 @@ def test_a_freed_buffer_holds_no_bytes_and_its_views_come_back():
     assert storage_bytes([flat]) == 80 and flat.tolist() == [0, 0, 7, 7, 7, 0, 0, 0, 0, 0]
 
 
+def test_the_memory_check_fails_where_a_rank_holds_other_bytes_than_the_layout_predicts():
+    from compare.distributed.accounting import memory_checks
+
+    expected = {kind: dict(peak=300, at_rest=100) for kind in ("parameters", "gradients", "optimizer_state")}
+    rank = {"peak": {k: v["peak"] for k, v in expected.items()},
+            "at_rest": {k: v["at_rest"] for k, v in expected.items()}}
+    other = {"peak": dict(rank["peak"]), "at_rest": dict(rank["at_rest"], gradients=200)}  # kept its full gradients
+    checks = memory_checks(dict(expected=expected, ranks=[rank, other]))
+    assert [ok for name, ok in checks.items()] == [True, False, True]
+    assert all(memory_checks(dict(expected=expected, ranks=[rank, rank])).values())
+
+
 def test_the_ledger_keeps_the_peak_and_the_last_sample():
     held = [torch.zeros(4, dtype=torch.float64)]
     ledger = MemoryLedger(parameters=lambda: held, gradients=lambda: [], optimizer_state=lambda: [])
