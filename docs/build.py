@@ -102,11 +102,14 @@ def slim(value):
 
 def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = lambda a: a) -> dict:
     """Run the command in a fresh process with one thread (a `python -m compare` command with `--report REPORT`,
-    or a script of examples/); its record."""
+    the same started by torchrun, or a script of examples/); its record."""
     args = rewrite(shlex.split(run.command))
     script = args[0].endswith(".py") or args[0] == "make"
-    argv = args if args[0] == "make" else [sys.executable, *args] if script else \
-        [sys.executable, "-m", "compare", *args, "--report", str(report)]
+    if args[0] == "torchrun":  # torchrun is torch.distributed.run; its own options, then -m compare ...
+        argv = [sys.executable, "-m", "torch.distributed.run", *args[1:], "--report", str(report)]
+    else:
+        argv = args if args[0] == "make" else [sys.executable, *args] if script else \
+            [sys.executable, "-m", "compare", *args, "--report", str(report)]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(), DOCS_BUILD_TIMING="1",
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     before = machine()  # the load average before the run: what else was running
@@ -127,7 +130,7 @@ def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = 
 def run_command(run: Run) -> str:
     """The command as a document shows it."""
     first = run.command.split()[0]
-    return f"python {run.command}" if first.endswith(".py") else run.command if first == "make" else \
+    return f"python {run.command}" if first.endswith(".py") else run.command if first in ("make", "torchrun") else \
         f"python -m compare {run.command}"
 
 

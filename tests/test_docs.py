@@ -33,6 +33,7 @@ FAST = {  # added where the command does not say otherwise, so that it runs in s
     "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
     "check": ["--seeds", "1"],
     "ddp": ["--run-timeout", "120"],
+    "tp": ["--run-timeout", "120"],
     "serve": ["--dry-run"],  # reads one test digit and stops, instead of serving until Ctrl-C
 }
 # The user's own package of docs/checking-your-backward.md is tests/user_layers.py here; the tests folder is on the
@@ -82,7 +83,7 @@ COMMAND_LINES = all_commands()
 # (a minute or more on a busy 2-core machine), two processes of ddp start torch twice, and drawing a training
 # run's pictures takes matplotlib seconds a figure: these run with -m slow (make test-all). The default run
 # still runs one command of each kind (grads, train, ...) and tests/test_pictures.py draws every picture.
-SLOW_COMMANDS = ("grads --model vit", "grads --model lstm", "grads --model cnn", "ddp --nproc",
+SLOW_COMMANDS = ("grads --model vit", "grads --model lstm", "grads --model cnn", "ddp --nproc", "tp --nproc",
                  "check scratch.mlp:MLP --shape 32,784 --full")
 
 
@@ -129,8 +130,8 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
         extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
     if "--show" in fixed:
         extra = []
-    if name in ("train", "grads", "autograd", "evaluate", "bench", "ddp", "serve") and "--data-root" not in fixed and \
-            "--show" not in fixed:
+    takes_data = ("train", "grads", "autograd", "evaluate", "bench", "ddp", "tp", "serve")
+    if name in takes_data and "--data-root" not in fixed and "--show" not in fixed:
         extra += ["--data-root", str(data_root)]
     return [name, *fixed, *extra]
 

@@ -330,21 +330,38 @@ def _scheduler(module, optimizer, config: Config):
     return getattr(module, schedule[0])(optimizer, **schedule[1]) if schedule else None
 
 
+def scratch_optimizer(config: Config, params: list[Tensor], grads: list[Tensor]) -> tuple[object, object | None]:
+    """config's scratch optimizer over these parameter and gradient tensors, and its learning-rate schedule (or
+    None): what build_scratch gives a model, and a sharded learner its shard of the flat parameters."""
+    name, kwargs = optimizer_spec(config)
+    optimizer = getattr(scratch.optim, name)(params, grads, **kwargs)
+    return optimizer, _scheduler(scratch.lr_scheduler, optimizer, config)
+
+
+def torch_optimizer(config: Config, model: torch.nn.Module) -> tuple[torch.optim.Optimizer, object | None]:
+    """config's torch optimizer over the model's parameters (plain, or sharded by fully_shard / parallelize_module,
+    built after them), and its learning-rate schedule (or None)."""
+    name, kwargs = optimizer_spec(config)
+    optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
+    return optimizer, torch_schedule(config, optimizer)
+
+
+def torch_schedule(config: Config, optimizer: torch.optim.Optimizer) -> object | None:
+    """config's learning-rate schedule over a torch optimizer (ZeroRedundancyOptimizer included), or None."""
+    return _scheduler(torch_impl.lr_scheduler, optimizer, config)
+
+
 def build_scratch(config: Config, input_size: int = 784, num_classes: int = 10) -> ScratchLearner:
     model = _model(config, "scratch", input_size, num_classes)
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(scratch.optim, name)(model.parameters(), model.gradients(), **kwargs)
-    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer,
-                          scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
+    optimizer, scheduler = scratch_optimizer(config, model.parameters(), model.gradients())
+    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer, scheduler=scheduler,
                           random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
 
 
 def build_torch(config: Config, input_size: int = 784, num_classes: int = 10) -> TorchLearner:
     model = _model(config, "torch", input_size, num_classes)
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
-    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer,
-                        scheduler=_scheduler(torch_impl.lr_scheduler, optimizer, config),
+    optimizer, scheduler = torch_optimizer(config, model)
+    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer, scheduler=scheduler,
                         random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
 
 
