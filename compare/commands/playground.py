@@ -35,7 +35,7 @@ from compare.base.errors import UsageError
 from compare.base.report import plural
 from compare.data import toy
 from compare.options.command import Command
-from compare.options.groups import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
+from compare.options.groups import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, REGULARIZATION, RUN
 from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
 from compare.pictures.curves import training_curves
 from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons
@@ -280,7 +280,7 @@ COMMAND = Command(
     name="playground",
     help="TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset",
     run=run,
-    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS, DIVERGENCE),
+    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, *RUN, PLOTS, DIVERGENCE),
     add_arguments=add_arguments,
     config_keys=("noise", "samples", "plots", "gif", "fail_on_divergence"),
     needs_data=False,

@@ -3,6 +3,9 @@
 A `Learner` bundles a model, its loss and its optimizer. Only `forward_backward` differs
 between the two: the scratch learner calls its hand-written backward passes, the torch
 learner calls `loss.backward()` (autograd).
+
+With Config.l1 or .l2, a step minimizes (and returns) the data loss plus a penalty R(w): scratch adds dR/dw by
+hand after its backward (scratch/regularization.py), torch adds R to the loss for autograd (torch_impl/).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from torch import Tensor
 import scratch
 import scratch.lr_scheduler
 import scratch.optim
+import scratch.regularization
 import torch_impl
 import torch_impl.lr_scheduler
 import torch_impl.optim
+import torch_impl.regularization
 from compare import models
 from compare.training.config import Config
 from compare.training.optimizers import optimizer_spec, schedule_spec
@@ -75,8 +80,7 @@ class Learner:
         raise NotImplementedError
 
     def load_state(self, state: dict[str, Tensor]) -> None:
-        """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError when it
-        does not fit."""
+        """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError if it won't fit."""
         raise NotImplementedError
 
     def export_state(self) -> TrainingState:
@@ -137,12 +141,16 @@ class ScratchLearner(Learner):
     random_state: Tensor | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "hand-written"
+    penalty: scratch.regularization.Penalty | None = None  # L1/L2: its gradient added after the backward pass
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         with self.own_random_stream():
             loss = self.loss_fn.forward(self.model.forward(self.shaped(x)), y)
         self.model.backward(self.loss_fn.backward(), input_grad=False)  # as autograd: no gradient for images
+        if self.penalty is not None:
+            loss = loss + self.penalty.value()  # R(w) at the weights this step's gradient is taken at
+            self.penalty.backward()  # dw += dR/dw, in the layers' own gradient buffers
         return loss
 
     def load_state(self, state: dict[str, Tensor]) -> None:
@@ -197,12 +205,15 @@ class TorchLearner(Learner):
     random_state: Tensor | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "torch"
+    penalty: torch_impl.regularization.Penalty | None = None  # L1/L2: a term of the loss, for autograd
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
         with self.own_random_stream():
             loss = self.loss_fn(self.model(self.shaped(x)), y)
+        if self.penalty is not None:
+            loss = loss + self.penalty()
         loss.backward()
         return loss.detach()
 
@@ -244,9 +255,10 @@ class TorchLearner(Learner):
 
     def float64_twin(self) -> TorchLearner:
         model = copy.deepcopy(self.model).double()
+        penalty = self.penalty and torch_impl.regularization.Penalty(model, self.penalty.l1, self.penalty.l2)
         # plain SGD over the twin's own parameters, for forward_backward's zero_grad; it never steps
         return TorchLearner(model, self.loss_fn, torch.optim.SGD(model.parameters(), lr=0.0), name=self.name,
-                            random_state=self.random_state, input_shape=self.input_shape)
+                            random_state=self.random_state, input_shape=self.input_shape, penalty=penalty)
 
 
 @dataclass
@@ -260,6 +272,7 @@ class EngineLearner(Learner):
     scheduler: object | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "engine"
+    penalty: scratch.regularization.Penalty | None = None  # on the Values' .data and .grad, by hand as above
 
     def loss_graph(self, x: Tensor, y: Tensor) -> engine.Value:
         """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
@@ -267,9 +280,10 @@ class EngineLearner(Learner):
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.zero_grad()  # .grad accumulates, as in torch
-        loss = self.loss_graph(x, y)
-        loss.backward()
-        return loss.data
+        (loss := self.loss_graph(x, y)).backward()
+        if self.penalty is not None:
+            self.penalty.backward()
+        return loss.data if self.penalty is None else loss.data + self.penalty.value()
 
     def step(self) -> None:
         self.optimizer.step()
@@ -330,43 +344,49 @@ def _scheduler(module, optimizer, config: Config):
     return getattr(module, schedule[0])(optimizer, **schedule[1]) if schedule else None
 
 
+def _penalty(config: Config, named_parameters, named_gradients) -> scratch.regularization.Penalty | None:
+    return scratch.regularization.Penalty(named_parameters, named_gradients, config.l1, config.l2) \
+        if config.l1 or config.l2 else None
+
+
 def build_scratch(config: Config, input_size: int = 784, num_classes: int = 10) -> ScratchLearner:
     model = _model(config, "scratch", input_size, num_classes)
     name, kwargs = optimizer_spec(config)
     optimizer = getattr(scratch.optim, name)(model.parameters(), model.gradients(), **kwargs)
     return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer,
                           scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
-                          random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
+                          random_state=dropout_stream(config), input_shape=_input_shape(config, input_size),
+                          penalty=_penalty(config, model.named_parameters(), model.named_gradients()))
 
 
 def build_torch(config: Config, input_size: int = 784, num_classes: int = 10) -> TorchLearner:
     model = _model(config, "torch", input_size, num_classes)
     name, kwargs = optimizer_spec(config)
     optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
+    penalty = torch_impl.regularization.Penalty(model, config.l1, config.l2) if config.l1 or config.l2 else None
     return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer,
                         scheduler=_scheduler(torch_impl.lr_scheduler, optimizer, config),
-                        random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
+                        random_state=dropout_stream(config), input_shape=_input_shape(config, input_size),
+                        penalty=penalty)
 
 
 def build_engine(config: Config, name: str = "engine", input_size: int = 784, num_classes: int = 10) -> EngineLearner:
     """The model on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
     model = _model(config, "engine", input_size, num_classes)
     params = model.parameters()
-    # The scratch optimizers take parameter and gradient tensors: hand over each Value's
-    # .data and its persistent .grad buffer, which backward() fills in place.
+    # The scratch optimizers take parameter and gradient tensors: each Value's .data and the .grad backward() fills.
     opt_name, opt_kwargs = optimizer_spec(config)
     optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
+    named = dict(model.named_parameters())  # the penalty's gradient goes into each Value's .grad, as above
+    penalty = _penalty(config, {n: p.data for n, p in named.items()}, {n: p.grad for n, p in named.items()})
     return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name,
                          scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
-                         input_shape=_input_shape(config, input_size))
+                         input_shape=_input_shape(config, input_size), penalty=penalty)
 
 
 def build_pair(config: Config, input_size: int = 784, num_classes: int = 10) -> tuple[Learner, Learner]:
-    """Both implementations from one seed: parameters bit-identical (checked by `parameter_mismatches`).
-
-    With config.engine == "autograd" the scratch side is the model on the scratch autograd engine,
-    still in the "scratch" role of the tables (it lives in scratch/; only its backward differs).
-    """
+    """Both implementations from one seed: parameters bit-identical (checked by `parameter_mismatches`). With
+    config.engine == "autograd" the scratch side, in the "scratch" role of the tables, is the engine's model."""
     shape = dict(input_size=input_size, num_classes=num_classes)
     if config.engine == "autograd":
         return build_engine(config, name="scratch", **shape), build_torch(config, **shape)
