@@ -18,7 +18,8 @@ networks trained separately drift apart in float32; with `--weights scratch` (or
 hold the same weights and differ by rounding alone. Any model family with a checkpoint
 can be served. The server binds 127.0.0.1 unless --host says otherwise; a port already in use is
 refused at once, before anything is trained or loaded. `--dry-run` loads or trains the networks,
-reads one test digit and stops instead of serving. Needs the extra `serve`.
+reads one test digit and stops instead of serving (with --playground-only: one epoch of a default session).
+Needs the extra `serve`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from compare.data.mnist import load_dataset
 from compare.options.command import Command
 from compare.options.groups import DATA, DEVICE, DTYPE, EPOCHS, REPORT, SEED
 from compare.training.config import Config
+from compare.web.playground import PlaygroundSession, Settings
 from compare.web.predict import WEIGHTS, DigitReader, reader_from_checkpoint, reader_from_training
 
 
@@ -55,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
-    if args.playground_only and (args.checkpoint or args.dry_run):
-        raise UsageError("--playground-only serves no digit page: leave out --checkpoint and --dry-run")
+    if args.playground_only and args.checkpoint:
+        raise UsageError("--playground-only serves no digit page: leave out --checkpoint")
     if not args.dry_run:
         web.require_web()  # before any training
         require_free_port(args.host, args.port)
@@ -92,6 +94,14 @@ def make_reader(config: Config) -> DigitReader:
 
 def run(config: Config, data: None = None) -> dict:
     host, port = config.extra["host"], config.extra["port"]
+    if config.extra["playground_only"] and config.extra["dry_run"]:
+        session = PlaygroundSession(Settings())  # the page's default network, one epoch, and stop
+        summary = session.step(1)
+        print(f"A default playground session ({session.settings.dataset}, hidden {list(session.settings.hidden)}, "
+              f"{session.settings.dtype}) took one epoch: test loss scratch {summary['scratch']['test_loss']:.6f}, "
+              f"torch {summary['torch']['test_loss']:.6f}; largest loss difference "
+              f"{summary['max_loss_difference']:.1e}")
+        return dict(summary=summary, agreement=dict(passed=summary["max_loss_difference"] <= 1e-9))
     if config.extra["playground_only"]:
         print(f"Open http://{host}:{port}/playground (Ctrl-C stops)")
         counts = web.serve(None, host, port)

@@ -35,7 +35,7 @@ from compare import models
 from compare.data import toy
 from compare.training.config import Config
 from compare.training.diagnostics import hidden_activations
-from compare.training.learners import build_pair
+from compare.training.learners import build_pair, parameter_mismatches
 from compare.training.loop import Lockstep, evaluate
 from compare.training.metrics import accuracy
 
@@ -49,6 +49,10 @@ MAX_STEPS = 1000  # epochs one call may ask for
 GRID = 50  # the output heatmap: GRID x GRID points over the plane
 THUMB_STRIDE = 2  # the neurons' thumbnails: every other point of the grid, 25 x 25
 HISTORY = 1000  # the epochs whose losses the session keeps for the curves (older ones are thinned out)
+# Both networks are drawn from torch's global generator, seeded just before (compare/training/learners.py): two
+# sessions built at once in two threads would draw from each other's seeding, and their scratch and torch
+# networks would start apart. One build at a time keeps every pair bit-identical.
+_BUILDING = threading.Lock()
 
 
 class SettingsError(ValueError):
@@ -189,8 +193,11 @@ class PlaygroundSession:
         inputs = [toy.features(part, settings.features).to(dtype) for part in (x[:n_train], x[n_train:])]
         targets = [part.to(dtype) if part.is_floating_point() else part for part in (y[:n_train], y[n_train:])]
         self.classification = settings.problem == "classification"
-        self.learners = build_pair(config, input_size=len(settings.features),
-                                   num_classes=len(toy.CLASSES) if self.classification else 1)
+        with _BUILDING:
+            self.learners = build_pair(config, input_size=len(settings.features),
+                                       num_classes=len(toy.CLASSES) if self.classification else 1)
+        if parameter_mismatches(*self.learners):  # never expected: the comparison would be meaningless
+            raise RuntimeError("the scratch and torch networks did not start bit-identical")
         self.run = Lockstep(self.learners, inputs[0], targets[0], inputs[1], targets[1],
                             batch_size=settings.batch_size, seed=settings.seed)
         ticks = torch.linspace(-toy.DOMAIN, toy.DOMAIN, GRID, dtype=torch.float64)

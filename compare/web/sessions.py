@@ -44,7 +44,8 @@ class SessionPool:
 
     def _reap(self) -> None:
         now = self.clock()
-        for key in [k for k, (_, seen) in self._sessions.items() if now - seen > self.idle_seconds]:
+        idle = [k for k, (_, seen) in self._sessions.items() if now - seen > self.idle_seconds]
+        for key in idle:
             del self._sessions[key]
             self.closed_idle += 1
 
