@@ -309,7 +309,8 @@ def test_load_test_twenty_sessions_two_hundred_steps_each():
         print(f"\nplayground load test: {LOAD_SESSIONS} sessions x {LOAD_STEPS} steps, {len(statuses)} requests, "
               f"{sum(s == 200 for s in statuses)} answered 200, in {seconds:.0f} s "
               f"({LOAD_SESSIONS * LOAD_STEPS / seconds:.0f} epochs/s); largest loss difference {worst:.1e}; server "
-              f"memory {cold_mib:.0f} MiB cold, {start_mib:.0f} MiB after a warm-up session (the start), {peak_mib:.0f} MiB with every session, {end_mib:.0f} MiB "
+              f"memory {cold_mib:.0f} MiB cold, {start_mib:.0f} MiB after a warm-up session (the start), "
+              f"{peak_mib:.0f} MiB with every session, {end_mib:.0f} MiB "
               f"after deletion ({(end_mib / start_mib - 1):+.1%})")
         assert len(statuses) == LOAD_SESSIONS * (LOAD_STEPS + 2) and set(statuses) == {200}
         assert all(last["step"] == LOAD_STEPS for _, last in results) and worst <= 1e-9
