@@ -118,6 +118,14 @@ def features(x: Tensor, names: list[str] | tuple[str, ...]) -> Tensor:
     return torch.stack([FEATURES[n](x) for n in names], dim=1)
 
 
+def plane_grid(resolution: int, dtype: torch.dtype = torch.float64, device: str = "cpu") -> Tensor:
+    """G*G points covering [-DOMAIN, DOMAIN]^2, row by row from the bottom (x2) and left (x1): [G*G, 2]. The
+    pictures of the playground command and the live playground's heatmaps are drawn on it."""
+    ticks = torch.linspace(-DOMAIN, DOMAIN, resolution, dtype=dtype, device=device)
+    x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")
+    return torch.stack([x1.flatten(), x2.flatten()], dim=1)
+
+
 def make_toy(name: str, samples: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
     """`samples` points of dataset `name`, shuffled: x [samples, 2] float64, y [samples] int64 (0 or 1), or
     float64 in [-1, 1] for a dataset of REGRESSION_DATASETS."""

@@ -200,9 +200,8 @@ class PlaygroundSession:
             raise RuntimeError("the scratch and torch networks did not start bit-identical")
         self.run = Lockstep(self.learners, inputs[0], targets[0], inputs[1], targets[1],
                             batch_size=settings.batch_size, seed=settings.seed)
-        ticks = torch.linspace(-toy.DOMAIN, toy.DOMAIN, GRID, dtype=torch.float64)
-        x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")  # row 0 at the bottom (x2 = -6), column 0 at x1 = -6
-        self.grid = toy.features(torch.stack([x1.flatten(), x2.flatten()], dim=1), settings.features).to(dtype)
+        # row 0 at the bottom (x2 = -6), column 0 at x1 = -6
+        self.grid = toy.features(toy.plane_grid(GRID), settings.features).to(dtype)
         self.max_loss_difference = 0.0
         self.max_parameter_difference = 0.0
         self.diverged = False
