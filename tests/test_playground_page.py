@@ -45,6 +45,16 @@ def value(driver, css: str) -> float:
     return float(driver.find_element(By.CSS_SELECTOR, css).get_attribute("data-value"))
 
 
+SHOWN = """const v = (css) => Number(document.querySelector(css).dataset.value);
+return {epoch: v('#epoch'), scratch: v('#scratch .train_loss'), torch: v('#torch .train_loss'),
+        loss_difference: v('#max-loss-diff'), parameter_difference: v('#max-param-diff')};"""
+
+
+def shown(driver) -> dict:
+    """What the page shows, read in one go (between two frames: the page may draw the next one any moment)."""
+    return driver.execute_script(SHOWN)
+
+
 def wait(driver, condition, what: str, seconds: float = 30):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -80,16 +90,15 @@ def test_the_playground_page_in_a_real_browser(server, tmp_path):
              session()[1].settings.hidden == (4, 2, 3), "the new network's first frame")
         key, playing = session()
         assert playing.settings.dataset == "xor" and playing.settings.dtype == "float64"
-        start = {side: value(driver, f"#{side} .train_loss") for side in ("scratch", "torch")}
+        start = shown(driver)
 
         driver.find_element(By.ID, "play").click()
         wait(driver, lambda d: int(d.find_element(By.ID, "epoch").get_attribute("data-value")) >= 40, "40 epochs")
-        now = {side: value(driver, f"#{side} .train_loss") for side in ("scratch", "torch")}
-        largest = value(driver, "#max-loss-diff")
-        print(f"\nplayground page: xor, 4,2,3 tanh, float64; after epoch "
-              f"{driver.find_element(By.ID, 'epoch').get_attribute('data-value')}: training loss scratch "
+        now = shown(driver)
+        largest = now["loss_difference"]
+        print(f"\nplayground page: xor, 4,2,3 tanh, float64; after epoch {now['epoch']}: training loss scratch "
               f"{start['scratch']:.4f} -> {now['scratch']:.4f}, torch {start['torch']:.4f} -> {now['torch']:.4f}; "
-              f"largest |scratch - torch| loss {largest:.1e}, parameters {value(driver, '#max-param-diff'):.1e}")
+              f"largest |scratch - torch| loss {largest:.1e}, parameters {now['parameter_difference']:.1e}")
         assert now["scratch"] < 0.9 * start["scratch"] and now["torch"] < 0.9 * start["torch"], (start, now)
         assert abs(now["scratch"] - now["torch"]) <= 1e-9 and largest <= 1e-9
         assert float(driver.find_element(By.CSS_SELECTOR, "#torch .test_accuracy").get_attribute("data-value")) > 0.5
@@ -106,7 +115,7 @@ def test_the_playground_page_in_a_real_browser(server, tmp_path):
         paused = playing.epoch
         time.sleep(0.6)
         assert playing.epoch == paused
-        shown = int(driver.find_element(By.ID, "epoch").get_attribute("data-value"))
+        on_page = int(driver.find_element(By.ID, "epoch").get_attribute("data-value"))
         folder = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
         folder.mkdir(parents=True, exist_ok=True)
         assert driver.save_screenshot(str(folder / "playground.png"))
@@ -114,7 +123,7 @@ def test_the_playground_page_in_a_real_browser(server, tmp_path):
         driver.find_element(By.ID, "step").click()
         wait(driver, lambda d: int(d.find_element(By.ID, "epoch").get_attribute("data-value")) == paused + 1,
              "one more epoch")
-        assert playing.epoch == paused + 1 and shown <= paused
+        assert playing.epoch == paused + 1 and on_page <= paused
 
         driver.find_element(By.ID, "reset").click()
         wait(driver, lambda d: d.execute_script("return window.playground.id") not in (None, key) and

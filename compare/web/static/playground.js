@@ -184,7 +184,7 @@ function layoutNetwork() {
   $("layer-word").textContent = layers === 1 ? "hidden layer" : "hidden layers";
   $("add-layer").disabled = layers >= MAX_LAYERS;
   $("remove-layer").disabled = layers === 0;
-  drawLinks(null);
+  buildLinks();
 }
 
 function drawFeature(canvas, f) {
@@ -199,33 +199,46 @@ function drawFeature(canvas, f) {
   paint(canvas, values.map((v) => v / top), n);
 }
 
-// Every connection: width and colour by the scratch network's weight (both sides' on hover).
-function drawLinks(frame) {
+// Every connection, made once per layout; each frame sets its width and colour by the scratch network's weight, and
+// hovering one shows both sides' values of the latest frame.
+function buildLinks() {
   const svg = $("links"), layout = page.layout;
   svg.innerHTML = "";
-  if (!layout) return;
   for (let k = 0; k + 1 < layout.columns.length; k++) {
     const from = layout.columns[k], to = layout.columns[k + 1];
-    const key = `layers.${2 * k}.weight`;
-    const ws = frame && frame.pictures.scratch.weights[key], wt = frame && frame.pictures.torch.weights[key];
     to.forEach((target, j) => from.forEach((source, i) => {
-      const w = ws ? ws[j][i] : 0;
       const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
       const x0 = source.right ?? source.x, x1 = target.left, mid = (x0 + x1) / 2;
       path.setAttribute("d", `M${x0},${source.y} C${mid},${source.y} ${mid},${target.y} ${x1},${target.y}`);
-      path.setAttribute("stroke", frame ? css(w) : "#ccc");
-      path.setAttribute("stroke-width", frame ? Math.min(8, 0.8 + 3 * Math.abs(w)) : 1);
+      path.setAttribute("stroke", "#ccc");
+      path.setAttribute("stroke-width", 1);
       path.setAttribute("stroke-opacity", "0.85");
       path.dataset.link = `${k}-${i}-${j}`;
-      if (frame) {
-        path.addEventListener("mousemove", (e) => showTip(e, `weight ${k === 0 ? from[i].name : `neuron ${k}.${i + 1}`}` +
-          ` \u2192 ${k + 1 === layout.columns.length - 1 ? `output ${j}` : `neuron ${k + 1}.${j + 1}`}<br>` +
-          `scratch ${fmt(ws[j][i], 12)}<br>torch&nbsp;&nbsp; ${fmt(wt[j][i], 12)}<br>` +
-          `|difference| ${Math.abs(ws[j][i] - wt[j][i]).toExponential(2)}`));
-        path.addEventListener("mouseleave", hideTip);
-      }
+      const name = `${k === 0 ? from[i].name : `neuron ${k}.${i + 1}`} \u2192 ` +
+        `${k + 1 === layout.columns.length - 1 ? `output ${j}` : `neuron ${k + 1}.${j + 1}`}`;
+      path.addEventListener("mousemove", (e) => {
+        const w = linkWeights(page.last, k, i, j);
+        if (w) showTip(e, `weight ${name}<br>scratch ${fmt(w[0], 12)}<br>torch&nbsp;&nbsp; ${fmt(w[1], 12)}<br>` +
+          `|difference| ${Math.abs(w[0] - w[1]).toExponential(2)}`);
+      });
+      path.addEventListener("mouseleave", hideTip);
       svg.append(path);
     }));
+  }
+}
+
+function linkWeights(frame, k, i, j) {  // [scratch, torch] weight of layer k from unit i to unit j
+  if (!frame) return null;
+  const key = `layers.${2 * k}.weight`, ws = frame.pictures.scratch.weights[key], wt = frame.pictures.torch.weights[key];
+  return ws && ws[j] && wt && wt[j] ? [ws[j][i], wt[j][i]] : null;
+}
+
+function drawLinks(frame) {
+  for (const path of $("links").querySelectorAll("path")) {
+    const [k, i, j] = path.dataset.link.split("-").map(Number), w = linkWeights(frame, k, i, j);
+    if (!w) continue;
+    path.setAttribute("stroke", css(w[0]));
+    path.setAttribute("stroke-width", Math.min(8, 0.8 + 3 * Math.abs(w[0])));
   }
 }
 
