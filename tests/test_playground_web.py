@@ -171,6 +171,18 @@ def test_every_kind_of_network_steps_on_both_sides(settings):
     assert len(frame["pictures"]["scratch"]["weights"]) == 2 * (len(settings.get("hidden", [4, 2])) + 1)
 
 
+def test_the_differences_are_measured_not_assumed():
+    """A torch weight nudged by 0.25 shows in max_parameter_difference at once, and in max_loss_difference after
+    an epoch; float32 training shows a drift above float64's rounding level."""
+    session = PlaygroundSession(Settings())
+    with torch.no_grad():
+        session.learners[1].model.layers[0].weight[0, 0] += 0.25
+    answer = session.step(1)
+    assert answer["max_parameter_difference"] >= 0.2 and answer["max_loss_difference"] > 1e-6, answer
+    drift = PlaygroundSession(Settings(dtype="float32")).step(5)
+    assert 1e-9 < drift["max_loss_difference"] < 1e-3, drift
+
+
 def test_settings_errors_in_python_name_the_field():
     with pytest.raises(SettingsError, match="^lr: ") as caught:
         Settings.from_json({"lr": "fast"})
