@@ -52,8 +52,8 @@ class MSELoss:
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
         if target.is_floating_point():
             if target.numel() != output.numel() or target.shape[0] != output.shape[0]:
-                raise ValueError(f"MSELoss expects real targets shaped as the outputs {list(output.shape)}, "
-                                 f"got {list(target.shape)}")
+                raise TypeError(f"MSELoss expects int64 class indices [batch], or real targets shaped as the outputs "
+                                f"{list(output.shape)}; got {target.dtype} targets of shape {list(target.shape)}")
             self.diff = output - target.reshape(output.shape)  # B,C
             return (self.diff * self.diff).mean()
         check_loss_inputs(output, target, "MSELoss")
