@@ -133,3 +133,50 @@ def test_the_playground_page_in_a_real_browser(server, tmp_path):
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
         print(f"screenshot: {folder / 'playground.png'}")
+
+
+FIREFOX_READ = """const v = (css) => document.querySelector(css).dataset.value;
+return {epoch: Number(v('#epoch')), scratch: Number(v('#scratch .train_loss')), torch: Number(v('#torch .train_loss')),
+        difference: Number(v('#max-loss-diff')), neurons: document.querySelectorAll('.node.neuron').length,
+        links: document.querySelectorAll('#links path').length, playing: window.playground.playing,
+        id: window.playground.id, status: document.getElementById('status').textContent};"""
+
+
+@pytest.mark.slow
+def test_the_playground_page_in_firefox(server):
+    """The same page in headless Firefox ESR (over Marionette, tests/marionette.py): a dataset and a layer changed,
+    play for a while, pause; the losses fall on both sides and agree to 1e-9, and the server trained that session."""
+    from marionette import firefox
+
+    with firefox() as page:
+        page.call("WebDriver:Navigate", {"url": server.url + "/playground"})
+
+        def until(condition: str, what: str, seconds: float = 30) -> dict:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                state = page.script(FIREFOX_READ) if page.script(f"return Boolean({condition})") else None
+                if state is not None:
+                    return state
+                time.sleep(0.2)
+            raise AssertionError(f"waited {seconds} s in Firefox for {what}")
+
+        until("window.playground && window.playground.last", "the first frame")
+        page.script("document.querySelector('canvas[data-dataset=gaussian]').click()")
+        until("window.playground.last && window.playground.last.step === 0 && "
+              "document.querySelector('canvas.selected').dataset.dataset === 'gaussian'", "the gaussian dataset")
+        page.script("document.getElementById('add-layer').click()")
+        start = until("window.playground.last && window.playground.last.step === 0 && "
+                      "document.querySelectorAll('.node.neuron').length === 8", "the third layer")
+        page.script("document.getElementById('play').click()")
+        until("Number(document.getElementById('epoch').dataset.value) >= 20", "20 epochs")
+        page.script("document.getElementById('play').click()")
+        now = until("window.playground.playing === false", "the pause")
+        print(f"\nplayground page in Firefox: epoch {now['epoch']}, training loss scratch {start['scratch']:.4f} -> "
+              f"{now['scratch']:.4f}, torch {start['torch']:.4f} -> {now['torch']:.4f}, largest difference "
+              f"{now['difference']:.1e}")
+        assert now["scratch"] < start["scratch"] and now["torch"] < start["torch"], (start, now)
+        assert abs(now["scratch"] - now["torch"]) <= 1e-9 and now["difference"] <= 1e-9 and not now["status"]
+        assert now["links"] == 2 * 4 + 4 * 2 + 2 * 2 + 2 * 2  # features -> 4 -> 2 -> 2 -> the two outputs
+        session = server.pool.get(now["id"])
+        assert session.settings.dataset == "gaussian" and session.settings.hidden == (4, 2, 2)
+        assert session.epoch >= now["epoch"]
