@@ -332,3 +332,40 @@ def test_load_test_twenty_sessions_two_hundred_steps_each():
         server.send_signal(signal.SIGINT)
         out, _ = server.communicate(timeout=30)
     assert f"Playground sessions made: {LOAD_SESSIONS + 1}" in out, out  # and the warm-up one
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_server_while_a_page_plays():
+    """A playing page's stream never ends by itself: Ctrl-C still stops `serve --playground-only` within seconds,
+    the stream ended at its next update, exit status 0."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "compare", "serve", "--playground-only", "--port", str(port)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                key = httpx.post(f"{url}/api/playground", json={}, timeout=30).json()["id"]
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and server.poll() is None, server.stdout.read()
+                time.sleep(0.3)
+        frames = 0
+        with httpx.stream("GET", f"{url}/api/playground/{key}/stream", timeout=30) as events:
+            for line in events.iter_lines():
+                frames += line.startswith("data: ")
+                if frames == 3:
+                    stopped_at = time.monotonic()
+                    server.send_signal(signal.SIGINT)
+        stream_seconds = time.monotonic() - stopped_at  # the stream ends at its next update
+        out, _ = server.communicate(timeout=30)  # then the process exits (a few seconds: torch's teardown)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert stream_seconds < 2 and frames <= 6, (stream_seconds, frames)
+    assert server.returncode == 0 and "Playground sessions made: " in out and "Traceback" not in out, out

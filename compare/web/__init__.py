@@ -47,5 +47,12 @@ def serve(reader: DigitReader | None, host: str, port: int) -> dict[str, int]:
     torch.set_num_threads(1)
     pool = SessionPool()
     app = create_app(reader, pool)
-    uvicorn.run(app, host=host, port=port, log_level="warning")  # returns after a graceful shutdown on Ctrl-C
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5))
+    # A playing page's stream never ends by itself, and a graceful shutdown waits for open connections: the
+    # streams end at their next update once Ctrl-C has asked the server to stop.
+    app.state.stopping = lambda: server.should_exit
+    try:
+        server.run()  # returns after a graceful shutdown on Ctrl-C
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it handled again, once it has shut down; as uvicorn.run
+        pass
     return dict(app.state.counts, playground_sessions=pool.created)

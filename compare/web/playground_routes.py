@@ -60,6 +60,7 @@ async def json_body(request: Request) -> object:
 def add_playground(app: FastAPI, pool: SessionPool) -> None:
     """The page and its API, on `app`; `pool` holds the sessions."""
     app.state.playground = pool
+    app.state.stopping = lambda: False  # compare.web.serve replaces it: True once the server is shutting down
     streaming: set[str] = set()
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -141,7 +142,7 @@ def add_playground(app: FastAPI, pool: SessionPool) -> None:
 
         async def events():
             try:
-                while key in pool and not await request.is_disconnected():
+                while key in pool and not app.state.stopping() and not await request.is_disconnected():
                     started = time.monotonic()
                     update = await run_in_threadpool(advance)
                     lookup(key)  # a playing page is not idle
