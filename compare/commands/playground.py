@@ -14,7 +14,8 @@ With --plots DIR (needs matplotlib) it draws what Playground draws: boundary.png
 network's output over the plane, scratch beside torch, with the data), curves.png (loss
 and accuracy curves, and the per-step difference), neurons.png (what every hidden neuron
 computes on the plane) and, with --gif, boundary.gif (the boundary as it is learned).
-Without --plots it prints the scratch network's decision regions as text.
+Without --plots it prints the scratch network's decision regions as text. The same, live in the browser,
+with every control of TensorFlow Playground: `python -m compare serve --playground-only` (compare/web/).
 """
 
 from __future__ import annotations
