@@ -9,7 +9,7 @@
 
 Every command prints tables, writes `--report PATH` (JSON with `config` and
 `agreement.passed`), and exits 0 exactly when the agreement check passed, 1 when it
-failed, 2 on bad input, 3 when a process of a data-parallel run (`ddp`) failed, 130 when
+failed, 2 on bad input, 3 when a process of a distributed run (`ddp`, `tp`) failed, 130 when
 interrupted with Ctrl-C.
 """
 

@@ -34,6 +34,10 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    def state_tensors(self) -> list[Tensor]:
+        """The tensors of its state (what a sharded optimizer keeps only 1/N of); none for plain SGD."""
+        return []
+
 
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with weight decay and (Nesterov) momentum, as PyTorch's optim.SGD.
@@ -80,6 +84,9 @@ class SGD(Optimizer):
                     b.mul_(self.momentum).add_(g, alpha=1 - self.dampening)
                 g = g.add(b, alpha=self.momentum) if self.nesterov else b
             p.add_(g, alpha=-self.lr)
+
+    def state_tensors(self) -> list[Tensor]:
+        return [b for b in self.momentum_buffers if b is not None]
 
 
 class Adam(Optimizer):
@@ -130,6 +137,9 @@ class Adam(Optimizer):
             v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
             p.addcdiv_(m, denom, value=-step_size)
+
+    def state_tensors(self) -> list[Tensor]:
+        return [*self.exp_avgs, *self.exp_avg_sqs]
 
 
 class AdamW(Adam):

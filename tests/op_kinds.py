@@ -347,19 +347,22 @@ class Case:
 
     def ours_second(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
         """d/d(leaves) of P = sum_n <dL/d(leaf n), w_n>: the gradient of a gradient (H w, for the Hessian H of L),
-        by engine.grad twice, the first with create_graph=True."""
+        by engine.grad twice, the first with create_graph=True; and d/d(dout_k) of P too (J w, as torch's
+        gradgradcheck differentiates in the upstream gradient): the douts enter the graph as Values."""
         outs, leaves = self._engine_graph()
-        grads = engine.grad(_fake_loss(outs, self.douts), list(leaves.values()), create_graph=True,
-                            allow_unused=True)
+        douts = {f"dout {k}": Value(d, requires_grad=True) for k, d in enumerate(self.douts)}
+        grads = engine.grad(outs, list(leaves.values()), list(douts.values()), create_graph=True,
+                            allow_unused=True)  # the douts as grad_outputs: the recorded pass starts from them
         penalty = None
         for (name, _), g in zip(leaves.items(), grads, strict=True):
-            if g is not None:
+            if g is not None and g.requires_grad:
                 term = (g * weights[name]).sum()
                 penalty = term if penalty is None else penalty + term
-        if penalty is None or not penalty.requires_grad:  # a linear op: its gradient is a constant
-            return {n: torch.zeros_like(v.data) for n, v in leaves.items()}
-        second = engine.grad(penalty, list(leaves.values()), allow_unused=True)
-        pairs = zip(leaves.items(), second, strict=True)
+        everything = leaves | douts
+        if penalty is None:  # no leaf has a gradient at all
+            return {n: torch.zeros_like(v.data) for n, v in everything.items()}
+        second = engine.grad(penalty, list(everything.values()), allow_unused=True)
+        pairs = zip(everything.items(), second, strict=True)
         return {n: torch.zeros_like(v.data) if h is None else h for (n, v), h in pairs}
 
     def ours_hvp(self, weights: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -387,13 +390,17 @@ class Case:
                 outs = self._call_twin(self.module, leaves["x"])
                 leaves.update(dict(self.module.named_parameters()))
             tensors = list(leaves.values())
-            grads = torch.autograd.grad(_fake_loss(outs, self.douts), tensors, create_graph=True, allow_unused=True)
-            terms = [(g * weights[n]).sum() for n, g in zip(leaves, grads, strict=True) if g is not None]
-            penalty = sum(terms[1:], terms[0]) if terms else None
-            if penalty is None or not penalty.requires_grad:
-                return {n: torch.zeros_like(t) for n, t in leaves.items()}
-            second = torch.autograd.grad(penalty, tensors, allow_unused=True)
-        return {n: torch.zeros_like(t) if h is None else h for (n, t), h in zip(leaves.items(), second, strict=True)}
+            douts = {f"dout {k}": d.detach().clone().requires_grad_(True) for k, d in enumerate(self.douts)}
+            grads = torch.autograd.grad(_fake_loss(outs, list(douts.values())), tensors, create_graph=True,
+                                        allow_unused=True)
+            terms = [(g * weights[n]).sum() for n, g in zip(leaves, grads, strict=True)
+                     if g is not None and g.requires_grad]
+            everything = leaves | douts
+            if not terms:
+                return {n: torch.zeros_like(t) for n, t in everything.items()}
+            second = torch.autograd.grad(sum(terms[1:], terms[0]), list(everything.values()), allow_unused=True)
+        return {n: torch.zeros_like(t) if h is None else h
+                for (n, t), h in zip(everything.items(), second, strict=True)}
 
     def theirs_jvp(self, tangents: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """torch.func.jvp on the twin, with the same directions."""

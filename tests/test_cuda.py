@@ -48,3 +48,19 @@ def test_float64_lockstep_on_cuda(mnist64):
     ls, lt = records["scratch"].step_losses, records["torch"].step_losses
     worst = max(abs(a - b) / abs(b) for a, b in zip(ls, lt, strict=True))
     assert worst <= agreement.LOCKSTEP_LOSS_FLOAT64, f"largest per-step relative loss difference {worst:.3e}"
+
+
+@pytest.mark.parametrize("command", [["ddp", "--shard", "optimizer"], ["ddp", "--shard", "parameters"], ["tp"]])
+def test_sharding_and_tensor_parallelism_over_nccl(command, tiny_data_root, tmp_path):
+    """One process per GPU (two at most): the hand rings over NCCL, against fully_shard / ZeroRedundancyOptimizer
+    / parallelize_module on the GPU and one process."""
+    import json
+
+    from compare.cli import main
+
+    n = min(2, torch.cuda.device_count())
+    report = tmp_path / "report.json"
+    assert main([*command, "--nproc", str(n), "--device", "cuda", "--dtype", "float64", "--batch-size", "32",
+                 "--data-root", str(tiny_data_root), "--report", str(report), "--run-timeout", "300"]) == 0
+    result = json.loads(report.read_text())
+    assert result["backend"] == "nccl" and result["agreement"]["passed"]

@@ -15,9 +15,9 @@ import torch.distributed as dist
 
 from compare.base.errors import DistributedError
 from compare.cli import main
-from compare.commands.ddp import EXIT_AFTER_FIRST_STEP, STALL_AFTER_FIRST_STEP
 from compare.distributed import group
 from compare.distributed.buckets import GradientBuckets
+from compare.distributed.launch import EXIT_AFTER_FIRST_STEP, STALL_AFTER_FIRST_STEP
 from compare.distributed.learners import shard
 from compare.distributed.ring import check_ring, ring_bytes
 
@@ -166,6 +166,14 @@ def test_a_process_that_stops_answering_ends_the_run_after_the_timeout(tiny_data
     err = capfd.readouterr().err  # the processes' own lines too (they write to the file descriptor)
     assert "rank 0 of 2: lost the other processes during training" in err, err
     assert "rank 0 exited with status 3" in err, err
+
+
+@pytest.mark.slow
+def test_an_error_every_process_finds_is_said_once_with_status_2(tiny_data_root, capfd):
+    """A last batch of 2 of the 200 images for 3 processes: each process refuses it; the run says it once."""
+    assert main(["ddp", "--nproc", "3", "--batch-size", "66", "--data-root", str(tiny_data_root)]) == 2
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "leaves a last batch of 2 of the 200 training images" in lines[0], lines
 
 
 def test_the_test_hooks_are_off_by_default():

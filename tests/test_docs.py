@@ -1,4 +1,5 @@
-"""Every command shown in README.md and docs/*.md runs, and gives the exit status the text implies (0).
+"""Every command shown in README.md and docs/*.md runs, and gives the exit status the text implies: 0, or 1 where
+its line in a code block says `# exit status 1` (a check shown failing on purpose).
 
 Commands are read from the text itself: lines of code blocks with `python -m compare ...`, and
 inline code that gives a command's name and options (`train --epochs 10`, with or without
@@ -32,10 +33,17 @@ FAST = {  # added where the command does not say otherwise, so that it runs in s
     "bench": ["--repeats", "1", "--epoch-images", "200", "--block-seconds", "0.01", "--no-compile", "--no-typical"],
     "check": ["--seeds", "1"],
     "ddp": ["--run-timeout", "120"],
+    "tp": ["--run-timeout", "120"],
     "serve": ["--dry-run"],  # reads one test digit and stops, instead of serving until Ctrl-C
 }
-# The user's own package of docs/checking-your-backward.md is tests/user_layers.py here.
+# The user's own package of docs/checking-your-backward.md is tests/user_layers.py here; the tests folder is on the
+# path of the test run, so a target the text names `tests.user_layers:...` (from the checkout's top) is found too.
 USER_PACKAGES = ("mypackage.layers:", "mypackage.ops:")
+FAILS_ON_PURPOSE = "# exit status 1"
+
+
+def expected_status(line: str) -> int:
+    return 1 if FAILS_ON_PURPOSE in line else 0
 
 
 def commands_in(text: str) -> list[tuple[int, str]]:
@@ -50,23 +58,23 @@ def commands_in(text: str) -> list[tuple[int, str]]:
         # a command line of a code block starts with it (a program's output may name a command mid-line)
         if code and line.strip().removeprefix(".venv/bin/").startswith("python -m compare "):
             command = line.split("python -m compare ", 1)[1].split("  #")[0].split(" # ")[0]
-            found += [(number, part.strip().removeprefix("python -m compare ").strip())
+            found += [(number, part.strip().removeprefix("python -m compare ").strip(), expected_status(line))
                       for part in command.split("&&")]
         elif not code:
             for span in re.findall(r"`([^`]+)`", line):
                 span = span.removeprefix(".venv/bin/").removeprefix("python -m compare ").strip()
                 if " " in span:  # a command's name alone names it; with options, it is a command to run
-                    found.append((number, span))
-    return [(n, c) for n, c in found if c and c.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(c)]
+                    found.append((number, span, 0))
+    return [(n, c, e) for n, c, e in found if c and c.split(" ")[0] in COMMANDS and not PLACEHOLDERS.search(c)]
 
 
-def all_commands() -> list[tuple[str, str]]:
+def all_commands() -> list[tuple[str, str, int]]:
     seen, out = set(), []
     for doc in DOCUMENTS:
-        for number, command in commands_in(doc.read_text()):
+        for number, command, status in commands_in(doc.read_text()):
             if command not in seen:
                 seen.add(command)
-                out.append((f"{doc.relative_to(ROOT)}:{number}", command))
+                out.append((f"{doc.relative_to(ROOT)}:{number}", command, status))
     return out
 
 
@@ -75,13 +83,13 @@ COMMAND_LINES = all_commands()
 # (a minute or more on a busy 2-core machine), two processes of ddp start torch twice, and drawing a training
 # run's pictures takes matplotlib seconds a figure: these run with -m slow (make test-all). The default run
 # still runs one command of each kind (grads, train, ...) and tests/test_pictures.py draws every picture.
-SLOW_COMMANDS = ("grads --model vit", "grads --model lstm", "grads --model cnn", "ddp --nproc",
+SLOW_COMMANDS = ("grads --model vit", "grads --model lstm", "grads --model cnn", "ddp --nproc", "tp --nproc",
                  "check scratch.mlp:MLP --shape 32,784 --full")
 
 
-def with_marks(where: str, command: str):
+def with_marks(where: str, command: str, status: int):
     slow = command.startswith(SLOW_COMMANDS) or "--plots" in command.split()
-    return pytest.param(where, command, id=where, marks=[pytest.mark.slow] if slow else [])
+    return pytest.param(where, command, status, id=where, marks=[pytest.mark.slow] if slow else [])
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +103,7 @@ def fake_data(tmp_path_factory) -> Path:
 def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
     for package in USER_PACKAGES:
         command = command.replace(package, "user_layers:")
+    command = command.replace(" tests.user_", " user_")
     args = shlex.split(command)
     name, rest = args[0], args[1:]
     fixed: list[str] = []
@@ -121,19 +130,19 @@ def runnable(command: str, data_root: Path, outputs: Path) -> list[str]:
         extra += [] if "--batch-sizes" in fixed else ["--batch-sizes", "32"]
     if "--show" in fixed:
         extra = []
-    if name in ("train", "grads", "autograd", "evaluate", "bench", "ddp", "serve") and "--data-root" not in fixed and \
-            "--show" not in fixed:
+    takes_data = ("train", "grads", "autograd", "evaluate", "bench", "ddp", "tp", "serve")
+    if name in takes_data and "--data-root" not in fixed and "--show" not in fixed:
         extra += ["--data-root", str(data_root)]
     return [name, *fixed, *extra]
 
 
 def test_commands_are_found():
-    names = {command.split(" ")[0] for _, command in COMMAND_LINES}
+    names = {command.split(" ")[0] for _, command, _ in COMMAND_LINES}
     assert {"train", "grads", "autograd", "bench", "playground", "evaluate"} <= names, names
 
 
-@pytest.mark.parametrize("where,command", [with_marks(w, c) for w, c in COMMAND_LINES])
-def test_documented_command_runs(where, command, fake_data, tmp_path_factory, capsys):
+@pytest.mark.parametrize("where,command,status", [with_marks(w, c, s) for w, c, s in COMMAND_LINES])
+def test_documented_command_runs(where, command, status, fake_data, tmp_path_factory, capsys):
     if "--device cuda" in command and not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     outputs = tmp_path_factory.getbasetemp() / "docs-outputs"  # shared: evaluate reads what train --save wrote
@@ -145,4 +154,4 @@ def test_documented_command_runs(where, command, fake_data, tmp_path_factory, ca
             pytest.skip(f"reads {target.name}, which a command of the text writes on a GPU machine")
     code = main(args)
     captured = capsys.readouterr()
-    assert code == 0, f"{where}: `python -m compare {command}` exited {code}\n{captured.err[-2000:]}"
+    assert code == status, f"{where}: `python -m compare {command}` exited {code}, not {status}\n{captured.err[-2000:]}"

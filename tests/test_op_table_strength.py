@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import pytest
+import test_ops
 import torch
 from op_kinds import Case, OpInfo, assert_finite_differences, assert_matches_twin, qualified_name
 from ops import OPS
@@ -45,15 +47,32 @@ def entries_for(bug: type | Patch) -> list[OpInfo]:
     return [with_bug(op, bug) for op in OPS if op.kind in ("layer", "loss") and built_class(op) is base]
 
 
-def fails(op: OpInfo) -> bool:
+def generated_checks(op: OpInfo) -> list[Callable[[], object]]:
+    """Every float64 test tests/test_ops.py generates for this entry: the backward against the twin and finite
+    differences, then the forward mode and the double backward where the entry claims them."""
+    checks = []
     for sample in op.samples:
-        for check in (assert_matches_twin, assert_finite_differences):
-            if check is assert_finite_differences and not sample.checks_finite_differences:
-                continue
-            try:
-                check(Case(op, sample, torch.float64))
-            except Exception:  # a mismatch, or a wrong gradient that breaks the run itself (a wrong shape)
-                return True
+        checks.append(lambda sample=sample: assert_matches_twin(Case(op, sample, torch.float64)))
+        if sample.checks_finite_differences:
+            checks.append(lambda sample=sample: assert_finite_differences(Case(op, sample, torch.float64)))
+            if op.forward_ad:
+                checks.append(lambda sample=sample: test_ops.test_forward_mode_matches_finite_differences(op, sample))
+            if op.double_backward:
+                checks.append(lambda sample=sample:
+                              test_ops.test_double_backward_matches_finite_differences_of_the_gradient(op, sample))
+    if op.forward_ad:
+        checks.append(lambda: test_ops.test_forward_mode_matches_torch_func_jvp(op, torch.float64))
+    if op.double_backward:
+        checks.append(lambda: test_ops.test_double_backward_matches_torch(op, torch.float64))
+    return checks
+
+
+def fails(op: OpInfo) -> bool:
+    for check in generated_checks(op):
+        try:
+            check()
+        except Exception:  # a mismatch, or a wrong gradient that breaks the run itself (a wrong shape)
+            return True
     return False
 
 

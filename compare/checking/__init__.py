@@ -8,7 +8,9 @@
     python -m compare check --mutants
 
 finite_diff.py: central and one-sided differences, directions, sampling (for a layer here, and for a
-whole network's loss in `grads`); targets.py: what can be checked; backward.py: check_backward;
+whole network's loss in `grads`); nudges.py: how the checked tensors are moved; targets.py: what can be checked;
+backward.py: check_backward; forward_mode.py and second_order.py: its `forward_ad=True` and `order=2`, on a
+target's own derivatives as autodiff.py takes them (the engine's or torch's);
 optimizers.py: check_optimizer; results.py and report.py: what was found and its table; assertions.py:
 the pytest helper; mutants/ and suite.py: the bugs it must catch. derivatives.py: a network's loss differentiated
 by the engine's forward mode, double backward and Hessian-vector products, against torch's (`autograd --mode`).

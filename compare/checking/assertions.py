@@ -13,11 +13,18 @@ from compare.checking.backward import check_backward
 from compare.checking.report import summary
 from compare.checking.results import CheckResult
 
+BEYOND = {"forward mode": "the forward mode (J t)", "second order": "the backward's own backward"}
+
 
 def failure_message(result: CheckResult) -> str:
-    """One line naming the wrong tensors, then the table with the worst failure of each tensor and method."""
-    wrong = ", ".join(dict.fromkeys(c.tensor for c in result.failures()))
-    return f"{result.target}: the gradient is wrong for {wrong}\n\n{summary(result)}"
+    """One line naming the wrong tensors (of the gradient, the forward mode, the second order), then the table
+    with the worst failure of each tensor and method."""
+    wrong: dict[str, dict[str, None]] = {}
+    for c in result.failures():
+        label = c.against.split(":")[0]
+        wrong.setdefault(BEYOND.get(label, "the gradient"), {})[c.tensor] = None
+    said = "; ".join(f"{what} is wrong for {', '.join(tensors)}" for what, tensors in wrong.items())
+    return f"{result.target}: {said}\n\n{summary(result)}"
 
 
 def assert_backward_correct(target: object, **options: object) -> CheckResult:

@@ -33,22 +33,22 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from compare.base import agreement
-from compare.checking import finite_diff
-from compare.checking.results import CheckResult, TensorComparison, compare_tensors
+from compare.checking import finite_diff, forward_mode, nudges, second_order
+from compare.checking.autodiff import NotDifferentiableError
+from compare.checking.results import CheckResult, TensorComparison, compare_tensors, scored
 from compare.checking.targets import Bound, Target, TargetError, make_target
 
 FULL_LIMIT = 20_000  # mode "auto": every coordinate when the tensors together have at most this many
 DEFAULT_SEEDS = 3
 DEFAULT_SAMPLES = 50  # sampled mode: random coordinates per tensor ...
 DEFAULT_DIRECTIONS = 10  # ... and random directions per tensor
-PARAMETER_NUDGE = 0.5  # each parameter moved by N(0, (0.5 * its rms)^2) before the check (rms 0: N(0, 0.5^2))
 
 FLOAT32_NOTE = ("float32 was asked for; the check ran in float64 anyway. In float32 a finite difference is off "
                 "by ~1e-3 relative (rounding eps/h plus truncation h^2), as much as a real bug, so a float32 "
@@ -79,6 +79,8 @@ def check_backward(
     front_layer: bool = True,
     nudge_parameters: bool = True,
     upstream: str = "random",
+    order: int = 1,
+    forward_ad: bool = False,
 ) -> CheckResult:
     """Check `target`'s own gradients (input and every parameter) against torch.autograd and finite differences.
 
@@ -96,6 +98,10 @@ def check_backward(
     dtype:       "float64"; "float32" runs in float64 and says why, unless force_dtype (then loose tolerances)
     front_layer: feed the first input through a random linear layer, so its gradient is checked as in a network
     upstream:    "random" dout; "ones" only to show what an all-ones upstream gradient hides
+    order:       2 also checks the backward's own backward, the vjp of the vjp (compare/checking/second_order.py)
+    forward_ad:  also checks the forward mode, J t of each input (compare/checking/forward_mode.py)
+    Both need a target whose derivatives are themselves differentiable: an engine function, a
+    torch.autograd.Function (with a `jvp` for forward_ad) or a plain function of torch operations.
     """
     start = time.perf_counter()
     requested = _dtype_name(dtype)
@@ -108,6 +114,13 @@ def check_backward(
         raise TargetError(f"sampled mode needs samples >= 1 and directions >= 0, got {samples} and {directions}")
     settings = finite_diff.settings_for(getattr(torch, used))
     resolved = make_target(target, args, kwargs, reference, kind)
+    if order not in (1, 2):
+        raise TargetError(f"order must be 1 (the backward) or 2 (also the backward's backward), got {order!r}")
+    if (order == 2 or forward_ad) and resolved.kind in ("layer", "loss", "pair"):
+        asked = "order 2" if order == 2 else "forward mode"
+        raise TargetError(f"{resolved.name} is a {resolved.kind}: its backward runs on plain tensors and records "
+                          f"nothing, so it has no {asked} to check; {asked} checks an engine function (--engine), a "
+                          "torch.autograd.Function or a plain function of torch operations")
     seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise TargetError("at least one seed is needed")
@@ -120,7 +133,7 @@ def check_backward(
     if upstream == "ones":
         notes.append("upstream gradient all ones: errors that sum to zero over the outputs are not seen")
 
-    plan = Plan(settings, mode, samples, directions, front_layer, nudge_parameters, upstream)
+    plan = Plan(settings, mode, samples, directions, front_layer, nudge_parameters, upstream, order, forward_ad)
     result = CheckResult(resolved.name, resolved.kind, resolved.reference_name, requested, used, mode,
                          None, None, seed_list, settings.step, notes)
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
@@ -152,6 +165,8 @@ class Plan:
     front_layer: bool
     nudge_parameters: bool
     upstream: str
+    order: int = 1  # 2: the backward's own backward too
+    forward_ad: bool = False  # the forward mode too
 
 
 def _check_seed(target: Target, seed: int, plan: Plan, shapes: Sequence[Sequence[int]] | None,
@@ -162,19 +177,67 @@ def _check_seed(target: Target, seed: int, plan: Plan, shapes: Sequence[Sequence
     bound = target.bind(plan.settings.dtype, [tuple(s) for s in shapes] if shapes else None,
                         list(inputs) if inputs is not None else None, generator)
     try:
-        return _compare(bound, seed, plan, generator, target.reference_name)
+        comparisons, chosen = _compare(bound, seed, plan, generator, target.reference_name)
+        return comparisons + _beyond_the_backward(target, bound, seed, plan, generator), chosen
     finally:
         bound.restore()
 
 
-def _compare(bound: Bound, seed: int, plan: Plan, generator: torch.Generator,
-             reference_name: str | None) -> tuple[list[TensorComparison], str]:
+SECOND_ORDER = "second order: "  # the label of the comparisons of the backward's own backward
+
+
+def _beyond_the_backward(target: Target, bound: Bound, seed: int, plan: Plan,
+                         generator: torch.Generator) -> list[TensorComparison]:
+    """The forward mode and the backward's backward, as asked (forward_ad, order=2)."""
+    found: list[TensorComparison] = []
+    if plan.forward_ad:
+        try:
+            found += forward_mode.comparisons(bound, bound.differentiable, seed, plan.settings, generator,
+                                              target.reference_name)
+        except NotDifferentiableError as error:
+            raise TargetError(f"{target.name}: {error} (forward mode needs a tangent rule for every op: an engine op "
+                              "has one, a torch.autograd.Function needs a `jvp(ctx, *tangents)` staticmethod, with "
+                              "what it reads saved by ctx.save_for_forward)") from error
+    if plan.order == 2:
+        backward = second_order.derived(bound, bound.differentiable, generator)
+        try:
+            twice, _ = _compare(backward, seed, plan, generator, target.reference_name, prefix=SECOND_ORDER)
+        except NotDifferentiableError as error:
+            raise TargetError(f"{target.name}: {error} (order 2 needs a backward built from differentiable "
+                              "operations: torch operations on what forward saved, without @once_differentiable "
+                              "or .detach())") from error
+        for c in twice:  # the double backward's messages, named as such
+            c.message = c.message and SECOND_ORDER + c.message.replace(SECOND_ORDER, "").replace(
+                "the backward gives", "the double backward gives")
+        found += [c for c in twice if c.tensor != "output"]  # its output, the gradients, is checked above
+    return found
+    try:
+        if plan.forward_ad:
+            found += forward_mode.comparisons(bound, bound.differentiable, seed, plan.settings, generator,
+                                              target.reference_name)
+        if plan.order == 2:
+            backward = second_order.derived(bound, bound.differentiable, generator)
+            twice, _ = _compare(backward, seed, plan, generator, target.reference_name, prefix=SECOND_ORDER)
+            for c in twice:  # the double backward's messages, named as such
+                c.message = c.message and SECOND_ORDER + c.message.replace(SECOND_ORDER, "").replace(
+                    "the backward gives", "the double backward gives")
+            found += [c for c in twice if c.tensor != "output"]  # its output, the gradients, is checked above
+    except NotDifferentiableError as error:
+        hint = ("a torch.autograd.Function needs a `jvp(ctx, *tangents)` for forward mode, and for order 2 a "
+                "backward built from torch operations (no @once_differentiable, no .detach())")
+        raise TargetError(f"{target.name}: {error} ({hint})") from error
+    return found
+
+
+def _compare(bound: Bound, seed: int, plan: Plan, generator: torch.Generator, reference_name: str | None,
+             prefix: str = "") -> tuple[list[TensorComparison], str]:
+    """One bound target's gradients against its reference and finite differences; `prefix` labels the methods."""
     st = plan.settings
     dtype = st.dtype
     if plan.nudge_parameters:
-        _nudge(bound.params, generator)
+        nudges.parameters(bound.params, generator)
     x0 = bound.inputs[0]
-    front = _front_matrix(x0, generator) if plan.front_layer and x0.dim() >= 1 and x0.shape[-1] > 0 else None
+    front = nudges.front_matrix(x0, generator) if plan.front_layer and x0.dim() >= 1 and x0.shape[-1] > 0 else None
     first = x0 @ front if front is not None else x0
     rest = bound.inputs[1:]
     stream = torch.get_rng_state()  # every forward pass starts from here: the same dropout mask each time
@@ -194,32 +257,39 @@ def _compare(bound: Bound, seed: int, plan: Plan, generator: torch.Generator,
         own[bound.input_names[0]] = own[bound.input_names[0]] @ front.T  # dL/dx0 = dL/dfirst M^T
     own.update({n: g.detach() for n, g in d_params.items()})
     tensors = dict(zip(bound.input_names, bound.inputs, strict=True)) | bound.params
+    # The rounding of the backward itself: where a gradient is 0 by symmetry (a bias before a batch norm) and no
+    # output moves, the difference quotient is exactly 0 while the backward's cancelling terms leave ~eps of the
+    # gradients' size. 8 eps of the largest gradient entry of this check is allowed for it.
+    floor = finite_diff.ROUNDING * torch.finfo(dtype).eps * max(
+        (g.abs().max().item() for g in own.values() if g.numel() and g.is_floating_point()), default=0.0)
     comparisons = []
     if bound.reference is not None:
         comparisons += _against_reference(bound, seed, front, dout, out_own.detach(), own, stream, st.reference,
-                                          f"torch.autograd ({reference_name})")
+                                          f"{prefix}torch.autograd ({reference_name})")
     total = sum(t.numel() for t in tensors.values())
     chosen = plan.mode if plan.mode != "auto" else ("full" if total <= FULL_LIMIT else "sampled")
     with torch.no_grad():
         for i, (name, tensor) in enumerate(tensors.items()):
             if i == 0 and front is not None:
-                nudges = _front_nudges(first, front, run)
+                moves = nudges.through_front(first, front, run)
             else:
-                nudges = _in_place_nudges(tensor, lambda: run(first))
-            comparisons += _against_finite_differences(name, seed, tensor, own.get(name), nudges, out0, dout, st,
-                                                       chosen, plan.samples, plan.directions, generator)
+                moves = nudges.in_place(tensor, lambda: run(first))
+            comparisons += _against_finite_differences(name, seed, tensor, own.get(name), moves, out0, dout, st,
+                                                       chosen, plan.samples, plan.directions, generator, prefix,
+                                                       floor)
     return comparisons, chosen
 
 
 def _against_finite_differences(name: str, seed: int, tensor: Tensor, analytic: Tensor | None,
                                 nudges: tuple[finite_diff.Nudge, finite_diff.NudgeAlong], out0: Tensor, dout: Tensor,
                                 st: finite_diff.Settings, mode: str, samples: int, directions: int,
-                                generator: torch.Generator) -> list[TensorComparison]:
+                                generator: torch.Generator, prefix: str = "", floor: float = 0.0
+                                ) -> list[TensorComparison]:
     """One tensor: its coordinates (all, or a sample), then in sampled mode its random directions."""
     if analytic is None or tuple(analytic.shape) != tuple(tensor.shape):
         got = "nothing" if analytic is None else f"shape {list(analytic.shape)}"
-        return [TensorComparison(name, "finite differences", seed, list(tensor.shape), False, None, math.inf, math.inf,
-                                 None, 0, tensor.numel(),
+        return [TensorComparison(name, f"{prefix}finite differences", seed, list(tensor.shape), False, None, math.inf,
+                                 math.inf, None, 0, tensor.numel(),
                                  message=f"{name}: the backward gave {got} for a tensor of shape {list(tensor.shape)}")]
     nudge, along = nudges
     if mode == "full":
@@ -227,79 +297,14 @@ def _against_finite_differences(name: str, seed: int, tensor: Tensor, analytic: 
     else:
         coords = finite_diff.sample_coordinates(tensor.numel(), samples, generator)
     slopes = finite_diff.coordinate_slopes(nudge, out0, dout, coords, st.step)
-    found = [_against_coordinates(name, seed, analytic, coords, slopes, st)]
+    slopes.noise += floor
+    found = [_against_coordinates(name, seed, analytic, coords, slopes, st, prefix)]
     if mode == "sampled" and directions:
         vs = finite_diff.random_directions(tensor.numel(), directions, generator)
         slopes = finite_diff.directional_slopes(along, out0, dout, vs, st.step)
-        found.append(_against_directions(name, seed, analytic, vs, slopes, st))
+        slopes.noise += floor
+        found.append(_against_directions(name, seed, analytic, vs, slopes, st, prefix))
     return found
-
-
-def _nudge(params: dict[str, Tensor], generator: torch.Generator) -> None:
-    with torch.no_grad():
-        for p in params.values():
-            if p.is_floating_point() and p.numel():
-                rms = p.double().square().mean().sqrt().item()
-                noise = torch.randn(p.shape, generator=generator).double() * PARAMETER_NUDGE
-                p.add_((noise * (rms if rms > 0 else 1.0)).to(p.dtype))
-
-
-def _front_matrix(x0: Tensor, generator: torch.Generator) -> Tensor:
-    """A random [F, F] matrix, entries N(0, 1/F): the layer's input keeps about the size of x0."""
-    features = x0.shape[-1]
-    m = torch.randn(features, features, generator=generator, dtype=torch.float64) / math.sqrt(features)
-    return m.to(x0.dtype)
-
-
-def _in_place_nudges(tensor: Tensor, run_now: Callable[[], Tensor]) -> tuple[finite_diff.Nudge,
-                                                                              finite_diff.NudgeAlong]:
-    """Nudges of a tensor the target reads directly (a parameter, or an input with nothing in front)."""
-    # A NumPy view of the same memory: reading and writing one element costs ~0.1 us instead of ~3 us.
-    flat = tensor.detach().view(-1).numpy() if tensor.device.type == "cpu" else tensor.detach().view(-1)
-
-    def nudge(i: int, step: float) -> tuple[Tensor, float]:
-        original = float(flat[i])
-        flat[i] = original + step
-        taken = float(flat[i]) - original  # the step after rounding to the tensor's dtype
-        try:
-            return run_now(), taken
-        finally:
-            flat[i] = original
-
-    def along(v: Tensor, step: float) -> Tensor:
-        saved = tensor.clone()
-        tensor.add_(v.view(tensor.shape).to(tensor.dtype), alpha=step)
-        try:
-            return run_now()
-        finally:
-            tensor.copy_(saved)
-
-    return nudge, along
-
-
-def _front_nudges(first: Tensor, front: Tensor, run: Callable[[Tensor], Tensor]) -> tuple[finite_diff.Nudge,
-                                                                                           finite_diff.NudgeAlong]:
-    """Nudges of x0, the input of the layer in front: x0[r, j] += step moves row r of x0 M by step * M[j]."""
-    features = front.shape[0]
-    rows = first.view(-1, features)
-
-    def nudge(i: int, step: float) -> tuple[Tensor, float]:
-        r, j = divmod(i, features)
-        saved = rows[r].clone()
-        rows[r] += step * front[j]
-        try:
-            return run(first), step
-        finally:
-            rows[r] = saved
-
-    last: list[Tensor] = []  # [v, v M] of the direction in hand: each is taken twice, +h and -h
-
-    def along(v: Tensor, step: float) -> Tensor:
-        if not last or last[0] is not v:  # holding v keeps its identity from being reused
-            last[:] = [v, v.view(first.shape).to(first.dtype) @ front]
-        return run(first + step * last[1])
-
-    return nudge, along
 
 
 def _against_reference(bound: Bound, seed: int, front: Tensor | None, dout: Tensor, out_own: Tensor,
@@ -320,54 +325,27 @@ def _against_reference(bound: Bound, seed: int, front: Tensor | None, dout: Tens
 
 
 def _against_coordinates(name: str, seed: int, analytic: Tensor, coords: Tensor, slopes: finite_diff.Slopes,
-                         st: finite_diff.Settings) -> TensorComparison:
+                         st: finite_diff.Settings, prefix: str = "") -> TensorComparison:
     a_all = analytic.detach().double().reshape(-1)
     scale = max(a_all.abs().max().item(), slopes.central.abs().max().item(), agreement.TINY)
     kinks = slopes.kinks(scale, st.kink_rtol)
     keep = ~kinks
     kept = coords[keep]
     a, e = a_all[kept], slopes.central[keep]
-    return _scored(name, "finite differences", seed, list(analytic.shape), a, e, slopes.noise[keep], scale,
+    return scored(name, f"{prefix}finite differences", seed, list(analytic.shape), a, e, slopes.noise[keep], scale,
                    st.coordinates, kept, analytic.numel(), int(kinks.sum()),
                    lambda k: [int(i) for i in torch.unravel_index(kept[k], analytic.shape)])
 
 
 def _against_directions(name: str, seed: int, analytic: Tensor, directions: Tensor, slopes: finite_diff.Slopes,
-                        st: finite_diff.Settings) -> TensorComparison:
+                        st: finite_diff.Settings, prefix: str = "") -> TensorComparison:
     g = analytic.detach().double().reshape(-1)
     projected = directions @ g  # <g, v> for each direction
     scale = max(g.norm().item(), slopes.central.abs().max().item(), agreement.TINY)  # |<g, v>| <= |g| |v|, |v| = 1
     kinks = slopes.kinks(scale, st.kink_rtol)
     keep = ~kinks
     numbers = torch.arange(len(directions))[keep]
-    return _scored(name, "directional derivative", seed, list(analytic.shape), projected[keep],
+    return scored(name, f"{prefix}directional derivative", seed, list(analytic.shape), projected[keep],
                    slopes.central[keep], slopes.noise[keep], scale, st.directions, numbers, len(directions),
                    int(kinks.sum()),
                    lambda k: [int(numbers[k])])
-
-
-def _scored(name: str, against: str, seed: int, shape: list[int], actual: Tensor, numeric: Tensor, noise: Tensor,
-            scale: float, tol: agreement.Tolerance, kept: Tensor, total: int, kinks: int,
-            index_of: Callable[[int], list[int]]) -> TensorComparison:
-    """actual (the target's backward) against numeric differences, both at the kept coordinates/directions;
-    allowed: rtol * scale, plus the rounding error of each difference quotient (finite_diff.Slopes.noise)."""
-    scale_text = "|g| |v|" if against.startswith("directional") else "max|g|"
-    rule = f"{tol.name}: |a-e| <= {tol.rtol:g} * {scale_text} + rounding"
-    if len(kept) == 0:
-        return TensorComparison(name, against, seed, shape, True, None, 0.0, 0.0, None, 0, total, kinks, rule)
-    diff = (actual - numeric).abs()
-    excess = torch.nan_to_num(diff - (tol.rtol * scale + noise), nan=math.inf)
-    finite = bool(torch.isfinite(actual).all() and torch.isfinite(numeric).all())
-    passed = finite and bool((excess <= 0).all())
-    k = int(excess.argmax()) if not passed else int(torch.nan_to_num(diff, nan=math.inf).argmax())
-    max_abs = diff.max().item()
-    index = index_of(k) if max_abs > 0 else None
-    message = ""
-    if not passed:
-        index = index_of(k)
-        where = f"direction {index[0]}" if against.startswith("directional") else f"index {tuple(index)}"
-        message = (f"d{name} vs {against}: at {where} the backward gives {actual[k].item()!r}, "
-                   f"{against} {numeric[k].item()!r} (|diff| {diff[k].item():.3e}, {diff[k].item() / scale:.3e} of "
-                   f"{scale_text}; {rule})")
-    return TensorComparison(name, against, seed, shape, passed, None, max_abs, max_abs / scale, index,
-                            len(kept), total, kinks, rule, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -83,12 +84,13 @@ def worst_of(comparisons: list[TensorComparison]) -> TensorComparison:
 
 
 def compare_tensors(name: str, against: str, seed: int, actual: Tensor | None, expected: Tensor,
-                    tol: agreement.Tolerance) -> TensorComparison:
-    """`actual` (from the target) against `expected` (from its reference), with compare/base/agreement.py's helper."""
+                    tol: agreement.Tolerance, what: str | None = None) -> TensorComparison:
+    """`actual` (from the target) against `expected` (from its reference), with compare/base/agreement.py's helper;
+    `what` names it in a failure's message (default: the forward output, or d<name>)."""
     if actual is None:
         return TensorComparison(name, against, seed, list(expected.shape), False, False, math.inf, math.inf, None, 0,
                                 expected.numel(), tolerance=tol.describe(), message=f"{name}: the backward gave none")
-    what = "the forward output" if name == "output" else f"d{name}"
+    what = what or ("the forward output" if name == "output" else f"d{name}")
     c = agreement.compare(f"{what} vs {against}", actual, expected, tol)
     same_shape = tuple(actual.shape) == tuple(expected.shape)
     exact = same_shape and actual.dtype == expected.dtype and torch.equal(actual, expected)
@@ -100,3 +102,31 @@ def compare_tensors(name: str, against: str, seed: int, actual: Tensor | None, e
     return TensorComparison(name, against, seed, list(expected.shape), c.passed, exact, c.max_abs_diff,
                             c.max_rel_error, worst, expected.numel(), expected.numel(), tolerance=tol.describe(),
                             message="" if c.passed else c.message)
+
+
+def scored(name: str, against: str, seed: int, shape: list[int], actual: Tensor, numeric: Tensor, noise: Tensor,
+           scale: float, tol: agreement.Tolerance, kept: Tensor, total: int, kinks: int,
+           index_of: Callable[[int], list[int]], what: str | None = None, by: str = "the backward") -> TensorComparison:
+    """actual (from `by`, the target's backward) against numeric differences, both at the kept coordinates or
+    directions; allowed: rtol * scale, plus the rounding error of each difference quotient (finite_diff.Slopes.noise).
+    `what` names it in a failure's message (default d<name>)."""
+    scale_text = "|g| |v|" if "directional" in against else "max|g|"
+    rule = f"{tol.name}: |a-e| <= {tol.rtol:g} * {scale_text} + rounding"
+    if len(kept) == 0:
+        return TensorComparison(name, against, seed, shape, True, None, 0.0, 0.0, None, 0, total, kinks, rule)
+    diff = (actual - numeric).abs()
+    excess = torch.nan_to_num(diff - (tol.rtol * scale + noise), nan=math.inf)
+    finite = bool(torch.isfinite(actual).all() and torch.isfinite(numeric).all())
+    passed = finite and bool((excess <= 0).all())
+    k = int(excess.argmax()) if not passed else int(torch.nan_to_num(diff, nan=math.inf).argmax())
+    max_abs = diff.max().item()
+    index = index_of(k) if max_abs > 0 else None
+    message = ""
+    if not passed:
+        index = index_of(k)
+        where = f"direction {index[0]}" if "directional" in against else f"index {tuple(index)}"
+        message = (f"{what or 'd' + name} vs {against}: at {where} {by} gives {actual[k].item()!r}, "
+                   f"{against} {numeric[k].item()!r} (|diff| {diff[k].item():.3e}, {diff[k].item() / scale:.3e} of "
+                   f"{scale_text}; {rule})")
+    return TensorComparison(name, against, seed, shape, passed, None, max_abs, max_abs / scale, index,
+                            len(kept), total, kinks, rule, message)

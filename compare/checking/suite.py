@@ -21,10 +21,13 @@ SWEEP_SEEDS = 200  # seeds per correct subject in the false-positive sweep
 
 
 def caught_by(result: CheckResult) -> list[str]:
-    """Which methods saw the bug: "reference" (torch.autograd / torch.optim), "finite differences", "directional"."""
+    """Which checks saw the bug: the backward's against the "reference" (torch.autograd / torch.optim), "finite
+    differences" or a "directional derivative"; or the "forward mode", or the "second order" (either method)."""
     found = set()
     for c in result.failures():
-        if c.against.startswith("finite"):
+        if c.against.startswith(("forward mode", "second order")):
+            found.add(c.against.split(":")[0])
+        elif c.against.startswith("finite"):
             found.add("finite differences")
         elif c.against.startswith("directional"):
             found.add("directional derivative")

@@ -32,7 +32,8 @@ import scratch
 import scratch.optim
 import torch_impl.losses
 import torch_impl.mlp
-from scratch import engine  # the one import of the autograd engine in compare/checking
+from compare.checking.autodiff import Differentiable
+from scratch import engine  # the one import of the autograd engine in compare/checking outside autodiff.py
 
 # Each scratch class and its torch twin, built from the same constructor arguments with the same
 # parameter names. Subclasses (the mutants) find their twin through their base class.
@@ -116,6 +117,9 @@ class Bound:
     # forward of the reference on inputs that require grad -> (output, its parameters under the same names)
     reference: Callable[[list[Tensor]], tuple[Tensor, dict[str, Tensor]]] | None
     restore: Callable[[], None] = field(default=lambda: None)  # puts back a given instance's parameters
+    # the target differentiated beyond its first backward (forward mode, the backward of its backward): engine
+    # functions, torch.autograd.Functions and plain functions; None for layers, whose backward is plain tensors
+    differentiable: Differentiable | None = None
 
 
 @dataclass
@@ -342,6 +346,10 @@ def _function_target(name: str, kind: str, obj: object, constants: Sequence, ref
     def reference(ins: list[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         return ref(*ins, *constants), {}
 
+    differentiable = None if kind == "pair" else Differentiable(
+        (lambda *xs: obj.apply(*xs, *constants)) if kind == "function" else (lambda *xs: obj(*xs, *constants)),
+        engine=kind == "engine")
+
     def bind(dtype: torch.dtype, shapes: list[tuple[int, ...]] | None, given: list[Tensor] | None,
              generator: torch.Generator) -> Bound:
         if given is not None:
@@ -352,6 +360,7 @@ def _function_target(name: str, kind: str, obj: object, constants: Sequence, ref
             raise TargetError(f"{name}: give the shape of each tensor argument ({', '.join(names) or 'its inputs'}), "
                               "for example --shape 4,8 --shape 8")
         arg_names = names[:len(inputs)] if len(names) >= len(inputs) else [f"input{i}" for i in range(len(inputs))]
-        return Bound(arg_names, inputs, {}, forward, own, reference if ref is not None else None)
+        return Bound(arg_names, inputs, {}, forward, own, reference if ref is not None else None,
+                     differentiable=differentiable)
 
     return Target(name, kind, ref_name, bind)

@@ -4,14 +4,19 @@
     python -m compare check scratch.batchnorm:BatchNorm1d --args 64 --shape 32,64 --report out/bn.json
     python -m compare check mypackage.layers:SiLUFunction --shape 8,16 --reference torch.nn:SiLU
     python -m compare check scratch.optim:Adam --kwargs lr=0.01 weight_decay=0.1
+    python -m compare check tests.user_second_order:SiLU --shape 4,8 --reference torch.nn.functional:silu --order 2
+    python -m compare check mypackage.ops:norm --engine --shape 4,5 --shape 5 --order 2 --forward-ad
     python -m compare check --mutants                   # every mutant caught? no false positive in 200 seeds?
 
 TARGET is `package.module:Name`: a scratch-style layer (forward/backward), a loss, a torch.autograd.Function,
 a class with static forward/backward, a plain function, or an optimizer (compare/checking/targets.py).
 Per tensor (the input and every parameter) its own gradient is compared with torch.autograd on its
 reference and with central finite differences in float64 (compare/checking/backward.py); the table
-shows exact / close / max abs diff / max rel error / worst index. Exit status 0 when every tensor
-passes, 1 when one does not, 2 when the target cannot be found or run as asked.
+shows exact / close / max abs diff / max rel error / worst index. `--order 2` also checks the backward's own
+backward (the vjp of the vjp, as torch's gradgradcheck: compare/checking/second_order.py) and `--forward-ad` the
+forward mode (J t of each input: compare/checking/forward_mode.py), for a target whose derivatives are themselves
+differentiable. Exit status 0 when every tensor passes, 1 when one does not, 2 when the target cannot be found
+or run as asked.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from compare.options.groups import DTYPE, REPORT, SEED
 from compare.training.config import Config
 
 CONFIG_KEYS = ("target", "mutants", "args", "kwargs", "shape", "reference", "seeds", "mode", "samples",
-               "directions", "force_dtype", "front_layer")
+               "directions", "force_dtype", "front_layer", "engine", "order", "forward_ad")
 NEEDS_DATA = False
 
 
@@ -96,6 +101,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "without it float32 runs the check in float64 anyway and says why (default: off)")
     p.add_argument("--no-front-layer", dest="front_layer", action="store_false",
                    help="feed the input straight in, not through a random linear layer (default: a layer in front)")
+    p.add_argument("--engine", action="store_true",
+                   help="TARGET is a function of scratch.engine Values, differentiated by the engine; its reference "
+                        "is the same function on torch tensors (default: off)")
+    p.add_argument("--order", type=int, choices=(1, 2), default=1,
+                   help="2: also check the backward's own backward, the vjp of the vjp, against torch.autograd and "
+                        "finite differences of the backward (an engine function or a torch.autograd.Function whose "
+                        "backward is differentiable) (default: 1)")
+    p.add_argument("--forward-ad", action="store_true",
+                   help="also check the forward mode: J t of each input against torch's forward AD and finite "
+                        "differences (an engine function, or a torch.autograd.Function with a jvp) (default: off)")
 
 
 def run(config: Config, data: None = None) -> dict:
@@ -133,12 +148,17 @@ def check_target(config: Config) -> CheckResult:
     kwargs = dict(extra["kwargs"])
     seeds = extra["seeds"] or DEFAULT_SEEDS
     if is_optimizer(resolve(extra["target"])):
+        if extra["order"] != 1 or extra["forward_ad"] or extra["engine"]:
+            raise TargetError(f"{extra['target']} is an optimizer: --order 2, --forward-ad and --engine check "
+                              "derivatives, and an optimizer's update has none; leave them out")
         return check_optimizer(extra["target"], kwargs=kwargs, seeds=seeds, seed=config.seed,
                                reference=extra["reference"], dtype=config.dtype, force_dtype=extra["force_dtype"])
     return check_backward(extra["target"], args=extra["args"], kwargs=kwargs, shapes=extra["shape"],
                           reference=extra["reference"], seeds=seeds, seed=config.seed, mode=extra["mode"],
                           samples=extra["samples"], directions=extra["directions"], dtype=config.dtype,
-                          force_dtype=extra["force_dtype"], front_layer=extra["front_layer"])
+                          force_dtype=extra["force_dtype"], front_layer=extra["front_layer"],
+                          kind="engine" if extra["engine"] else None, order=extra["order"],
+                          forward_ad=extra["forward_ad"])
 
 
 def run_suite(seed: int, seeds: int) -> dict:

@@ -6,7 +6,9 @@
 Every process calls `join()`, which reads those variables and meets the others at MASTER_ADDR:MASTER_PORT
 (rank 0 listens there). Nothing may wait forever: joining and every collective operation give up after
 `timeout_s`, and `spawn()` ends all processes as soon as one of them fails (with a run-wide limit on top),
-so a dead process or a port already in use ends the run with one line and a nonzero exit status.
+so a dead process or a port already in use ends the run with one line and a nonzero exit status: the
+processes leave their errors to the parent, which names the cause once (a killed process before the
+others that then lost contact with it).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import contextlib
 import datetime
 import logging
 import os
+import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -110,19 +115,24 @@ def check_port_free(port: int) -> None:
                              "another port, or 0 for a free one") from None
 
 
-def _child(index: int, fn: Callable, world: int, port: int, args: tuple) -> None:
-    """What each spawned process runs: the group's variables, then fn(*args); our errors as one line."""
+def _child(index: int, fn: Callable, world: int, port: int, args: tuple, errors: str) -> None:
+    """What each spawned process runs: the group's variables, then fn(*args). One of our errors is left as one line
+    in the folder `errors` for the parent, which says once, for the whole run, what went wrong."""
     os.environ.update(MASTER_ADDR=LOCALHOST, MASTER_PORT=str(port), RANK=str(index), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(index))
     try:
         fn(*args)
     except DistributedError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        _leave_error(errors, index, str(error))
         _exit_now(3)
     except (UsageError, DataError) as error:
-        print(f"error: rank {index}: {error}", file=sys.stderr, flush=True)
+        _leave_error(errors, index, f"rank {index}: {error}")
         _exit_now(2)
     _exit_now(0)
+
+
+def _leave_error(folder: str, index: int, message: str) -> None:
+    Path(folder, str(index)).write_text(first_line(Exception(message)))
 
 
 def _exit_now(status: int) -> None:
@@ -145,10 +155,10 @@ def spawn(fn: Callable, nproc: int, args: tuple = (), *, port: int = 0, run_time
         port = free_port()
     else:
         check_port_free(port)
-    with quiet_process_management():
-        context = mp.start_processes(_child, args=(fn, nproc, port, args), nprocs=nproc, join=False,
+    with quiet_process_management(), tempfile.TemporaryDirectory() as errors:
+        context = mp.start_processes(_child, args=(fn, nproc, port, args, errors), nprocs=nproc, join=False,
                                      start_method="spawn")
-        _wait_for(context, nproc, run_timeout_s)
+        _wait_for(context, nproc, run_timeout_s, errors)
 
 
 @contextlib.contextmanager
@@ -181,7 +191,7 @@ def _stop(processes: list) -> None:
         process.join(timeout=GRACE_PERIOD_S)
 
 
-def _wait_for(context: mp.ProcessContext, nproc: int, run_timeout_s: float | None) -> None:
+def _wait_for(context: mp.ProcessContext, nproc: int, run_timeout_s: float | None, errors: str) -> None:
     deadline = None if run_timeout_s is None else time.monotonic() + run_timeout_s
     try:
         while not context.join(timeout=0.5, grace_period=GRACE_PERIOD_S):
@@ -189,17 +199,38 @@ def _wait_for(context: mp.ProcessContext, nproc: int, run_timeout_s: float | Non
                 _stop(context.processes)
                 raise DistributedError(f"the {nproc} processes did not finish within --run-timeout "
                                        f"{run_timeout_s:g} s; all were stopped")
-    except mp.ProcessExitedException as error:
-        how = (f"was killed by signal {error.signal_name}" if error.signal_name else
-               f"exited with status {error.exit_code}")
-        raise DistributedError(f"the process of rank {error.error_index} {how}; the other processes ended "
-                               "or were stopped (its own message, if any, is above)") from None
+    except mp.ProcessExitedException:
+        # every process has ended by now (join stops the others after the grace period): say what went wrong
+        raise _what_went_wrong(context.processes, errors) from None
     except mp.ProcessRaisedException as error:  # not one of our errors: a bug, so the traceback is kept
         raise DistributedError(f"the process of rank {error.error_index} failed; the other processes were "
                                f"stopped. Its traceback:\n{error}") from None
     except KeyboardInterrupt:
         _stop(context.processes)
         raise
+
+
+def _what_went_wrong(processes: list, errors: str) -> DistributedError | UsageError:
+    """One error for the run, from the processes' exit statuses and the lines they left: the cause first. A
+    process that ended without a line of ours (killed, crashed, exited on its own) is the likeliest cause, then
+    one that said why (lost contact, a bad option), and last one that the parent stopped (SIGTERM)."""
+    lines = {int(p.name): p.read_text() for p in Path(errors).iterdir()}
+    stopped = -signal.SIGTERM
+
+    def rank(index: int) -> tuple[int, int]:
+        code = processes[index].exitcode
+        return (2 if code == stopped else 1 if index in lines else 0), index
+
+    culprit = min((k for k, p in enumerate(processes) if p.exitcode != 0), key=rank)
+    code, line = processes[culprit].exitcode, lines.get(culprit)
+    if code == 2 and line is not None:
+        return UsageError(line)  # a bad option or file, found by every process alike: said once
+    how = f"was killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+    said = f": {line}" if line else ""
+    others = [f"rank {k}: {text}" for k, text in sorted(lines.items()) if k != culprit]
+    then = f" ({'; '.join(others)})" if others else ""
+    return DistributedError(f"the process of rank {culprit} {how}{said}; the other processes ended or were "
+                            f"stopped{then}")
 
 
 def device_of(member: Member) -> torch.device:

@@ -7,6 +7,9 @@ processes before its optimizer steps, so every replica takes the same step and s
     scratch: ScratchDataParallel: the hand-written backward, then GradientBuckets.all_reduce_mean_
     torch:   TorchDataParallel: the torch twin wrapped in torch.nn.parallel.DistributedDataParallel
 
+(DistributedLearner, their base, wraps a learner built as for one process and hands it what is not
+distributed; the sharded and tensor-parallel learners build on it too.)
+
 Why averaging gradients equals one big batch: the loss of a batch of B examples is the mean
 L = (1/B) sum_i l_i, so its gradient is the mean of the per-example gradients. Cut the batch into N
 shards of B/N: each process's gradient is the mean over its shard, and the mean of the N shard
@@ -38,10 +41,11 @@ def shard(n: int, rank: int, world_size: int) -> slice:
 
 
 @dataclass
-class DataParallelLearner(Learner):
-    """One process's replica: trains on its shard; the loss it returns is the global batch's (all-reduced)."""
+class DistributedLearner(Learner):
+    """One process's part of a distributed learner: wraps a learner built as for one process (`inner`), times its
+    steps, and hands the rest to it."""
 
-    inner: Learner  # the replica: a ScratchLearner or TorchLearner built as for one process
+    inner: Learner  # a ScratchLearner or TorchLearner built as for one process
     rank: int
     world_size: int
     name: str
@@ -52,20 +56,8 @@ class DataParallelLearner(Learner):
     def __post_init__(self) -> None:
         self.input_shape = self.inner.input_shape
 
-    def local_forward_backward(self, x: Tensor, y: Tensor, weight: float) -> Tensor:
-        """The loss of this shard; leaves the gradient of weight * loss, averaged over processes, in the model."""
-        raise NotImplementedError
-
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
-        rows = shard(len(x), self.rank, self.world_size)
-        n_local = rows.stop - rows.start
-        if n_local == 0:
-            raise ValueError(f"a batch of {len(x)} cannot be shared by {self.world_size} processes: rank "
-                             f"{self.rank} would get no example")
-        loss = self.local_forward_backward(x[rows], y[rows], self.world_size * n_local / len(x))
-        total = (loss.detach() * (n_local / len(x))).reshape(1)  # 1: this shard's share of the batch's loss
-        dist.all_reduce(total)  # for the records: the global batch's mean loss, on every process
-        return total[0]
+        return self.inner.forward_backward(x, y)
 
     def train_step(self, x: Tensor, y: Tensor) -> float:
         start = time.perf_counter()
@@ -96,6 +88,11 @@ class DataParallelLearner(Learner):
     def named_parameters(self) -> dict[str, Tensor]:
         return self.inner.named_parameters()
 
+    def gathered_parameters(self) -> dict[str, Tensor]:
+        """Every parameter in full, copied. A sharded or tensor-parallel learner gathers them from the processes:
+        call it in every process, at the same point."""
+        return {name: p.clone() for name, p in self.named_parameters().items()}
+
     def named_gradients(self) -> dict[str, Tensor]:
         return self.inner.named_gradients()
 
@@ -104,6 +101,25 @@ class DataParallelLearner(Learner):
 
     def export_state(self) -> TrainingState:
         return self.inner.export_state()
+
+
+class DataParallelLearner(DistributedLearner):
+    """One process's replica: trains on its shard; the loss it returns is the global batch's (all-reduced)."""
+
+    def local_forward_backward(self, x: Tensor, y: Tensor, weight: float) -> Tensor:
+        """The loss of this shard; leaves the gradient of weight * loss, averaged over processes, in the model."""
+        raise NotImplementedError
+
+    def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
+        rows = shard(len(x), self.rank, self.world_size)
+        n_local = rows.stop - rows.start
+        if n_local == 0:
+            raise ValueError(f"a batch of {len(x)} cannot be shared by {self.world_size} processes: rank "
+                             f"{self.rank} would get no example")
+        loss = self.local_forward_backward(x[rows], y[rows], self.world_size * n_local / len(x))
+        total = (loss.detach() * (n_local / len(x))).reshape(1)  # 1: this shard's share of the batch's loss
+        dist.all_reduce(total)  # for the records: the global batch's mean loss, on every process
+        return total[0]
 
 
 class ScratchDataParallel(DataParallelLearner):
@@ -137,9 +153,9 @@ class TorchDataParallel(DataParallelLearner):
         return loss.detach()
 
 
-def replicas_identical(learner: Learner, group: dist.ProcessGroup | None = None) -> bool:
-    """Whether every process holds bit-identical parameters (rank 0's broadcast, compared, agreed by all)."""
-    flat = torch.cat([p.reshape(-1) for p in learner.named_parameters().values()])  # all parameters
+def replicas_identical(parameters: dict[str, Tensor], group: dist.ProcessGroup | None = None) -> bool:
+    """Whether every process holds bit-identical `parameters` (rank 0's broadcast, compared, agreed by all)."""
+    flat = torch.cat([p.reshape(-1) for p in parameters.values()])  # all parameters
     reference = flat.clone()
     dist.broadcast(reference, src=0, group=group)
     same = torch.tensor([1.0 if torch.equal(flat, reference) else 0.0], device=flat.device)

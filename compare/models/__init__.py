@@ -21,14 +21,14 @@ from collections.abc import Mapping
 
 from compare.base.errors import UsageError
 from compare.models import cnn, lstm, mlp, vit
-from compare.models.family import IMPLEMENTATIONS, Family, ModelOption, TrainingDefaults
+from compare.models.family import IMPLEMENTATIONS, Family, ModelOption, SplitPair, TrainingDefaults
 from compare.models.spec import ModelSpec
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (mlp.FAMILY, cnn.FAMILY, vit.FAMILY, lstm.FAMILY)}
 DEFAULT_FAMILY = "mlp"
 
-__all__ = ["FAMILIES", "IMPLEMENTATIONS", "Family", "ModelOption", "ModelSpec", "TrainingDefaults", "add_model_options",
-           "build", "family_of", "make_spec", "parse_spec", "spec_from_args", "spec_text"]
+__all__ = ["FAMILIES", "IMPLEMENTATIONS", "Family", "ModelOption", "ModelSpec", "SplitPair", "TrainingDefaults",
+           "add_model_options", "build", "family_of", "make_spec", "parse_spec", "spec_from_args", "spec_text"]
 
 
 def family_of(spec_or_name: ModelSpec | str) -> Family:

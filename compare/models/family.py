@@ -63,6 +63,17 @@ class TrainingDefaults:
 
 
 @dataclass(frozen=True)
+class SplitPair:
+    """Two Linear layers in a row that tensor parallelism splits across N processes (Megatron's MLP): the first
+    by its output features (column-parallel), the second by its input features (row-parallel)."""
+
+    column: str  # the first layer's module path ("layers.0")
+    row: str  # the second's ("layers.2")
+    size: int  # the features split across the N processes: the first's outputs, the second's inputs
+    option: str  # what sets that size, for the refusal when N does not divide it ("--hidden's first size")
+
+
+@dataclass(frozen=True)
 class Family:
     name: str  # the --model value
     summary: str  # one line for --help
@@ -93,6 +104,9 @@ class Family:
     # attention maps, ...), drawn with compare/pictures/ (which imports nothing of compare.models, so a family
     # file may import it); None: only the pictures every family gets
     pictures: Callable[[Any, ModelSpec, Mapping[str, Any], Any, Any], list[Any]] | None = None
+    # spec -> the pairs of Linear layers that `tp` splits across processes (tensor parallelism); None: the family
+    # has no plan, and `tp` refuses it
+    tensor_parallel: Callable[[ModelSpec], list[SplitPair]] | None = None
 
     def name_of(self, spec: ModelSpec, input_size: int, num_classes: int) -> str:
         return (self.label or self.describe)(spec, input_size, num_classes)

@@ -24,6 +24,7 @@ from compare.models.family import (
     KINKED_ACTIVATIONS,
     Family,
     ModelOption,
+    SplitPair,
     TrainingDefaults,
     show_sizes,
 )
@@ -88,6 +89,14 @@ def step_flops(spec: ModelSpec, input_size: int, num_classes: int, batch_size: i
     return flops.step_flops(widths, batch_size), flops.elementwise_share(widths, batch_size)
 
 
+def split_pairs(spec: ModelSpec) -> list[SplitPair]:
+    """Tensor parallelism's plan: the first Linear (input to the first hidden layer) column-parallel, the second
+    row-parallel, as Megatron splits a transformer's MLP; the rest stays whole in every process. Without batch
+    norm and dropout (which `tp` refuses) the Linear layers sit at layers.0, layers.2, ..."""
+    hidden = spec["hidden"]
+    return [SplitPair("layers.0", "layers.2", hidden[0], "--hidden's first size")] if hidden else []
+
+
 FAMILY = Family(
     name="mlp",
     summary="fully connected layers, the lesson's 784-16-16-10 network",
@@ -110,4 +119,5 @@ FAMILY = Family(
     label=lambda spec, input_size, num_classes: "-".join(map(str, sizes(spec, input_size, num_classes))),
     step_flops=step_flops,
     bench_specs=(dict(hidden=(16, 16)), dict(hidden=(128,)), dict(hidden=(512, 512))),  # the lesson's first
+    tensor_parallel=split_pairs,
 )

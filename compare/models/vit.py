@@ -24,7 +24,7 @@ import torch_impl
 from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.models import flops
-from compare.models.family import Family, ModelOption, TrainingDefaults
+from compare.models.family import Family, ModelOption, SplitPair, TrainingDefaults
 from compare.models.spec import ModelSpec
 from compare.pictures.families import attention_maps
 from scratch import engine_nn
@@ -121,6 +121,13 @@ def pictures(folder: str | Path, spec: ModelSpec, trained: Mapping[str, object],
                            f"Attention of a ViT ({spec['readout']} pool) on a test digit, averaged over heads")]
 
 
+def split_pairs(spec: ModelSpec) -> list[SplitPair]:
+    """Tensor parallelism's plan: each block's feed-forward MLP, linear1 column-parallel and linear2 row-parallel
+    (Megatron's); attention, norms, embeddings and head stay whole in every process."""
+    return [SplitPair(f"blocks.{k}.linear1", f"blocks.{k}.linear2", spec["mlp_dim"], "--mlp-dim")
+            for k in range(spec["depth"])]
+
+
 FAMILY = Family(
     name="vit",
     summary="a small vision transformer: 7x7 patches as tokens, pre-norm attention blocks",
@@ -145,4 +152,5 @@ FAMILY = Family(
     step_flops=step_flops,
     bench_specs=(dict(),),
     pictures=pictures,
+    tensor_parallel=split_pairs,
 )

@@ -23,6 +23,8 @@ from compare import models
 from compare.base import argtypes
 from compare.base.errors import UsageError
 from compare.data.mnist import DATASETS, default_data_root
+from compare.distributed.group import launched
+from compare.distributed.launch import world_size
 from compare.training.config import Config
 from compare.training.optimizers import LR_SCHEDULE_CHOICES, OPTIMIZER_CHOICES
 
@@ -281,6 +283,49 @@ def _add_divergence(p: argparse.ArgumentParser, d: Defaults) -> None:
 DIVERGENCE = OptionGroup("divergence", _add_divergence)  # for the commands that train
 
 
+# --- processes of a distributed run (ddp, tp) ------------------------------------------------------
+
+def _add_processes(p: argparse.ArgumentParser, d: Defaults) -> None:
+    g = p.add_argument_group("processes")
+    g.add_argument("--nproc", type=argtypes.positive_int, default=None, metavar="N",
+                   help="start N processes on this machine (127.0.0.1); leave it out under torchrun, which starts "
+                        "them itself (default: 1, or torchrun's --nproc-per-node)")
+    g.add_argument("--backend", choices=["auto", "gloo", "nccl"], default="auto",
+                   help="torch.distributed backend: gloo for CPU tensors, nccl for GPU tensors (one GPU per "
+                        "process); auto: nccl with --device cuda, else gloo (default: auto)")
+    g.add_argument("--port", type=int, default=0,
+                   help="with --nproc: the TCP port rank 0 listens on; 0 picks a free one (default: 0)")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="how long a process waits to join the group, and in each collective operation, before "
+                        "it gives up with an error (default: 60)")
+    g.add_argument("--run-timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --nproc: stop every process when the whole run takes longer (default: no limit; "
+                        "--timeout already ends a run whose processes stop answering)")
+    g.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="rank 0 also trains the scratch network in one process on whole batches, to compare "
+                        "with; --no-reference for timings of the distributed runs alone (default: on)")
+
+
+def _resolve_processes(args: argparse.Namespace) -> None:
+    if launched() and args.nproc is not None:
+        raise UsageError("--nproc is for starting the processes here; under torchrun leave it out (torchrun's "
+                         "--nproc-per-node says how many)")
+    if not args.timeout > 0 or (args.run_timeout is not None and not args.run_timeout > 0):
+        raise UsageError("--timeout and --run-timeout must be positive numbers of seconds")
+    if not 0 <= args.port < 65536:
+        raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
+    device = vars(args).get("device", "cpu")
+    if args.backend == "nccl" and device != "cuda":
+        raise UsageError("--backend nccl moves GPU tensors only; add --device cuda, or use --backend gloo")
+    n = world_size(args.nproc)
+    if device == "cuda" and n > torch.cuda.device_count():
+        raise UsageError(f"{n} processes need {n} GPUs (one each), but {torch.cuda.device_count()} are visible")
+
+
+PROCESSES = OptionGroup("processes", _add_processes, _resolve_processes)
+PROCESS_KEYS = ("nproc", "backend", "port", "timeout", "run_timeout", "reference")  # their Config.extra keys
+
+
 def check_output_path(path: str, option: str, *, folder: bool) -> None:
     """Refuse, before any work, an output path that cannot be written: a file where a folder must be, or
     the reverse, or a file on the way (a parent that is a file)."""
@@ -297,7 +342,7 @@ def check_output_path(path: str, option: str, *, folder: bool) -> None:
 
 # Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
 # (the model's checks read the device and batch size; the optimizer's defaults read the family).
-RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, PLOTS,
+RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, PROCESSES, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, PLOTS,
                     DIVERGENCE, MODEL)
 
 

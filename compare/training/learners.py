@@ -19,16 +19,19 @@ import torch
 from torch import Tensor
 
 import scratch
-import scratch.lr_scheduler
-import scratch.optim
 import scratch.regularization
 import torch_impl
-import torch_impl.lr_scheduler
-import torch_impl.optim
 import torch_impl.regularization
-from compare import models
+from compare.training.components import (
+    dropout_stream,
+    input_shape,
+    model_from_seed,
+    scratch_optimizer,
+    scratch_penalty,
+    torch_optimizer,
+    torch_penalty,
+)
 from compare.training.config import Config
-from compare.training.optimizers import optimizer_spec, schedule_spec
 from compare.training.state import (
     TrainingState,
     load_scratch_optimizer_state,
@@ -324,64 +327,32 @@ class EngineLearner(Learner):
         return {n: p.grad for n, p in self.model.named_parameters()}
 
 
-def dropout_stream(config: Config) -> Tensor | None:
-    """The starting state of the dropout masks' random stream (seeded from config.seed), or None without dropout."""
-    return torch.Generator().manual_seed(config.seed).get_state() if config.model.get("dropout", 0.0) > 0 else None
-
-
-def _model(config: Config, impl: str, input_size: int, num_classes: int):
-    """The `impl` variant of config.model from config.seed, moved to config's device and dtype."""
-    torch.manual_seed(config.seed)
-    return models.build(config.model, impl, input_size, num_classes).to(device=config.device, dtype=config.torch_dtype)
-
-
-def _input_shape(config: Config, input_size: int) -> tuple[int, ...]:
-    return tuple(models.family_of(config.model).input_shape(config.model, input_size))
-
-
-def _scheduler(module, optimizer, config: Config):
-    schedule = schedule_spec(config)
-    return getattr(module, schedule[0])(optimizer, **schedule[1]) if schedule else None
-
-
-def _penalty(config: Config, named_parameters, named_gradients) -> scratch.regularization.Penalty | None:
-    return scratch.regularization.Penalty(named_parameters, named_gradients, config.l1, config.l2) \
-        if config.l1 or config.l2 else None
-
-
 def build_scratch(config: Config, input_size: int = 784, num_classes: int = 10) -> ScratchLearner:
-    model = _model(config, "scratch", input_size, num_classes)
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(scratch.optim, name)(model.parameters(), model.gradients(), **kwargs)
-    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer,
-                          scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
-                          random_state=dropout_stream(config), input_shape=_input_shape(config, input_size),
-                          penalty=_penalty(config, model.named_parameters(), model.named_gradients()))
+    model = model_from_seed(config, "scratch", input_size, num_classes)
+    optimizer, scheduler = scratch_optimizer(config, model.parameters(), model.gradients())
+    return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer, scheduler=scheduler,
+                          random_state=dropout_stream(config), input_shape=input_shape(config, input_size),
+                          penalty=scratch_penalty(config, model.named_parameters(), model.named_gradients()))
 
 
 def build_torch(config: Config, input_size: int = 784, num_classes: int = 10) -> TorchLearner:
-    model = _model(config, "torch", input_size, num_classes)
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
-    penalty = torch_impl.regularization.Penalty(model, config.l1, config.l2) if config.l1 or config.l2 else None
-    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer,
-                        scheduler=_scheduler(torch_impl.lr_scheduler, optimizer, config),
-                        random_state=dropout_stream(config), input_shape=_input_shape(config, input_size),
-                        penalty=penalty)
+    model = model_from_seed(config, "torch", input_size, num_classes)
+    optimizer, scheduler = torch_optimizer(config, model)
+    return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer, scheduler=scheduler,
+                        random_state=dropout_stream(config), input_shape=input_shape(config, input_size),
+                        penalty=torch_penalty(config, model))
 
 
 def build_engine(config: Config, name: str = "engine", input_size: int = 784, num_classes: int = 10) -> EngineLearner:
     """The model on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
-    model = _model(config, "engine", input_size, num_classes)
+    model = model_from_seed(config, "engine", input_size, num_classes)
     params = model.parameters()
     # The scratch optimizers take parameter and gradient tensors: each Value's .data and the .grad backward() fills.
-    opt_name, opt_kwargs = optimizer_spec(config)
-    optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
+    optimizer, scheduler = scratch_optimizer(config, [p.data for p in params], [p.grad for p in params])
     named = dict(model.named_parameters())  # the penalty's gradient goes into each Value's .grad, as above
-    penalty = _penalty(config, {n: p.data for n, p in named.items()}, {n: p.grad for n, p in named.items()})
-    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name,
-                         scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
-                         input_shape=_input_shape(config, input_size), penalty=penalty)
+    penalty = scratch_penalty(config, {n: p.data for n, p in named.items()}, {n: p.grad for n, p in named.items()})
+    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler,
+                         input_shape=input_shape(config, input_size), penalty=penalty)
 
 
 def build_pair(config: Config, input_size: int = 784, num_classes: int = 10) -> tuple[Learner, Learner]:

@@ -11,6 +11,11 @@ RUNS: dict[str, Run] = {
     "checking-linear-sampled": Run("check scratch.linear:Linear --args 784 512 --shape 32,784 --sampled", fast=True),
     "checking-mlp-full": Run("check scratch.mlp:MLP --shape 32,784 --full"),
     "checking-mistake": Run("tests/user_layers_mistake.py", fast=True),  # the worked example's failing test
+    # second order: the worked example's SiLU (s saved from forward) fails it; tests/user_second_order.py passes
+    "checking-second-order-mistake": Run("check tests.user_layers:SiLU --shape 4,8 --reference "
+                                         "torch.nn.functional:silu --order 2", fast=True),
+    "checking-second-order": Run("check tests.user_second_order:SiLU --shape 4,8 --reference "
+                                 "torch.nn.functional:silu --order 2 --forward-ad", fast=True),
 }
 
 
@@ -97,9 +102,17 @@ def left_out_sentence(r: Fields) -> str:
     if n == 0:
         return ("No correct subject had a coordinate left out as non-differentiable in those checks: random inputs "
                 "through a random layer in front do not land within 1e-6 of a kink.")
-    return f"{count(n)} coordinates of the correct subjects were left out as non-differentiable in those checks."
+    where = ", ".join(f"{s['non_differentiable']} in {s['subject']}" for s in r.correct if s["non_differentiable"])
+    return f"{count(n)} coordinates of the correct subjects were left out as non-differentiable in those checks " \
+           f"({where})."
+
+
+def only_by(r: Fields, method: str) -> str:
+    """How many mutants only `method` ("forward mode", "second order") caught: '5 mutants'."""
+    n = sum(m["caught"] and m["caught_by"] == [method] for m in r.mutants)
+    return f"{n} mutant{'s' * (n != 1)}"
 
 
 TABLES = {"mutants": mutants_table, "checking-timings": timings_table}
 NAMES = {"worst": worst, "caught": caught, "false_positives": false_positives, "suite_verdict": suite_verdict,
-         "left_out_sentence": left_out_sentence}
+         "left_out_sentence": left_out_sentence, "only_by": only_by}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import figures
-from figures import Fields, Run, count, load_all, pct, sci, seconds
+from figures import Fields, Run, count, load, load_all, pct, sci, seconds
 
 RUNS: dict[str, Run] = {
     # "Measured": more processes (a global batch that 3 and 4 divide), float32
@@ -14,6 +14,25 @@ RUNS: dict[str, Run] = {
     "data-parallel-steps-1": Run("ddp --nproc 1 --no-reference --epochs 2", fast=True),
     "data-parallel-steps-2": Run("ddp --nproc 2 --no-reference --epochs 2"),
 }
+STAGES = {"optimizer": 1, "gradients": 2, "parameters": 3}  # --shard's stages and their ZeRO numbers
+ZERO_GRID = tuple(f"zero-{stage}-{n}" for stage in STAGES for n in (2, 3, 4))
+for _stage in STAGES:
+    for _n in (2, 3, 4):
+        RUNS[f"zero-{_stage}-{_n}"] = Run(f"ddp --nproc {_n} --shard {_stage} --dtype float64 --epochs 1 "
+                                          "--batch-size 48 --optimizer adam")
+RUNS.update({
+    # the same training as ddp-float64, ZeRO-3, started by torchrun
+    "zero-torchrun": Run("torchrun --nproc-per-node 2 -m compare ddp --shard parameters --dtype float64 --epochs 1",
+                         excerpt=((0, 10), ("Bytes held", None))),
+    # the whole model as one unit: gathered all at once
+    "zero-whole-model": Run("ddp --nproc 2 --shard parameters --wrap model --dtype float64 --epochs 1 --batch-size 48 "
+                            "--optimizer adam"),
+    "tp-mlp": Run("tp --nproc 2 --dtype float64 --epochs 1", excerpt=((0, 8), ("Bytes held", 13), ("Verdict", None))),
+    "tp-vit": Run("tp --nproc 2 --model vit --depth 1 --dim 32 --heads 2 --mlp-dim 64 --optimizer momentum "
+                  "--dtype float64 --epochs 1"),
+})
+ZERO_RUNS = ("zero-torchrun", *ZERO_GRID, "zero-whole-model")
+TP_RUNS = ("tp-mlp", "tp-vit")
 MEASURED = ("ddp-float64", "data-parallel-nproc3", "data-parallel-nproc4", "data-parallel-float32-3")
 RINGS = ("ddp-float64", "data-parallel-nproc3", "data-parallel-nproc4")  # 2, 3 and 4 processes, float64
 STEPS = ("data-parallel-steps-1", "data-parallel-steps-2")  # 1 and 2 processes
@@ -98,7 +117,96 @@ def loads(names: tuple[str, ...]) -> str:
     return f"{min(values):g} to {max(values):g}"
 
 
+def pair_diffs(a: Fields) -> str:
+    """'vs one process 3.0e-15, vs torch 8.0e-15, torch vs one process 5.2e-15' (largest parameter differences)."""
+    names = {"scratch_vs_single": "vs one process", "scratch_vs_torch": "vs torch",
+             "torch_vs_single": "torch vs one process"}
+    return ", ".join(f"{names[k]} {sci(a[k]['max_param_rel_diff'])}" for k in names if k in a)
+
+
+def stage_of(r: Fields) -> str:
+    wrap = "" if r.sharding.wrap == "layer" else f", {r.sharding.wrap} as one unit"
+    return f"ZeRO-{r.sharding.zero_stage} ({r.shard}{wrap})"
+
+
+def zero_table(name: str) -> str:
+    """One row per sharded run: its verdict and largest differences against one process and torch's own."""
+    rows = ["| command | by hand | torch | result |", "|---|---|---|---|"]
+    for run in ZERO_RUNS:
+        record = load(run)
+        r, a = Fields(record["report"]), Fields(record["report"]).agreement
+        steps = max(a[k]["max_step_loss_rel_diff"] for k in ("scratch_vs_single", "scratch_vs_torch"))
+        torch_side = r.torch.implementation.removeprefix("torch, ")
+        rows.append(f"| `{figures.RUNS[run].command}` | {stage_of(r)} | {torch_side} | "
+                    f"{'passed' if a.passed else 'FAILED'}; parameters {pair_diffs(a)}; every step's loss "
+                    f"{within(steps)}; {accuracies(r)}; {seconds(record)} wall |")
+    return "\n".join(rows)
+
+
+def times(x: int, one: int) -> str:
+    return f"{x / one:.2f}×" if one else "–"
+
+
+def held(m: Fields, kind: str) -> str:
+    """'152,488 / 52,008 (1.47× / 0.50×)': the largest rank's peak in a step and between steps, against one process."""
+    peak = max(r["peak"][kind] for r in m.ranks)
+    rest = max(r["at_rest"][kind] for r in m.ranks)
+    one = m.one_process[kind]
+    return f"{count(peak)} / {count(rest)} ({times(peak, one)} / {times(rest, one)})"
+
+
+def memory_table(name: str) -> str:
+    """Bytes held per rank, peak in a step / between steps, against one process (float64, Adam)."""
+    rows = ["| stage | N | parameters | gradients | optimizer state | torch's optimizer state, rank 0, 1, ... |",
+            "|---|---|---|---|---|---|"]
+    first = Fields(load(ZERO_GRID[0])["report"]).sharding.memory.one_process
+    rows.append(f"| one process | 1 | {count(first.parameters)} | {count(first.gradients)} | "
+                f"{count(first.optimizer_state)} | |")
+    for run in (*ZERO_GRID, "zero-whole-model"):
+        r = Fields(load(run)["report"])
+        m = r.sharding.memory
+        torch_state = ", ".join(count(rank["torch"]["at_rest"]["optimizer_state"]) for rank in m.ranks)
+        rows.append(f"| {stage_of(r)} | {r.world_size} | {held(m, 'parameters')} | {held(m, 'gradients')} | "
+                    f"{held(m, 'optimizer_state')} | {torch_state} |")
+    return "\n".join(rows)
+
+
+def bytes_table(name: str) -> str:
+    """Bytes each rank sent per training step (the hand ring), against (phases)(N-1)/N x F x 8."""
+    rows = ["| stage | N | F (values) | sent per step, every rank, every step | formula |", "|---|---|---|---|---|"]
+    for run in ZERO_GRID:
+        r = Fields(load(run)["report"])
+        sent, layout = r.sharding.bytes, r.sharding.memory.layout
+        measured = sorted({(rank["min"], rank["max"]) for rank in sent.ranks})
+        shown = ", ".join(count(lo) if lo == hi else f"{count(lo)} to {count(hi)}" for lo, hi in measured)
+        n = r.world_size
+        rows.append(f"| {stage_of(r)} | {n} | {count(layout.flat_size)} | {shown} | {sent.phases} × {n - 1}/{n} × "
+                    f"{count(layout.flat_size)} × 8 = {count(round(sent.formula_bytes))} |")
+    return "\n".join(rows)
+
+
+def tp_table(name: str) -> str:
+    """One row per tp run: verdict, differences, parameters held per rank, bytes."""
+    rows = ["| command | result | parameters per rank (one process) | all-reduced per step; bytes sent, whole run |",
+            "|---|---|---|---|"]
+    for run in TP_RUNS:
+        record = load(run)
+        r = Fields(record["report"])
+        a, t = r.agreement, r.tensor_parallel
+        steps = max(a[k]["max_step_loss_rel_diff"] for k in ("scratch_vs_single", "scratch_vs_torch"))
+        calls = ", ".join(f"{what} {count(n)} values" for what, n in t.calls)
+        sent = " / ".join(f"{count(s['bytes'])}" for s in t.sent)
+        formula = " / ".join(f"{count(s['formula'])}" for s in t.sent)
+        rows.append(f"| `{figures.RUNS[run].command}` | {'passed' if a.passed else 'FAILED'}; parameters "
+                    f"{pair_diffs(a)}; every step's loss {within(steps)}; {accuracies(r)}; {seconds(record)} wall | "
+                    f"{' / '.join(count(h['parameters']) for h in t.held)} ({count(t.one_process.parameters)}) | "
+                    f"{calls}; rank 0 / 1: {sent} (ring formula {formula}) |")
+    return "\n".join(rows)
+
+
 TABLES = {"data-parallel-measured": measured_table, "data-parallel-ring": ring_table,
-          "data-parallel-steps": steps_table}
+          "data-parallel-steps": steps_table, "zero-measured": zero_table, "zero-memory": memory_table,
+          "zero-bytes": bytes_table, "tp-measured": tp_table}
 NAMES = {"ms_per_step": ms_per_step, "slower": slower, "loads": loads, "DP_RUNS": MEASURED + STEPS,
+         "ZERO_RUNS": ZERO_RUNS + TP_RUNS, "times": times,
          "as_count": lambda text: count(int(text))}

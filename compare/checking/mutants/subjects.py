@@ -56,8 +56,10 @@ def layer(name: str, cls: type, *args: object, shape: tuple[int, ...]) -> Subjec
 
 
 def expression(name: str, fn: Callable, *shapes: tuple[int, ...]) -> Subject:
-    """A function of engine Values, checked against the same function on torch tensors."""
-    return Subject(name, fn, lambda target, seeds: check_backward(target, kind="engine", shapes=shapes, seeds=seeds))
+    """A function of engine Values, checked against the same function on torch tensors in every mode the engine
+    has: the backward, the forward mode (J t of each input) and the backward's own backward (order 2)."""
+    return Subject(name, fn, lambda target, seeds: check_backward(target, kind="engine", shapes=shapes, seeds=seeds,
+                                                                  order=2, forward_ad=True))
 
 
 def optimizer(name: str, cls: type, **kwargs: object) -> Subject:
@@ -82,6 +84,16 @@ def log_probs(x, weight):
     return (x @ weight.T).log_softmax(dim=1)
 
 
+def batch_stats(x, weight, bias):  # a linear layer, then batch norm's statistics over the batch, as ops
+    h = x @ weight.T + bias
+    centred = h - h.mean(dim=0, keepdim=True)
+    return centred * ((centred * centred).mean(dim=0, keepdim=True) + 1e-5).rsqrt()
+
+
+def attention_weights(q, k):  # softmax(q k^T / sqrt(d)) along the keys
+    return (q @ k.T * 0.5).softmax(dim=1)
+
+
 LINEAR = layer("linear", scratch.Linear, 5, 4, shape=(4, 5))
 CONV = layer("conv2d", scratch.Conv2d, 2, 3, 3, 1, 1, shape=(2, 2, 6, 6))  # 3x3 kernel, stride 1, padding 1
 CONV_STRIDED = layer("conv2d-strided", scratch.Conv2d, 2, 3, 3, 2, 0, shape=(2, 2, 7, 7))
@@ -103,6 +115,8 @@ ENGINE_LINEAR_TANH = expression("engine-linear-tanh", linear_tanh, (4, 5), (3, 5
 ENGINE_SILU_SKIP = expression("engine-silu-skip", silu_skip, (4, 5), (3, 5))
 ENGINE_STANDARDIZE = expression("engine-standardize", standardize, (4, 5), (5,))
 ENGINE_LOG_PROBS = expression("engine-log-probs", log_probs, (4, 5), (3, 5))
+ENGINE_BATCH_STATS = expression("engine-batch-stats", batch_stats, (4, 5), (3, 5), (3,))
+ENGINE_ATTENTION = expression("engine-attention-weights", attention_weights, (4, 4), (3, 4))  # d = 4: 1/sqrt(d) = 0.5
 SGD_MOMENTUM = optimizer("sgd-momentum", scratch.SGD, lr=0.1, momentum=0.9, weight_decay=0.1)
 SGD_NESTEROV = optimizer("sgd-nesterov", scratch.SGD, lr=0.1, momentum=0.9, nesterov=True)
 ADAM = optimizer("adam", scratch.Adam, lr=1e-2, weight_decay=0.1)
@@ -110,7 +124,8 @@ ADAMW = optimizer("adamw", scratch.AdamW, lr=1e-2, weight_decay=0.1)
 
 SUBJECTS = [LINEAR, LINEAR_SQUARE, RELU, SIGMOID, TANH, LEAKY_RELU, GELU, BATCH_NORM, DROPOUT, MLP, CROSS_ENTROPY,
             CONV, CONV_STRIDED, MAX_POOL, AVG_POOL, BATCH_NORM_2D, MSE, ENGINE_LINEAR_TANH, ENGINE_SILU_SKIP,
-            ENGINE_STANDARDIZE, ENGINE_LOG_PROBS, SGD_MOMENTUM, SGD_NESTEROV, ADAM, ADAMW]
+            ENGINE_STANDARDIZE, ENGINE_LOG_PROBS, ENGINE_BATCH_STATS, ENGINE_ATTENTION, SGD_MOMENTUM, SGD_NESTEROV,
+            ADAM, ADAMW]
 
 
 @dataclass(frozen=True)
