@@ -369,3 +369,20 @@ def test_ctrl_c_stops_the_server_while_a_page_plays():
             server.kill()
     assert stream_seconds < 2 and frames <= 6, (stream_seconds, frames)
     assert server.returncode == 0 and "Playground sessions made: " in out and "Traceback" not in out, out
+
+
+def test_a_diverging_run_stops_and_is_reported():
+    """Regression with linear neurons at lr 10 blows the squared error up: the session says diverged (losses sent as
+    null), steps no further, and two sides that diverged together are no difference (one side alone would be an
+    infinite one)."""
+    from compare.web.playground import difference
+
+    http = TestClient(create_app(None, SessionPool()))
+    key = create(http, lr=10.0, activation="linear", hidden=[8, 8], problem="regression", dataset="plane")
+    answer = http.post(f"/api/playground/{key}/step", json={"steps": 50}).json()
+    assert answer["diverged"] and answer["step"] < 50 and answer["max_loss_difference"] == 0, answer
+    assert answer["scratch"]["train_loss"] is None and answer["torch"]["test_loss"] is None
+    assert http.post(f"/api/playground/{key}/step", json={"steps": 5}).json()["step"] == answer["step"]
+    assert http.get(f"/api/playground/{key}/frame").status_code == 200
+    assert difference(math.inf, math.nan) == 0.0 and difference(1.0, math.inf) == math.inf
+    assert difference(1.0, 1.5) == 0.5

@@ -157,6 +157,13 @@ def _integer(values: dict, name: str, low: int, high: int) -> int:
     return value
 
 
+def difference(a: float, b: float) -> float:
+    """|a - b| of two losses; 0 when both are inf or NaN (they diverged together), inf when only one is."""
+    if math.isfinite(a) and math.isfinite(b):
+        return abs(a - b)
+    return 0.0 if not (math.isfinite(a) or math.isfinite(b)) else math.inf
+
+
 def quantized(values: Tensor) -> str:
     """Values in [-1, 1] (clamped) as bytes 0..255, base64: a heatmap for the page's colours, 1 byte a point."""
     q = ((values.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
@@ -222,7 +229,7 @@ class PlaygroundSession:
                 _, self.diverged = self.run.epoch()
                 records = self.run.records.values()
                 a, b = (r.step_losses for r in records)
-                self._note_loss(max((abs(u - v) for u, v in zip(a, b, strict=True)), default=0.0))
+                self._note_loss(max((difference(u, v) for u, v in zip(a, b, strict=True)), default=0.0))
                 for record in records:  # bounded: the new epoch's losses are judged, then let go
                     record.step_losses.clear()
                     record.history.clear()
@@ -234,18 +241,15 @@ class PlaygroundSession:
         """Playground changes the learning rate without a reset: both optimizers take the new rate at once."""
         with self.lock:
             for learner in self.learners:
-                if hasattr(learner.optimizer, "param_groups"):
+                if isinstance(learner.optimizer, torch.optim.Optimizer):
                     for group in learner.optimizer.param_groups:
                         group["lr"] = lr
-                else:
+                else:  # a scratch optimizer: one rate for all its parameters
                     learner.optimizer.lr = lr
             self.settings = Settings(**{**asdict(self.settings), "lr": lr})
 
-    def _note_loss(self, difference: float) -> None:
-        if math.isfinite(difference):
-            self.max_loss_difference = max(self.max_loss_difference, difference)
-        elif not self.diverged:  # one side's loss is not finite and the other's is: a real difference
-            self.max_loss_difference = math.inf
+    def _note_loss(self, largest: float) -> None:
+        self.max_loss_difference = max(self.max_loss_difference, largest)
 
     def _evaluate(self) -> dict:
         out = {}
@@ -256,7 +260,7 @@ class PlaygroundSession:
             if self.classification:
                 out[learner.name]["test_accuracy"] = accuracy(predictions, self.run.y_test)
         for key in ("train_loss", "test_loss"):
-            self._note_loss(abs(out["scratch"][key] - out["torch"][key]))
+            self._note_loss(difference(out["scratch"][key], out["torch"][key]))
         self.curve.add(self.epoch, {f"{side}_{k}": v for side in out for k, v in out[side].items()})
         return out
 
