@@ -3,9 +3,11 @@
 # make test-fast - the quickest check: the suite less what trains on real data or reruns documented commands
 # make test-all  - make test, then the tests marked slow (long trainings, full sweeps): what CI runs
 # make docs   - rerun the fast documented commands, then rewrite the docs' figures and pictures (docs/build.py)
-# make screenshot - the digit page's picture of the README, taken by the browser test
+# make screenshot - the pictures of the digit page and the playground in the README, taken by the browser tests
 # make grads  - set up, then the gradient check on one batch of real data
 # make serve  - set up, then the digit page at http://127.0.0.1:8000 (trains the lesson's network first)
+# make playground - set up, then the live playground alone at http://127.0.0.1:8000/playground (no MNIST needed)
+# make playground-checks - the playground's slow checks (learning through the API, load test, the page), figures printed
 # make lint   - set up, then ruff (pycodestyle, pyflakes, isort, bugbear, pep8-naming; see pyproject.toml)
 # Data: $(MNIST_DATA_ROOT) if set, else ../shared/data if it exists, else ./data (see README).
 
@@ -15,7 +17,7 @@ PY := $(VENV)/bin/python
 MNIST_DATA_ROOT ?= $(if $(wildcard ../shared/data/mnist),../shared/data,data)
 export MNIST_DATA_ROOT
 
-.PHONY: setup demo grads serve lint test test-fast test-all test-slow docs screenshot clean
+.PHONY: setup demo grads serve playground playground-checks lint test test-fast test-all test-slow docs screenshot clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +34,12 @@ grads: setup
 
 serve: setup
 	$(PY) -m compare serve
+
+playground: setup
+	$(PY) -m compare serve --playground-only
+
+playground-checks: setup
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests/test_playground_web.py tests/test_playground_page.py -m slow -q -s
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -54,9 +62,10 @@ test-all: test test-slow
 docs: setup
 	$(PY) docs/build.py --rerun fast
 
-# the digit page as the browser test draws on it (needs chromium and chromedriver)
+# the digit page as the browser test draws on it, and the playground as its browser test leaves it (needs chromium
+# and chromedriver)
 screenshot: setup
-	SCREENSHOT_DIR=docs/pictures/serve $(PY) -m pytest tests/test_serve.py -q -k browser
+	SCREENSHOT_DIR=docs/pictures/serve $(PY) -m pytest tests/test_serve.py tests/test_playground_page.py -q -k browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -10,7 +10,7 @@ and a new folder or top-level module of compare/ fails that test until it is giv
     9      compare/cli.py, compare/__init__.py    the parser, built from every command record; this package
     8      compare/commands/                      one module (or package) per command; none imports another
     7      compare/options/                       the option groups the commands take, the Command record
-    6      compare/distributed/, compare/web/     data-parallel training; the digit page and its reader
+    6      compare/distributed/, compare/web/     data-parallel training; the pages: digits, the live playground
     5      compare/training/, compare/checking/   Config, learners, the one loop, the verdict; the gradient checker
     4      compare/models/                        the registry: one file per model family, built from one spec
     3      compare/data/, compare/pictures/       MNIST, toy points, digits; the PNG pictures, one module a subject
@@ -21,7 +21,7 @@ and a new folder or top-level module of compare/ fails that test until it is giv
 
 In words: the command line sits on top (cli.py imports every command); each command takes option groups from
 below it and runs the core. The core trains (training/, and distributed/ over it), checks gradients
-(checking/) and serves the digit page (web/); it builds its networks from the registry (models/), which may
+(checking/) and serves the pages (web/); it builds its networks from the registry (models/), which may
 draw its own pictures (pictures/) but knows nothing of training; data/ and pictures/ know no model by name.
 At the bottom of compare, base/ imports nothing of the project, so that every layer can raise its errors,
 judge with its tolerances and write its tables.

@@ -37,7 +37,7 @@ GLOSSARY: tuple[Term, ...] = (
     Term("batch size", "tamanho do lote", ("compare/training/loop.py",)),
     Term("epochs", "épocas", ("compare/training/loop.py",)),
     Term("convergence", "convergência", ("compare/training/loop.py",)),
-    Term("regularization", "regularização", ("scratch/dropout.py", "scratch/optim.py")),
+    Term("regularization", "regularização", ("scratch/regularization.py", "scratch/dropout.py", "scratch/optim.py")),
     Term("normalization", "normalização", ("compare/data/mnist.py", "scratch/batchnorm.py")),
     Term("metrics", "métricas", ("compare/training/metrics.py",)),
     Term("accuracy", "acurácia", ("compare/training/metrics.py",)),

@@ -5,7 +5,7 @@ modules (tests/test_purity.py enforces it): every gradient is a formula in a
 layer's `backward`.
 """
 
-from scratch.activations import ACTIVATIONS, GELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from scratch.activations import ACTIVATIONS, GELU, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
 from scratch.attention import MultiheadAttention
 from scratch.batchnorm import BatchNorm1d, BatchNorm2d
 from scratch.cnn import CNN
@@ -28,7 +28,7 @@ from scratch.vit import ViT
 __all__ = [
     "ACTIVATIONS", "LOSSES", "MLP", "SGD", "CrossEntropyLoss", "Linear", "MSELoss",
     "Module", "ReLU", "Sequential", "Sigmoid", "Tanh",
-    "Adam", "AdamW", "BatchNorm1d", "CosineAnnealingLR", "Dropout", "GELU", "LeakyReLU", "StepLR",
+    "Adam", "AdamW", "BatchNorm1d", "CosineAnnealingLR", "Dropout", "GELU", "Identity", "LeakyReLU", "StepLR",
     "CNN", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "MaxPool2d",
     "LSTM", "LSTMClassifier", "LayerNorm", "MultiheadAttention", "RNN", "TransformerEncoderLayer", "ViT",
 ]

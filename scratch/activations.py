@@ -103,9 +103,24 @@ class GELU(Module):
         return dout * (self.cdf + self.x * pdf)  # B,H
 
 
+class Identity(Module):
+    """The linear activation (Playground's "linear"): the neuron passes its weighted sum on unchanged.
+
+    forward:   out = x
+    backward:  dx = dout          (derivative 1 everywhere)
+    cache: nothing.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+    def backward(self, dout: Tensor) -> Tensor:
+        return dout
+
+
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 ACTIVATIONS: dict[str, type[Module]] = {
-    "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky-relu": LeakyReLU, "gelu": GELU,
+    "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "leaky-relu": LeakyReLU, "gelu": GELU, "linear": Identity,
 }

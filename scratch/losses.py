@@ -46,9 +46,16 @@ class MSELoss:
     forward:   t = onehot(y),  L = (1/(B*C)) sum_{b,c} (out[b,c] - t[b,c])^2   (as `nn.MSELoss` on one-hot targets)
     backward:  dout = 2 (out - t) / (B*C) * dL
     cache: out - t.
+    Regression: a floating-point target is t itself, [B, C] or, for one output, [B] (the playground's plane).
     """
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        if target.is_floating_point():
+            if target.numel() != output.numel() or target.shape[0] != output.shape[0]:
+                raise TypeError(f"MSELoss expects int64 class indices [batch], or real targets shaped as the outputs "
+                                f"{list(output.shape)}; got {target.dtype} targets of shape {list(target.shape)}")
+            self.diff = output - target.reshape(output.shape)  # B,C
+            return (self.diff * self.diff).mean()
         check_loss_inputs(output, target, "MSELoss")
         onehot = torch.zeros_like(output)  # B,C
         onehot[torch.arange(output.shape[0], device=output.device), target] = 1

@@ -217,6 +217,7 @@ LAYERS = [
           sample("batch-of-1", (1, 5)), sample("saturated", (4, 6), values="large", **SATURATED)),
     layer("tanh", scratch.Tanh, lambda s: nn.Tanh(), sample("typical", (4, 6)),
           sample("saturated", (4, 6), values="large", **SATURATED)),
+    layer("identity", scratch.Identity, lambda s: nn.Identity(), sample("typical", (4, 6))),
     layer("gelu", scratch.GELU, lambda s: nn.GELU(), sample("typical", (4, 6)), sample("batch-of-1", (1, 5)),
           sample("large", (4, 6), values="large", **SATURATED)),
     layer("batchnorm1d-train", lambda: random_affine(scratch.BatchNorm1d(6)), twin_of(lambda: nn.BatchNorm1d(6)),

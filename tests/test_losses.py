@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import scratch
+import torch_impl
 
 
 def test_cross_entropy_is_stable_for_huge_logits():
@@ -37,3 +38,20 @@ def test_mse_against_one_hot():
     assert scratch.MSELoss().forward(out, target).item() == pytest.approx(1 / 20)
 
 
+
+
+def test_mse_takes_real_targets_for_regression():
+    """The playground's regression: one output per example and a real target, as nn.MSELoss takes them; the
+    gradient by hand equals autograd's."""
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(7, 1, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(7, generator=g, dtype=torch.float64) * 2 - 1
+    ours = scratch.MSELoss()
+    loss = ours.forward(out.detach(), target)
+    reference = torch.nn.MSELoss()(out, target[:, None])
+    reference.backward()
+    assert torch.allclose(loss, reference.detach(), rtol=0, atol=1e-15)
+    assert torch.allclose(ours.backward(), out.grad, rtol=0, atol=1e-15)
+    assert torch.equal(torch_impl.MSELoss()(out.detach(), target), reference.detach())
+    with pytest.raises(TypeError, match=r"real targets shaped as the outputs \[7, 1\]; got torch.float64 targets"):
+        ours.forward(out.detach(), torch.zeros(7, 2, dtype=torch.float64))

@@ -143,10 +143,10 @@ def test_text_regions_without_matplotlib():
 def test_hidden_activations_are_the_hidden_layers():
     config = Config(dtype="float64", model=make_spec(hidden=(5, 3), activation="tanh"))
     scratch_l, torch_l = build_pair(config, input_size=2, num_classes=2)
-    points = playground.plane_grid(7, torch.float64, "cpu")
+    points = toy.plane_grid(7, torch.float64, "cpu")
     assert points.shape == (49, 2)
     assert points[0].tolist() == [-toy.DOMAIN, -toy.DOMAIN] and points[-1].tolist() == [6.0, 6.0]
-    hs, ht = playground.hidden_activations(scratch_l, points), playground.hidden_activations(torch_l, points)
+    hs, ht = playground.hidden_layers(scratch_l, points), playground.hidden_layers(torch_l, points)
     assert [h.shape for h in hs] == [(49, 5), (49, 3)]
     assert all(h.abs().max() <= 1 for h in hs)  # tanh outputs
     for a, b in zip(hs, ht, strict=True):

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import shutil
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+import web_helpers
 from conftest import DATA_ROOT
+from web_helpers import LocalServer
 
 from compare.data.digits import EmptyDrawingError, mnist_style
 from compare.training.config import Config
@@ -212,30 +212,6 @@ def test_photo_of_dark_ink_on_white_paper_is_inverted(client):
 
 # --- a real server -----------------------------------------------------------------------------------
 
-class LocalServer:
-    """uvicorn on 127.0.0.1 and a free port, in a thread, until stop()."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start within 20 s")
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def server(reader):
     local = LocalServer(create_app(reader))
@@ -277,23 +253,10 @@ def test_load_test_loses_no_request_and_every_answer_agrees(server):
 
 # --- the page in a real browser ------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'")
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("no headless browser here: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1300,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    with web_helpers.browser() as driver:
+        yield driver
 
 
 def test_drawing_in_the_browser_gives_the_python_predictions(server, browser, reader, tmp_path):

@@ -24,8 +24,9 @@ from compare.cli import build_parser, main, resolve
 from compare.commands import COMMANDS
 from compare.models import make_spec
 from compare.options import groups
+from compare.training.components import dropout_stream
 from compare.training.config import Config
-from compare.training.learners import build_pair, dropout_stream
+from compare.training.learners import build_pair
 from compare.training.loop import train_lockstep
 
 

@@ -6,4 +6,5 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
     "leaky-relu": nn.LeakyReLU,  # negative_slope 0.01, the scratch default
     "gelu": nn.GELU,  # approximate="none": the exact erf form
+    "linear": nn.Identity,
 }

@@ -14,7 +14,8 @@ With --plots DIR (needs matplotlib) it draws what Playground draws: boundary.png
 network's output over the plane, scratch beside torch, with the data), curves.png (loss
 and accuracy curves, and the per-step difference), neurons.png (what every hidden neuron
 computes on the plane) and, with --gif, boundary.gif (the boundary as it is learned).
-Without --plots it prints the scratch network's decision regions as text.
+Without --plots it prints the scratch network's decision regions as text. The same, live in the browser,
+with every control of TensorFlow Playground: `python -m compare serve --playground-only` (compare/web/).
 """
 
 from __future__ import annotations
@@ -27,20 +28,19 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-import scratch
-import torch_impl
 from compare import models
 from compare.base import agreement
 from compare.base.errors import UsageError
 from compare.base.report import plural
 from compare.data import toy
 from compare.options.command import Command
-from compare.options.groups import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, RUN
+from compare.options.groups import BATCH, DIVERGENCE, EPOCHS, LOSS, MODEL, OPTIMIZER, PLOTS, REGULARIZATION, RUN
 from compare.pictures.canvas import INSTALL_HINT, require_matplotlib
 from compare.pictures.curves import training_curves
 from compare.pictures.playground import boundary_animation, decision_boundaries, hidden_neurons
 from compare.training.config import Config
-from compare.training.learners import Learner, ScratchLearner, build_pair, parameter_mismatches
+from compare.training.diagnostics import hidden_activations
+from compare.training.learners import Learner, build_pair, parameter_mismatches
 from compare.training.loop import EpochStats, evaluate, train_lockstep
 from compare.training.metrics import accuracy
 from compare.training.optimizers import describe_training
@@ -105,31 +105,15 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def plane_grid(resolution: int, dtype: torch.dtype, device: str) -> Tensor:
-    """G*G points covering [-DOMAIN, DOMAIN]^2, row by row from the bottom (x2) and left (x1): [G*G, 2]."""
-    ticks = torch.linspace(-toy.DOMAIN, toy.DOMAIN, resolution, dtype=dtype, device=device)
-    x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")
-    return torch.stack([x1.flatten(), x2.flatten()], dim=1)
-
-
 @torch.no_grad()
 def class1_probability(learner: Learner, points: Tensor, resolution: int) -> Tensor:
     """softmax(output)[class 1] at every grid point, as a [G, G] map (row 0 at the bottom)."""
     return learner.logits(points).softmax(dim=1)[:, 1].reshape(resolution, resolution)
 
 
-@torch.no_grad()
-def hidden_activations(learner: Learner, points: Tensor) -> list[Tensor]:
+def hidden_layers(learner: Learner, points: Tensor) -> list[Tensor]:
     """The output of every hidden layer's activation at `points`, in evaluation mode: [N, width] each."""
-    is_activation = tuple(scratch.ACTIVATIONS.values()) + tuple(torch_impl.ACTIVATIONS.values())
-    learner.model.eval()
-    layers = learner.model.layers.layers if isinstance(learner, ScratchLearner) else learner.model.layers
-    h, outputs = points, []
-    for layer in layers:
-        h = layer.forward(h) if isinstance(learner, ScratchLearner) else layer(h)
-        if isinstance(layer, is_activation):
-            outputs.append(h)
-    return outputs
+    return [h for _, _, h in hidden_activations(learner, points)]
 
 
 def text_regions(learner: Learner, dtype: torch.dtype, device: str) -> str:
@@ -172,7 +156,7 @@ def run(config: Config, data: None = None) -> dict:
           f"{config.dtype} on {config.device}")
     print("Initial parameters: " + ("bit-identical" if not mismatched else f"DIFFERENT in {', '.join(mismatched)}"))
 
-    grid = plane_grid(GRID, config.torch_dtype, config.device)
+    grid = toy.plane_grid(GRID, config.torch_dtype, config.device)
     train_accuracy: dict[str, list[float]] = {learner.name: [] for learner in learners}
     every_frame = max(1, config.epochs // GIF_FRAMES)
     every_line = max(1, config.epochs // 10)
@@ -209,7 +193,7 @@ def run(config: Config, data: None = None) -> dict:
                       f"{records['torch'].history[-1].test_accuracy:.1%}")
         result = verdict(config, records, not mismatched, monitor.summary(),
                          fail_on_divergence=config.extra["fail_on_divergence"], accuracies=accuracies)
-        maps = {learner.name: hidden_activations(learner, grid) for learner in learners}
+        maps = {learner.name: hidden_layers(learner, grid) for learner in learners}
     hidden_diff = max(((a - b).abs().max().item() for a, b in zip(maps["scratch"], maps["torch"], strict=True)),
                       default=0.0)
     result["hidden_activation_max_diff"] = hidden_diff
@@ -280,7 +264,7 @@ COMMAND = Command(
     name="playground",
     help="TensorFlow-Playground-like lab: both networks learn a 2-D toy dataset",
     run=run,
-    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS, DIVERGENCE),
+    groups=(MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, *RUN, PLOTS, DIVERGENCE),
     add_arguments=add_arguments,
     config_keys=("noise", "samples", "plots", "gif", "fail_on_divergence"),
     needs_data=False,

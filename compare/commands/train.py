@@ -28,6 +28,7 @@ from compare.options.groups import (
     MODEL,
     OPTIMIZER,
     PLOTS,
+    REGULARIZATION,
     RUN,
     check_output_path,
 )
@@ -191,7 +192,7 @@ COMMAND = Command(
     name="train",
     help="train both networks in lockstep and compare them",
     run=run,
-    groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, *RUN, PLOTS, DIVERGENCE),
+    groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, *RUN, PLOTS, DIVERGENCE),
     add_arguments=add_arguments,
     config_keys=("plots", "save", "fail_on_divergence"),
     defaults={"epochs": 3},

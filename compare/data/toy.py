@@ -12,8 +12,15 @@ about [-6, 6] x [-6, 6], and `noise` is Playground's noise slider divided by 100
 - gaussian: two round blobs, class 1 around (2, 2), class 0 around (-2, -2).
 - spiral:   two interleaved arms of 1.75 turns each, half a turn apart.
 
-Class 0 is drawn orange and class 1 blue, Playground's colours. Everything is drawn
+and two for regression, whose target is a number in [-1, 1] (float64) instead of a class:
+
+- plane:           uniform points; the target rises linearly along x1 + x2, from -1 at (-5, -5) to 1 at (5, 5).
+- multi-gaussian:  six bumps of +1 and -1 in two rows; the target is the strongest bump's at the point.
+
+Class 0 (or -1) is drawn orange and class 1 (or +1) blue, Playground's colours. Everything is drawn
 from a `torch.Generator` seeded with `seed`, so a seed always gives the same points.
+
+`features(x, names)` makes Playground's input features of the points: x1, x2, x1^2, x2^2, x1*x2, sin x1, sin x2.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import math
 import torch
 from torch import Tensor
 
-DATASETS = ("circles", "gaussian", "spiral", "xor")
+DATASETS = ("circles", "gaussian", "spiral", "xor")  # classification: y is 0 or 1
+REGRESSION_DATASETS = ("plane", "multi-gaussian")  # regression: y is a number in [-1, 1]
 CLASSES = ("0", "1")
 DOMAIN = 6.0  # plots show the square [-DOMAIN, DOMAIN]^2, as Playground does
 MAX_NOISE = 0.5  # Playground's slider goes from 0 to 50 (%)
@@ -74,13 +82,55 @@ def _spiral(n: int, noise: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
     return torch.cat([a[0] for a in arms]), torch.cat([a[1] for a in arms])
 
 
-_GENERATORS = {"circles": _circles, "gaussian": _gaussian, "spiral": _spiral, "xor": _xor}
+def _plane(n: int, noise: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    x = _uniform(2 * n, -DOMAIN, DOMAIN, g).reshape(n, 2)
+    nudged = x + _uniform(2 * n, -DOMAIN, DOMAIN, g).reshape(n, 2) * noise
+    return x, (nudged.sum(dim=1) / 10).clamp(-1, 1)  # Playground's scale: x1 + x2 from -10..10 to -1..1
+
+
+GAUSSIAN_BUMPS = ((-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1))  # x1, x2, sign
+
+
+def _multi_gaussian(n: int, noise: float, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    x = _uniform(2 * n, -DOMAIN, DOMAIN, g).reshape(n, 2)
+    nudged = x + _uniform(2 * n, -DOMAIN, DOMAIN, g).reshape(n, 2) * noise
+    centres = torch.tensor([b[:2] for b in GAUSSIAN_BUMPS], dtype=torch.float64)  # 6,2
+    signs = torch.tensor([b[2] for b in GAUSSIAN_BUMPS], dtype=torch.float64)  # 6
+    heights = signs * (1 - torch.cdist(nudged, centres) / 2).clamp(0, 1)  # N,6: 1 at a centre, 0 from distance 2
+    strongest = heights.abs().argmax(dim=1, keepdim=True)  # the bump largest in absolute value, as Playground
+    return x, heights.gather(1, strongest).squeeze(1)
+
+
+_GENERATORS = {"circles": _circles, "gaussian": _gaussian, "spiral": _spiral, "xor": _xor, "plane": _plane,
+               "multi-gaussian": _multi_gaussian}
+FEATURES = {  # Playground's input features, by the names the live playground's API takes
+    "x1": lambda x: x[:, 0], "x2": lambda x: x[:, 1], "x1_squared": lambda x: x[:, 0] ** 2,
+    "x2_squared": lambda x: x[:, 1] ** 2, "x1_times_x2": lambda x: x[:, 0] * x[:, 1],
+    "sin_x1": lambda x: torch.sin(x[:, 0]), "sin_x2": lambda x: torch.sin(x[:, 1]),
+}
+
+
+def features(x: Tensor, names: list[str] | tuple[str, ...]) -> Tensor:
+    """The points x [N, 2] as the input features `names` (keys of FEATURES), in that order: [N, len(names)]."""
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or not names:
+        raise ValueError(f"unknown or no input features {unknown}; choose from {', '.join(FEATURES)}")
+    return torch.stack([FEATURES[n](x) for n in names], dim=1)
+
+
+def plane_grid(resolution: int, dtype: torch.dtype = torch.float64, device: str = "cpu") -> Tensor:
+    """G*G points covering [-DOMAIN, DOMAIN]^2, row by row from the bottom (x2) and left (x1): [G*G, 2]. The
+    pictures of the playground command and the live playground's heatmaps are drawn on it."""
+    ticks = torch.linspace(-DOMAIN, DOMAIN, resolution, dtype=dtype, device=device)
+    x2, x1 = torch.meshgrid(ticks, ticks, indexing="ij")
+    return torch.stack([x1.flatten(), x2.flatten()], dim=1)
 
 
 def make_toy(name: str, samples: int, noise: float, seed: int) -> tuple[Tensor, Tensor]:
-    """`samples` points of dataset `name`, shuffled: x [samples, 2] float64, y [samples] int64 (0 or 1)."""
+    """`samples` points of dataset `name`, shuffled: x [samples, 2] float64, y [samples] int64 (0 or 1), or
+    float64 in [-1, 1] for a dataset of REGRESSION_DATASETS."""
     if name not in _GENERATORS:
-        raise ValueError(f"unknown toy dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown toy dataset {name!r}; choose one of {', '.join(_GENERATORS)}")
     if samples < 2:
         raise ValueError(f"a toy dataset needs at least 2 samples (one per class), got {samples}")
     if not 0 <= noise <= MAX_NOISE:

@@ -44,8 +44,9 @@ from compare.distributed.collectives import Collectives, owned
 from compare.distributed.flat import allocate, allocated, flatten, free, unit_modules
 from compare.distributed.learners import DataParallelLearner
 from compare.distributed.memory import MemoryLedger
+from compare.training.components import scratch_optimizer
 from compare.training.config import Config
-from compare.training.learners import ScratchLearner, scratch_optimizer
+from compare.training.learners import ScratchLearner
 from compare.training.state import TrainingState
 
 STAGES = {"optimizer": 1, "gradients": 2, "parameters": 3}  # --shard's choices that shard, and their ZeRO stage

@@ -25,8 +25,9 @@ from compare.distributed.ring import ring_all_reduce_bytes
 from compare.distributed.tensor_parallel import gather_parameters, split
 from compare.distributed.torch_sharding import torch_ledger
 from compare.models import SplitPair
+from compare.training.components import scratch_optimizer, torch_optimizer
 from compare.training.config import Config
-from compare.training.learners import ScratchLearner, TorchLearner, scratch_optimizer, torch_optimizer
+from compare.training.learners import ScratchLearner, TorchLearner
 
 
 class ScratchTensorParallel(DistributedLearner):

@@ -26,8 +26,9 @@ from torch.distributed.tensor import DTensor
 
 from compare.distributed.learners import DataParallelLearner, TorchDataParallel
 from compare.distributed.memory import MemoryLedger
+from compare.training.components import torch_optimizer, torch_schedule
 from compare.training.config import Config
-from compare.training.learners import TorchLearner, torch_optimizer, torch_schedule
+from compare.training.learners import TorchLearner
 from compare.training.optimizers import optimizer_spec
 
 

@@ -16,7 +16,7 @@ from compare.base import argtypes
 from compare.models.spec import ModelSpec
 
 IMPLEMENTATIONS = ("scratch", "torch", "engine")  # hand-written backward, torch.autograd, the scratch engine
-ACTIVATION_CHOICES = ("relu", "sigmoid", "tanh", "leaky-relu", "gelu")
+ACTIVATION_CHOICES = ("relu", "sigmoid", "tanh", "leaky-relu", "gelu", "linear")  # linear: none (the identity)
 # The activations with a kink (at 0): a finite difference across it mixes two slopes, so a network with one takes
 # a smaller step and leaves out the coordinates where a kink lies within the nudge (compare/checking/finite_diff.py).
 KINKED_ACTIVATIONS = ("relu", "leaky-relu")

@@ -65,8 +65,9 @@ def engine_problem(spec: ModelSpec) -> str | None:
 def check(spec: ModelSpec) -> None:
     if not 0 <= spec["dropout"] < 1:
         raise UsageError(f"--dropout must be a probability in [0, 1), got {spec['dropout']}")
-    if not spec["hidden"] or any(int(h) <= 0 for h in spec["hidden"]):
-        raise UsageError(f"--hidden needs at least one positive size, got {spec['hidden']}")
+    # no hidden layer at all is allowed (the playground's 0 layers: logistic regression); a layer of 0 is not
+    if any(int(h) <= 0 for h in spec["hidden"]):
+        raise UsageError(f"--hidden needs positive sizes, got {spec['hidden']}")
     if spec["activation"] not in ACTIVATION.kwargs["choices"]:
         raise UsageError(f"unknown activation {spec['activation']!r}; choose one of "
                          f"{', '.join(ACTIVATION.kwargs['choices'])}")

@@ -193,6 +193,26 @@ def _resolve_optimizer(args: argparse.Namespace) -> None:
 OPTIMIZER = OptionGroup("optimizer", _add_optimizer, _resolve_optimizer)
 
 
+def _add_regularization(p: argparse.ArgumentParser, d: Defaults) -> None:
+    g = p.add_argument_group("regularization", "penalties on the weights (not biases or norm scales), added to the "
+                             "loss: scratch adds their gradient by hand, torch differentiates them with autograd")
+    g.add_argument("--l1", type=float, default=d.l1, metavar="RATE",
+                   help=f"L1 penalty RATE * sum|w|, gradient RATE * sign(w) (default: {d.l1:g})")
+    g.add_argument("--l2", type=float, default=d.l2, metavar="RATE",
+                   help=f"L2 penalty RATE/2 * sum w^2, gradient RATE * w; unlike --weight-decay it is part of the "
+                        f"loss, spares the biases and goes through Adam's moments (default: {d.l2:g})")
+
+
+def _resolve_regularization(args: argparse.Namespace) -> None:
+    for name in ("l1", "l2"):
+        rate = getattr(args, name)
+        if not (math.isfinite(rate) and rate >= 0):
+            raise UsageError(f"--{name} must be a finite rate of 0 or more, got {rate}; e.g. --{name} 1e-4")
+
+
+REGULARIZATION = OptionGroup("regularization", _add_regularization, _resolve_regularization)
+
+
 # --- seed, precision, device, report ---------------------------------------------------------------
 
 def _add_seed(p: argparse.ArgumentParser, d: Defaults) -> None:
@@ -322,8 +342,8 @@ def check_output_path(path: str, option: str, *, folder: bool) -> None:
 
 # Groups resolve in this order, whichever order a command lists them in: later ones read earlier ones
 # (the model's checks read the device and batch size; the optimizer's defaults read the family).
-RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, PROCESSES, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, PLOTS, DIVERGENCE,
-                    MODEL)
+RESOLUTION_ORDER = (DATA, SEED, DTYPE, DEVICE, PROCESSES, REPORT, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, PLOTS,
+                    DIVERGENCE, MODEL)
 
 
 def make_config(args: argparse.Namespace, extra_keys: tuple[str, ...] = ()) -> Config:

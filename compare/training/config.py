@@ -33,6 +33,9 @@ class Config:
     optimizer: str = "sgd"  # "sgd", "momentum", "nesterov", "adam" or "adamw" (compare/training/optimizers.py)
     momentum: float = 0.0  # momentum of "momentum" / "nesterov" (0 for the others)
     weight_decay: float = 0.0  # L2 weight decay (decoupled for "adamw")
+    # L1 and L2 penalties on the weights, added to the loss (scratch/regularization.py): l1 * sum|w| + l2/2 * sum w^2
+    l1: float = 0.0
+    l2: float = 0.0
     # Learning rate per epoch: "none", "step" or "cosine". Cosine by default: it anneals the rate to 0 over
     # the run, so the last epoch takes small steps and the final accuracy is not at the mercy of the last
     # noisy batches (measured, 784-16-16-10, 3 seeds: 3 epochs 95.1-95.5% vs 93.4-94.4% at a constant rate).

@@ -3,6 +3,9 @@
 A `Learner` bundles a model, its loss and its optimizer. Only `forward_backward` differs
 between the two: the scratch learner calls its hand-written backward passes, the torch
 learner calls `loss.backward()` (autograd).
+
+With Config.l1 or .l2, a step minimizes (and returns) the data loss plus a penalty R(w): scratch adds dR/dw by
+hand after its backward (scratch/regularization.py), torch adds R to the loss for autograd (torch_impl/).
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ import torch
 from torch import Tensor
 
 import scratch
-import scratch.lr_scheduler
-import scratch.optim
+import scratch.regularization
 import torch_impl
-import torch_impl.lr_scheduler
-import torch_impl.optim
-from compare import models
+import torch_impl.regularization
+from compare.training.components import (
+    dropout_stream,
+    input_shape,
+    model_from_seed,
+    scratch_optimizer,
+    scratch_penalty,
+    torch_optimizer,
+    torch_penalty,
+)
 from compare.training.config import Config
-from compare.training.optimizers import optimizer_spec, schedule_spec
 from compare.training.state import (
     TrainingState,
     load_scratch_optimizer_state,
@@ -75,8 +83,7 @@ class Learner:
         raise NotImplementedError
 
     def load_state(self, state: dict[str, Tensor]) -> None:
-        """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError when it
-        does not fit."""
+        """Copy a state dict (PyTorch's key names) into the model; KeyError/ValueError/RuntimeError if it won't fit."""
         raise NotImplementedError
 
     def export_state(self) -> TrainingState:
@@ -137,12 +144,16 @@ class ScratchLearner(Learner):
     random_state: Tensor | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "hand-written"
+    penalty: scratch.regularization.Penalty | None = None  # L1/L2: its gradient added after the backward pass
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         with self.own_random_stream():
             loss = self.loss_fn.forward(self.model.forward(self.shaped(x)), y)
         self.model.backward(self.loss_fn.backward(), input_grad=False)  # as autograd: no gradient for images
+        if self.penalty is not None:
+            loss = loss + self.penalty.value()  # R(w) at the weights this step's gradient is taken at
+            self.penalty.backward()  # dw += dR/dw, in the layers' own gradient buffers
         return loss
 
     def load_state(self, state: dict[str, Tensor]) -> None:
@@ -197,12 +208,15 @@ class TorchLearner(Learner):
     random_state: Tensor | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "torch"
+    penalty: torch_impl.regularization.Penalty | None = None  # L1/L2: a term of the loss, for autograd
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=False)
         with self.own_random_stream():
             loss = self.loss_fn(self.model(self.shaped(x)), y)
+        if self.penalty is not None:
+            loss = loss + self.penalty()
         loss.backward()
         return loss.detach()
 
@@ -244,9 +258,10 @@ class TorchLearner(Learner):
 
     def float64_twin(self) -> TorchLearner:
         model = copy.deepcopy(self.model).double()
+        penalty = self.penalty and torch_impl.regularization.Penalty(model, self.penalty.l1, self.penalty.l2)
         # plain SGD over the twin's own parameters, for forward_backward's zero_grad; it never steps
         return TorchLearner(model, self.loss_fn, torch.optim.SGD(model.parameters(), lr=0.0), name=self.name,
-                            random_state=self.random_state, input_shape=self.input_shape)
+                            random_state=self.random_state, input_shape=self.input_shape, penalty=penalty)
 
 
 @dataclass
@@ -260,6 +275,7 @@ class EngineLearner(Learner):
     scheduler: object | None = None
     input_shape: tuple[int, ...] = ()
     implementation: str = "engine"
+    penalty: scratch.regularization.Penalty | None = None  # on the Values' .data and .grad, by hand as above
 
     def loss_graph(self, x: Tensor, y: Tensor) -> engine.Value:
         """The forward pass, recorded: the loss as a Value whose graph reaches back to every parameter."""
@@ -267,9 +283,10 @@ class EngineLearner(Learner):
 
     def forward_backward(self, x: Tensor, y: Tensor) -> Tensor:
         self.model.zero_grad()  # .grad accumulates, as in torch
-        loss = self.loss_graph(x, y)
-        loss.backward()
-        return loss.data
+        (loss := self.loss_graph(x, y)).backward()
+        if self.penalty is not None:
+            self.penalty.backward()
+        return loss.data if self.penalty is None else loss.data + self.penalty.value()
 
     def step(self) -> None:
         self.optimizer.step()
@@ -310,80 +327,37 @@ class EngineLearner(Learner):
         return {n: p.grad for n, p in self.model.named_parameters()}
 
 
-def dropout_stream(config: Config) -> Tensor | None:
-    """The starting state of the dropout masks' random stream (seeded from config.seed), or None without dropout."""
-    return torch.Generator().manual_seed(config.seed).get_state() if config.model.get("dropout", 0.0) > 0 else None
-
-
-def _model(config: Config, impl: str, input_size: int, num_classes: int):
-    """The `impl` variant of config.model from config.seed, moved to config's device and dtype."""
-    torch.manual_seed(config.seed)
-    return models.build(config.model, impl, input_size, num_classes).to(device=config.device, dtype=config.torch_dtype)
-
-
-def _input_shape(config: Config, input_size: int) -> tuple[int, ...]:
-    return tuple(models.family_of(config.model).input_shape(config.model, input_size))
-
-
-def _scheduler(module, optimizer, config: Config):
-    schedule = schedule_spec(config)
-    return getattr(module, schedule[0])(optimizer, **schedule[1]) if schedule else None
-
-
-def scratch_optimizer(config: Config, params: list[Tensor], grads: list[Tensor]) -> tuple[object, object | None]:
-    """config's scratch optimizer over these parameter and gradient tensors, and its learning-rate schedule (or
-    None): what build_scratch gives a model, and a sharded learner its shard of the flat parameters."""
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(scratch.optim, name)(params, grads, **kwargs)
-    return optimizer, _scheduler(scratch.lr_scheduler, optimizer, config)
-
-
-def torch_optimizer(config: Config, model: torch.nn.Module) -> tuple[torch.optim.Optimizer, object | None]:
-    """config's torch optimizer over the model's parameters (plain, or sharded by fully_shard / parallelize_module,
-    built after them), and its learning-rate schedule (or None)."""
-    name, kwargs = optimizer_spec(config)
-    optimizer = getattr(torch_impl.optim, name)(model, **kwargs)
-    return optimizer, torch_schedule(config, optimizer)
-
-
-def torch_schedule(config: Config, optimizer: torch.optim.Optimizer) -> object | None:
-    """config's learning-rate schedule over a torch optimizer (ZeroRedundancyOptimizer included), or None."""
-    return _scheduler(torch_impl.lr_scheduler, optimizer, config)
-
-
 def build_scratch(config: Config, input_size: int = 784, num_classes: int = 10) -> ScratchLearner:
-    model = _model(config, "scratch", input_size, num_classes)
+    model = model_from_seed(config, "scratch", input_size, num_classes)
     optimizer, scheduler = scratch_optimizer(config, model.parameters(), model.gradients())
     return ScratchLearner(model, scratch.LOSSES[config.loss](), optimizer, scheduler=scheduler,
-                          random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
+                          random_state=dropout_stream(config), input_shape=input_shape(config, input_size),
+                          penalty=scratch_penalty(config, model.named_parameters(), model.named_gradients()))
 
 
 def build_torch(config: Config, input_size: int = 784, num_classes: int = 10) -> TorchLearner:
-    model = _model(config, "torch", input_size, num_classes)
+    model = model_from_seed(config, "torch", input_size, num_classes)
     optimizer, scheduler = torch_optimizer(config, model)
     return TorchLearner(model, torch_impl.LOSSES[config.loss](), optimizer, scheduler=scheduler,
-                        random_state=dropout_stream(config), input_shape=_input_shape(config, input_size))
+                        random_state=dropout_stream(config), input_shape=input_shape(config, input_size),
+                        penalty=torch_penalty(config, model))
 
 
 def build_engine(config: Config, name: str = "engine", input_size: int = 784, num_classes: int = 10) -> EngineLearner:
     """The model on the scratch autograd engine, from the same seed: starts bit-identical to the other two."""
-    model = _model(config, "engine", input_size, num_classes)
+    model = model_from_seed(config, "engine", input_size, num_classes)
     params = model.parameters()
-    # The scratch optimizers take parameter and gradient tensors: hand over each Value's
-    # .data and its persistent .grad buffer, which backward() fills in place.
-    opt_name, opt_kwargs = optimizer_spec(config)
-    optimizer = getattr(scratch.optim, opt_name)([p.data for p in params], [p.grad for p in params], **opt_kwargs)
-    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name,
-                         scheduler=_scheduler(scratch.lr_scheduler, optimizer, config),
-                         input_shape=_input_shape(config, input_size))
+    # The scratch optimizers take parameter and gradient tensors: each Value's .data and the .grad backward() fills.
+    optimizer, scheduler = scratch_optimizer(config, [p.data for p in params], [p.grad for p in params])
+    named = dict(model.named_parameters())  # the penalty's gradient goes into each Value's .grad, as above
+    penalty = scratch_penalty(config, {n: p.data for n, p in named.items()}, {n: p.grad for n, p in named.items()})
+    return EngineLearner(model, engine.LOSSES[config.loss], optimizer, name=name, scheduler=scheduler,
+                         input_shape=input_shape(config, input_size), penalty=penalty)
 
 
 def build_pair(config: Config, input_size: int = 784, num_classes: int = 10) -> tuple[Learner, Learner]:
-    """Both implementations from one seed: parameters bit-identical (checked by `parameter_mismatches`).
-
-    With config.engine == "autograd" the scratch side is the model on the scratch autograd engine,
-    still in the "scratch" role of the tables (it lives in scratch/; only its backward differs).
-    """
+    """Both implementations from one seed: parameters bit-identical (checked by `parameter_mismatches`). With
+    config.engine == "autograd" the scratch side, in the "scratch" role of the tables, is the engine's model."""
     shape = dict(input_size=input_size, num_classes=num_classes)
     if config.engine == "autograd":
         return build_engine(config, name="scratch", **shape), build_torch(config, **shape)

@@ -72,6 +72,73 @@ def evaluate(learner: Learner, x: Tensor, y: Tensor, batch_size: int = 5000) -> 
     return total / len(x), torch.cat(predictions)
 
 
+class Lockstep:
+    """The one training loop, an epoch at a time: every learner takes the same batches, in the same order.
+
+        >>> run = Lockstep(learners, x_train, y_train, x_test, y_test, batch_size=32, seed=0)
+        >>> stats, diverged = run.epoch()        # one pass over the training set; then evaluation on the test set
+
+    `train_lockstep` runs it for a number of epochs; the live playground (compare/web/) runs one epoch per
+    update, for as long as a page asks. `records` holds each learner's per-step losses and per-epoch statistics
+    (a caller that runs without end may empty them between epochs).
+    """
+
+    def __init__(self, learners: Sequence[Learner], x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
+                 *, batch_size: int, seed: int, before_step: BeforeStep | None = None,
+                 after_step: Callable[[int], None] | None = None) -> None:
+        self.learners, self.batch_size = list(learners), batch_size
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.before_step, self.after_step = before_step, after_step
+        self.order = torch.Generator().manual_seed(seed)  # one batch order for all, drawn on the CPU
+        self.records = {learner.name: RunRecord() for learner in learners}
+        self.epochs_done, self.steps_done, self.step_in_epoch = 0, 0, 0
+
+    def epoch(self, of: int | None = None, progress: bool = False) -> tuple[dict[str, EpochStats], bool]:
+        """One epoch of steps, the schedule's step, then each learner's test loss and accuracy: (statistics by
+        learner name, whether a loss became inf or NaN). `of`: the run's number of epochs, for the progress bar."""
+        records, learners = self.records, self.learners
+        epoch = self.epochs_done + 1
+        epoch_batches = batches(len(self.x_train), self.batch_size, self.order)
+        start = {name: len(r.step_losses) for name, r in records.items()}
+        bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{of or '?'}", unit="batch", leave=False,
+                   disable=None if progress else True,  # None: shown on a terminal, not in logs
+                   dynamic_ncols=True)
+        diverged = False
+        for step, index in enumerate(bar, start=1):
+            self.step_in_epoch = step
+            index = index.to(self.x_train.device)
+            xb, yb = self.x_train[index], self.y_train[index]
+            self.steps_done += 1
+            if self.before_step is not None:
+                self.before_step(epoch, step, self.steps_done, xb, yb, records)
+            for learner in learners:
+                record = records[learner.name]
+                loss = learner.train_step(xb, yb)
+                record.step_losses.append(loss)
+                if not math.isfinite(loss) and record.diverged_at is None:
+                    record.diverged_at, diverged = self.steps_done, True
+            if self.after_step is not None:  # every learner has taken this step (training diagnostics)
+                self.after_step(self.steps_done)
+            if diverged:
+                break
+            if step % 50 == 1:
+                bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
+        epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
+        for learner in learners:
+            learner.end_epoch()  # the learning-rate schedule moves on once per epoch, as in torch
+        stats = {}
+        for learner in learners:
+            record = records[learner.name]
+            test_loss, predictions = evaluate(learner, self.x_test, self.y_test)
+            epoch_losses = record.step_losses[start[learner.name]:]
+            stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
+                                             accuracy(predictions, self.y_test), epoch_lr[learner.name])
+            record.history.append(stats[learner.name])
+            record.predictions = predictions
+        self.epochs_done = epoch
+        return stats, diverged
+
+
 def train_lockstep(
     learners: Sequence[Learner],
     x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor,
@@ -86,52 +153,17 @@ def train_lockstep(
     A loss that becomes inf or NaN ends the run after that step (every learner still takes it, so the
     records say whether the others diverged at the same step), with the epoch's statistics as they are.
     """
-    order = torch.Generator().manual_seed(seed)  # one batch order for all, drawn on the CPU
-    records = {learner.name: RunRecord() for learner in learners}
-    epoch, step = 1, 0
+    run = Lockstep(learners, x_train, y_train, x_test, y_test, batch_size=batch_size, seed=seed,
+                   before_step=before_step, after_step=after_step)
+    epoch = 1
     try:
         for epoch in range(1, epochs + 1):
-            epoch_batches = batches(len(x_train), batch_size, order)
-            start = {name: len(r.step_losses) for name, r in records.items()}
-            bar = tqdm(epoch_batches, desc=f"epoch {epoch}/{epochs}", unit="batch", leave=False,
-                       disable=None if progress else True,  # None: shown on a terminal, not in logs
-                       dynamic_ncols=True)
-            diverged = False
-            for step, index in enumerate(bar, start=1):
-                index = index.to(x_train.device)
-                xb, yb = x_train[index], y_train[index]
-                if before_step is not None:
-                    before_step(epoch, step, len(records[learners[0].name].step_losses) + 1, xb, yb, records)
-                for learner in learners:
-                    record = records[learner.name]
-                    loss = learner.train_step(xb, yb)
-                    record.step_losses.append(loss)
-                    if not math.isfinite(loss) and record.diverged_at is None:
-                        record.diverged_at, diverged = len(record.step_losses), True
-                if after_step is not None:  # every learner has taken this step (training diagnostics)
-                    after_step(len(records[learners[0].name].step_losses))
-                if diverged:
-                    break
-                if step % 50 == 1:
-                    bar.set_postfix({n: f"{r.step_losses[-1]:.4f}" for n, r in records.items()})
-            epoch_lr = {learner.name: learner.learning_rate() for learner in learners}
-            for learner in learners:
-                learner.end_epoch()  # the learning-rate schedule moves on once per epoch, as in torch
-            stats = {}
-            for learner in learners:
-                record = records[learner.name]
-                test_loss, predictions = evaluate(learner, x_test, y_test)
-                epoch_losses = record.step_losses[start[learner.name]:]
-                stats[learner.name] = EpochStats(epoch, sum(epoch_losses) / len(epoch_losses), test_loss,
-                                                 accuracy(predictions, y_test),
-                                                 epoch_lr[learner.name])
-                record.history.append(stats[learner.name])
-                record.predictions = predictions
+            stats, diverged = run.epoch(of=epochs, progress=progress)
             if on_epoch is not None:
                 on_epoch(epoch, stats)
             if diverged:
                 break
     except KeyboardInterrupt:
-        raise InterruptedRunError(f"interrupted at epoch {epoch} of {epochs}, step {step} of "
-                          f"{math.ceil(len(x_train) / batch_size)}; nothing was written") from None
-    return records
+        raise InterruptedRunError(f"interrupted at epoch {epoch} of {epochs}, step {run.step_in_epoch} "
+                                  f"of {math.ceil(len(x_train) / batch_size)}; nothing was written") from None
+    return run.records

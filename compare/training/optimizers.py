@@ -49,6 +49,7 @@ def describe_training(config: Config) -> str:
     parts = [f"{config.optimizer} (lr {config.lr:g}"
              + (f", momentum {config.momentum:g}" if config.optimizer in ("momentum", "nesterov") else "")
              + (f", weight decay {config.weight_decay:g}" if config.weight_decay else "") + ")"]
+    parts += [f"{name} penalty {rate:g}" for name, rate in (("L1", config.l1), ("L2", config.l2)) if rate]
     if config.lr_schedule == "step":
         parts.append(f"lr x {config.lr_gamma:g} every {config.lr_step_size} epochs")
     elif config.lr_schedule == "cosine":

@@ -1,6 +1,7 @@
-"""The FastAPI application behind `python -m compare serve`: the page, and one prediction route.
+"""The FastAPI application behind `python -m compare serve`: the digit page and its prediction route, and the live
+playground (its page and API: compare/web/playground_routes.py).
 
-    GET  /              the page (static/index.html)
+    GET  /              the digit page (static/index.html); without a digit reader, a redirect to /playground
     GET  /api/info      what is served: the network, where its weights come from, both test accuracies
     POST /api/predict   multipart field `image`: a PNG of the canvas, or any image file; answers JSON with
                         the 28x28 input made from it and both networks' readings (compare/web/predict.py)
@@ -17,12 +18,14 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI, File, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from compare.data.digits import EmptyDrawingError, ink_from_grey, mnist_style
+from compare.web.playground_routes import add_playground
 from compare.web.predict import DigitReader
+from compare.web.sessions import SessionPool
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD_BYTES = 5 * 2**20  # a phone photo fits; anything larger is refused before it is decoded
@@ -51,9 +54,18 @@ def decode_image(data: bytes) -> Tensor:
                                  "send a PNG or JPEG") from None
 
 
-def create_app(reader: DigitReader) -> FastAPI:
-    app = FastAPI(title="scratch vs torch: draw a digit", docs_url=None, redoc_url=None)
+def create_app(reader: DigitReader | None, playground: SessionPool | None = None) -> FastAPI:
+    """The digit page with `reader` (None: none), and the live playground with `playground`'s sessions."""
+    app = FastAPI(title="scratch vs torch: draw a digit, watch a playground", docs_url=None, redoc_url=None)
     app.state.counts = dict(predictions=0, disagreements=0)
+    if playground is not None:
+        add_playground(app, playground)
+    if reader is None:
+        @app.get("/", include_in_schema=False)
+        def no_digits() -> RedirectResponse:
+            return RedirectResponse("/playground")
+
+        return app
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -44,6 +44,8 @@ RUNS: dict[str, Run] = {
     "playground-sgd": Run("playground --optimizer sgd --lr 0.2 --lr-schedule none --batch-size 16 --epochs 200 "
                           "--plots docs/pictures/playground-sgd"),
     "page-screenshot": Run("make screenshot", draws=("docs/pictures/serve",)),
+    "playground-rate": Run("scripts/playground_rate.py"),
+    "playground-checks": Run("make playground-checks"),
     # the test suite's times (run by hand: they take the whole machine for minutes)
     "make-test": Run("make test"),
     "make-test-fast": Run("make test-fast"),
