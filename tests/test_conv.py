@@ -3,9 +3,10 @@
     pytest tests/test_conv.py tests/test_ops.py -k "conv or pool or batchnorm2d or cnn" -q
 
 Every layer's gradients (finite differences and torch.autograd), forward pass, dtypes, layouts and documented
-errors are checked by the tests generated from tests/ops.py. Here: the conv's batch slices and its skipped
-input gradient, max pooling's ties, batch norm's running statistics, the initialisation, the loop reference
-of tests/conv_reference.py, whole LeNet-5 networks.
+errors are checked by the tests generated from tests/ops.py. Here: every arrangement of the conv's sums (whole
+windows or strips, col2im or the rotated kernel, in chunks of rows or all at once), its skipped input gradient,
+max pooling's ties, batch norm's running statistics, the initialisation, the loop reference of
+tests/conv_reference.py, whole LeNet-5 networks.
 """
 
 from __future__ import annotations
@@ -28,13 +29,24 @@ LOOPS_VS_IM2COL_FLOAT64 = Tolerance("loops-vs-im2col-float64", rtol=1e-12)
 CONVS = [op for op in OPS if op.name.startswith("conv-")]
 
 
+# The arrangements of Conv2d's sums (scratch/conv.py): (STRIPS_MIN_TERMS, INPUT_GRADIENT) forced on the CPU.
+ARRANGEMENTS = {"windows-col2im": (None, "col2im"), "windows-rotated": (None, "rotated"), "strips": (1, "col2im")}
+
+
 @pytest.mark.parametrize("op", CONVS, ids=lambda op: op.name)
-def test_conv_in_many_batch_slices(op, monkeypatch):
-    """The batch is convolved in slices (scratch/conv.py, SLICE_BYTES); here one example per slice."""
-    monkeypatch.setattr(scratch.conv, "SLICE_BYTES", 1)
+@pytest.mark.parametrize("arrangement", ARRANGEMENTS)
+@pytest.mark.parametrize("chunk_bytes", [1, None], ids=["one-row-per-chunk", "all-rows-at-once"])
+def test_every_arrangement_of_the_conv(op, arrangement, chunk_bytes, monkeypatch):
+    """Whole windows with col2im or the rotated kernel (CUDA's), and strips (stride 1), each in chunks of one output
+    row and with all rows in one product (as on CUDA): the same values and gradients as torch's."""
+    strips_from, input_gradient = ARRANGEMENTS[arrangement]
+    monkeypatch.setitem(scratch.conv.STRIPS_MIN_TERMS, "cpu", strips_from)
+    monkeypatch.setitem(scratch.conv.INPUT_GRADIENT, "cpu", input_gradient)
+    monkeypatch.setitem(scratch.conv.CHUNK_BYTES, "cpu", chunk_bytes)
     case = Case(op, op.samples[0], torch.float64, seed=2)
-    x, dout = case.inputs[0], case.douts[0]
-    assert len(case.model.slices(x, *dout.shape[2:])) == x.shape[0] > 1
+    x, dout, layer = case.inputs[0], case.douts[0], case.model
+    assert layer.uses_strips(x.device) == (arrangement == "strips" and layer.stride == 1)
+    assert len(layer.chunks(dout.shape[2], dout.shape[3], x.shape[0], x)) == (dout.shape[2] if chunk_bytes else 1)
     assert_matches_twin(case)
     assert_finite_differences(case)
 
