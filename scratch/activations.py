@@ -90,17 +90,18 @@ class GELU(Module):
 
     forward:   out = x * Phi(x),            Phi(x) = (1 + erf(x / sqrt(2))) / 2   (the normal CDF)
     backward:  dx = dout * (Phi(x) + x * phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)   (product rule; phi = Phi')
-    cache: x and Phi(x) (erf is the costly part, so it is not recomputed).
+    cache: x and Phi(x) (erf is the costly part, so it is not recomputed). Each line below is written to make
+    as few passes over the values as it can (in-place steps on its own temporaries): 4 forward, 5 backward.
     """
 
     def forward(self, x: Tensor) -> Tensor:
         self.x = x  # B,H
-        self.cdf = 0.5 * (1 + torch.erf(x * SQRT_HALF))  # B,H
+        self.cdf = torch.erf(x * SQRT_HALF).add_(1).mul_(0.5)  # B,H
         return x * self.cdf  # B,H
 
     def backward(self, dout: Tensor) -> Tensor:
-        pdf = torch.exp(-0.5 * self.x * self.x) * INV_SQRT_2PI  # B,H
-        return dout * (self.cdf + self.x * pdf)  # B,H
+        gauss = (self.x * self.x).mul_(-0.5).exp_()  # B,H: exp(-x^2 / 2) = sqrt(2 pi) phi(x)
+        return torch.addcmul(self.cdf, self.x, gauss, value=INV_SQRT_2PI).mul_(dout)  # B,H
 
 
 SQRT_HALF = math.sqrt(0.5)
