@@ -7,8 +7,8 @@
               transforms and a DataLoader feeding the torch model, so a step includes loading
 
 What a grid point benchmarks is said in two functions only: `make_learners` (the two networks)
-and `step_arithmetic` (the model's name and a step's FLOPs). Everything else here works on any
-model that takes flat batches of images.
+and `step_arithmetic` (the model's name, a step's FLOPs and the bytes it must at least move).
+Everything else here works on any model that takes flat batches of images.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from torch import Tensor
 from compare import models
 from compare.base.errors import UsageError
 from compare.data.mnist import DATASETS, find_files
+from compare.models.traffic import step_bytes
 from compare.training.config import Config
 from compare.training.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
 
@@ -49,15 +50,22 @@ class StepArithmetic:
     model: str  # the model's name in the tables, e.g. "784-16-16-10"
     flops: int  # floating-point operations of the matrix products of one step (compare/models/flops.py)
     elementwise_share: float  # upper estimate of the element-wise work left out of `flops`
+    bytes: int  # bytes one step must at least read and write (compare/models/traffic.py)
 
 
 def step_arithmetic(config: Config, input_size: int) -> StepArithmetic:
-    """The model's name and the FLOPs of one training step at the grid point's batch size (its family's count)."""
+    """The model's name, the FLOPs and the least memory traffic of one training step at the grid point's batch
+    size (its family's counts; the parameters counted on the built network)."""
     family = models.family_of(config.model)
-    if family.step_flops is None:
-        raise UsageError(f"--model {family.name} does not count its FLOPs, so it cannot be benchmarked here")
+    if family.step_flops is None or family.step_activations is None:
+        raise UsageError(f"--model {family.name} does not count its FLOPs and activations, so it cannot be "
+                         "benchmarked here")
     flops, share = family.step_flops(config.model, input_size, NUM_CLASSES, config.batch_size)
-    return StepArithmetic(family.name_of(config.model, input_size, NUM_CLASSES), flops, share)
+    parameters = sum(p.numel() for p in models.build(config.model, "scratch", input_size, NUM_CLASSES).parameters())
+    activations = family.step_activations(config.model, input_size, NUM_CLASSES)
+    element_size = torch.finfo(config.torch_dtype).bits // 8
+    traffic = step_bytes(parameters, input_size, activations, config.batch_size, element_size)
+    return StepArithmetic(family.name_of(config.model, input_size, NUM_CLASSES), flops, share, traffic)
 
 
 # ---------------------------------------------------------------- a contender
