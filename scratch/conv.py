@@ -42,12 +42,13 @@ def as_batch_last(x: Tensor) -> Tensor:
     return x.permute(1, 2, 3, 0).contiguous()  # C,H,W,B
 
 
-# The products are made in chunks of output rows whose columns take about this many bytes on a CPU, the size
-# of its L2 cache (see Conv2d, "Speed"). A GPU has no such cache to fit: there, all rows at once (None).
-CHUNK_BYTES: dict[str, int | None] = {"cpu": 2 * 2**20}
-# The input is lowered along the width only ("strips") on a CPU when the stride is 1 and each of the k products
-# has at least this many inner terms (C_in * k); else into whole windows (im2col). See Conv2d, "Speed".
-STRIPS_MIN_TERMS: dict[str, int | None] = {"cpu": 16}
+# The products are made in chunks of output rows: the chunk's columns and the output rows its products write take
+# about this many bytes on a CPU, half its L2 cache (see Conv2d, "Speed"). A GPU has no such cache to fit: there,
+# all rows at once (None).
+CHUNK_BYTES: dict[str, int | None] = {"cpu": 2**20}
+# How the input is lowered on each device: "strips" (along the width only, k products; stride 1) or "windows"
+# (whole k x k windows, im2col: one product). A strided convolution always takes whole windows. See Conv2d.
+LOWERING: dict[str, str] = {"cpu": "strips", "cuda": "windows"}
 # How dx of whole windows is computed on each device: "col2im" (dcols = W^T dout, then the scatter-add) or
 # "rotated" (one convolution of dout with the kernel rotated by 180 degrees). See Conv2d, "Speed".
 INPUT_GRADIENT: dict[str, str] = {"cpu": "col2im", "cuda": "rotated"}
@@ -97,18 +98,18 @@ def col2im_add_(dxpad: Tensor, dcols: Tensor, kernel_size: int, stride: int, row
             dxpad[:, top:top + s * (n_rows - 1) + 1:s, j:j + s * (out_w - 1) + 1:s] += dcols[:, i, j]  # C,rows,OW,B
 
 
-def strips(xpad: Tensor, kernel_size: int) -> Tensor:
+def strips(xpad: Tensor, kernel_size: int, out: Tensor) -> Tensor:
     """Every 1 x k strip of every padded input row, one strip per column (stride 1):
 
     strips[(c, j), (r, x, b)] = xpad[c, r, x + j, b]             xpad: [C, Hp, Wp, B] -> [C*k, Hp*OW*B]
 
     k copies of the input instead of im2col's k*k: window (y, x) is the k strips of rows y .. y+k-1, and
     the columns of padded row r are one contiguous block, so the strips of rows y+i of all output rows y
-    of a chunk are a block too (`shifted`).
+    of a chunk are a block too (`shifted`). Written into `out`, a tensor of C*k*Hp*OW*B elements.
     """
     channels, height, k = xpad.shape[0], xpad.shape[1], kernel_size
     windows = xpad.unfold(2, k, 1)  # C,Hp,OW,B,k
-    out = xpad.new_empty(channels, k, height, windows.shape[2], windows.shape[3])  # C,k,Hp,OW,B
+    out = out.view(channels, k, height, windows.shape[2], windows.shape[3])  # C,k,Hp,OW,B
     out.copy_(windows.permute(0, 4, 1, 2, 3))
     return out.view(channels * k, -1)  # C*k,Hp*OW*B
 
@@ -153,20 +154,20 @@ class Conv2d(Module):
                dxpad[b, c, u, v] = sum_{o, i, j} doutpad[b, o, u + i, v + j] * weight[o, c, k-1-i, k-1-j]
       that is im2col of doutpad and one product, no scatter.
     cache: the padded input, batch innermost, and with strips, the strips (k times the input; whole
-    windows, k*k times, are rebuilt in backward instead).
+    windows, k*k times, are rebuilt in backward instead: measured faster than keeping them).
     Square kernels, one stride and one padding for both directions (the cases PyTorch's int arguments cover).
     backward(dout, input_grad=False) skips dx and returns None: for the first layer, whose input is the data.
 
     Speed (CPU, LeNet-5; docs/cnn.md "Speed" has the figures, measured side by side):
     - The batch is innermost (module docstring): the products write the next layer's input as it is, and
       every copy and add of the lowering moves OW*B consecutive numbers.
-    - The products are made in chunks of output rows whose columns take about CHUNK_BYTES (2 MB, the L2
-      cache): a chunk's columns are still in the cache when the products read them. Whole windows of a
-      batch of 512 MNIST images are 40 MB, written to memory and read back. On CUDA: all rows at once.
-    - Strips where each of the k products has at least STRIPS_MIN_TERMS inner terms (LeNet's second layer,
-      6 x 5 = 30): a fifth of im2col's copying, k adds instead of k*k for dx, and columns small enough to
-      keep for backward. LeNet's first layer (1 x 5 = 5 terms) keeps whole windows: there, five thin
-      products cost more than the copying they save.
+    - The products are made in chunks of output rows whose columns and output rows take about CHUNK_BYTES
+      (1 MB, half the L2 cache): a chunk's columns are still in the cache when the products read them, and
+      its output rows while the k products of strips add into them. Whole windows of a batch of 512 MNIST
+      images are 40 MB, written to memory and read back. On CUDA: all rows at once.
+    - Strips on the CPU: a k-th of im2col's copying (LeNet's first layer: 5 copies of the image instead of
+      25), k adds instead of k*k for dx, and columns small enough to keep for backward. On CUDA whole
+      windows: one copy and one product (k products are k launches).
     - dW's products have the long N = rows*OW*B inner on both sides, and the BLAS library (MKL) runs them
       2-4x faster one way round or the other depending on the channel counts: measured on this CPU, as
       (cols @ dout^T)^T from C_out = TRANSPOSED_DWEIGHT (16) on, as dout @ cols^T below. The same sums.
@@ -200,14 +201,15 @@ class Conv2d(Module):
         self.cols: Tensor | None = None  # with whole windows: one chunk's columns, refilled chunk after chunk
 
     def uses_strips(self, device: torch.device) -> bool:
-        least = STRIPS_MIN_TERMS.get(device.type)
-        return least is not None and self.stride == 1 and self.in_channels * self.kernel_size >= least
+        return LOWERING.get(device.type, "windows") == "strips" and self.stride == 1
 
     def chunks(self, out_height: int, out_width: int, batch: int, like: Tensor) -> list[slice]:
-        """The ranges of output rows whose products are made together (all of them on CUDA)."""
+        """The ranges of output rows whose products are made together (all of them on CUDA): the columns (whole
+        windows or strips) and the output rows of a chunk take about CHUNK_BYTES."""
         k = self.kernel_size
         terms = self.in_channels * k * (1 if self.uses_strips(like.device) else k)
-        return row_chunks(out_height, terms * out_width * batch * like.element_size(), like.device)
+        return row_chunks(out_height, (terms + self.out_channels) * out_width * batch * like.element_size(),
+                          like.device)
 
     def columns_buffer(self, like: Tensor, numel: int) -> Tensor:
         """Room for `numel` numbers of columns, kept from call to call.
@@ -250,7 +252,11 @@ class Conv2d(Module):
         out = x.new_empty(self.out_channels, out_h * out_w * batch)  # C_out,OH*OW*B
         bias = None if self.bias is None else self.bias.unsqueeze(1)  # C_out,1
         chunks, row = self.chunks(out_h, out_w, batch, x), out_w * batch
-        self.strips = strips(self.xpad, k) if self.uses_strips(x.device) else None  # C_in*k,Hp*OW*B
+        self.strips = None
+        if self.uses_strips(x.device):  # C_in*k,Hp*OW*B, kept for backward
+            height_p = self.xpad.shape[1]
+            self.strips = strips(self.xpad, k, self.workspace("strips", (self.in_channels * k * height_p * out_w
+                                                                            * batch,), x))
         if self.strips is not None:
             weights = self.row_weights()  # k,C_out,C_in*k
             for rows in chunks:
@@ -318,7 +324,7 @@ class Conv2d(Module):
         weights = self.row_weights()  # k,C_out,C_in*k
         transposed = self.out_channels >= TRANSPOSED_DWEIGHT
         dweights = dout_m.new_zeros(k, *(weights.shape[2:0:-1] if transposed else weights.shape[1:]))  # per row i
-        dstrips = torch.zeros_like(self.strips) if input_grad else None  # C_in*k,Hp*OW*B
+        dstrips = self.workspace("dstrips", self.strips.shape, dout_m).zero_() if input_grad else None  # C_in*k,Hp*OW*B
         for rows in self.chunks(out_h, out_w, batch, dout_m):
             dout_rows = shifted(dout_m, rows, 0, row)  # C_out,rows*OW*B
             for i in range(k):

@@ -29,8 +29,9 @@ LOOPS_VS_IM2COL_FLOAT64 = Tolerance("loops-vs-im2col-float64", rtol=1e-12)
 CONVS = [op for op in OPS if op.name.startswith("conv-")]
 
 
-# The arrangements of Conv2d's sums (scratch/conv.py): (STRIPS_MIN_TERMS, INPUT_GRADIENT) forced on the CPU.
-ARRANGEMENTS = {"windows-col2im": (None, "col2im"), "windows-rotated": (None, "rotated"), "strips": (1, "col2im")}
+# The arrangements of Conv2d's sums (scratch/conv.py): (LOWERING, INPUT_GRADIENT) forced on the CPU.
+ARRANGEMENTS = {"windows-col2im": ("windows", "col2im"), "windows-rotated": ("windows", "rotated"),
+                "strips": ("strips", "col2im")}
 
 
 @pytest.mark.parametrize("op", CONVS, ids=lambda op: op.name)
@@ -39,8 +40,8 @@ ARRANGEMENTS = {"windows-col2im": (None, "col2im"), "windows-rotated": (None, "r
 def test_every_arrangement_of_the_conv(op, arrangement, chunk_bytes, monkeypatch):
     """Whole windows with col2im or the rotated kernel (CUDA's), and strips (stride 1), each in chunks of one output
     row and with all rows in one product (as on CUDA): the same values and gradients as torch's."""
-    strips_from, input_gradient = ARRANGEMENTS[arrangement]
-    monkeypatch.setitem(scratch.conv.STRIPS_MIN_TERMS, "cpu", strips_from)
+    lowering, input_gradient = ARRANGEMENTS[arrangement]
+    monkeypatch.setitem(scratch.conv.LOWERING, "cpu", lowering)
     monkeypatch.setitem(scratch.conv.INPUT_GRADIENT, "cpu", input_gradient)
     monkeypatch.setitem(scratch.conv.CHUNK_BYTES, "cpu", chunk_bytes)
     case = Case(op, op.samples[0], torch.float64, seed=2)
@@ -178,6 +179,44 @@ def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias):
         assert_agree("dbias", layer.dbias, dbias_loops, tol)
 
 
+# --- max pooling before ReLU -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["lenet", "batch-norm"])
+@pytest.mark.parametrize("values", ["normal", "small-integers"])
+def test_pooling_before_relu_gives_the_same_numbers_bit_for_bit(dtype, batch_norm, values, monkeypatch):
+    """scratch.CNN pools before ReLU (they commute); against the same network in torch's order (ReLU, then
+    pooling): the same logits and every gradient bit for bit, also with exact ties (small integers in the
+    images and weights make equal maxima, and windows whose maximum is 0 or below)."""
+    def network(pool_first: bool) -> scratch.CNN:
+        monkeypatch.setattr(scratch.cnn, "POOL_FIRST", {("max", "relu")} if pool_first else set())
+        torch.manual_seed(0)
+        model = scratch.CNN(batch_norm=batch_norm).to(dtype=dtype)
+        if values == "small-integers":
+            g = torch.Generator().manual_seed(1)
+            for p in model.parameters():
+                p.copy_(torch.randint(-2, 3, p.shape, generator=g).to(dtype) / 4)
+        return model
+
+    ours, theirs = network(True), network(False)
+    kinds = [type(layer).__name__ for layer in ours.layers.layers[:3 + batch_norm]]
+    assert kinds[-2:] == ["MaxPool2d", "ReLU"] and \
+        [type(layer).__name__ for layer in theirs.layers.layers[:3 + batch_norm]][-2:] == ["ReLU", "MaxPool2d"]
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 784, generator=g, dtype=dtype)
+    if values == "small-integers":
+        x = torch.randint(-1, 2, (6, 784), generator=g).to(dtype)
+    dlogits = torch.randn(6, 10, generator=g, dtype=dtype)
+    assert torch.equal(ours.forward(x), theirs.forward(x))
+    ours.backward(dlogits, input_grad=False)
+    theirs.backward(dlogits, input_grad=False)
+    for (name, a), (_, b) in zip(ours.named_gradients(), theirs.named_gradients(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(ours.feature_maps(x), theirs.feature_maps(x), strict=True):
+        assert torch.equal(a, b)  # the pictures' maps: taken after the activation, before pooling, in both
+
+
 # --- the whole network ----------------------------------------------------------------------
 
 SPECS = {
@@ -252,9 +291,11 @@ def test_default_cnn_is_lenet5():
                       ("layers.7.weight", (120, 400)), ("layers.7.bias", (120,)),
                       ("layers.9.weight", (84, 120)), ("layers.9.bias", (84,)),
                       ("layers.11.weight", (10, 84)), ("layers.11.bias", (10,))]
-    assert [type(layer).__name__ for layer in model.layers.layers] == [
-        "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten",
+    assert [type(layer).__name__ for layer in model.layers.layers] == [  # max pooling before ReLU: they commute
+        "Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "Flatten",
         "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert [type(layer).__name__ for layer in scratch.CNN(activation="tanh").layers.layers[:3]] == [
+        "Conv2d", "Tanh", "MaxPool2d"]  # the usual order where the two do not commute exactly
     assert sum(p.numel() for p in model.parameters()) == 61_706  # LeNet-5's count, with padding 2 on 28x28
     batch_norm = scratch.CNN(batch_norm=True)
     assert batch_norm.layers[0].bias is None and isinstance(batch_norm.layers[1], scratch.BatchNorm2d)
