@@ -28,8 +28,9 @@ class ReLU(Module):
 
     def backward(self, dout: Tensor) -> Tensor:
         # out >= 0, so sign(out) is the mask [out > 0] already as 1.0/0.0 in dout's dtype: faster than
-        # dout * (out > 0), which converts a bool mask, or torch.where with a 0.0 that it converts too.
-        return dout * torch.sign(self.out)  # B,H
+        # dout * (out > 0), which converts a bool mask, or torch.where with a 0.0 that it converts too;
+        # multiplied in place, so that one new tensor is made, not two
+        return torch.sign(self.out).mul_(dout)  # B,H
 
 
 class Sigmoid(Module):

@@ -65,7 +65,7 @@ class _BatchNorm(Module):
                                  f"{list(x.shape)}; use a larger --batch-size (a last batch of 1 can be avoided "
                                  "the same way)")
             mean = x.mean(dim=self.reduce_dims, keepdim=True)  # 1,F(,1,1)
-            centered = x - mean  # as x
+            centered = torch.sub(x, mean, out=self.workspace("xhat", x.shape, x))  # as x: becomes xhat below
             # sum (x - mu)^2 as the squared 2-norm: one pass over the values, no squares written out
             sum_sq = torch.linalg.vector_norm(centered, dim=self.reduce_dims, keepdim=True).square_()  # 1,F(,1,1)
             var = sum_sq / n  # 1,F(,1,1), biased: used to normalize
@@ -73,10 +73,10 @@ class _BatchNorm(Module):
             self.running_var.mul_(1 - self.momentum).add_(sum_sq.view(-1) / (n - 1), alpha=self.momentum)
             self.num_batches_tracked += 1
         else:
-            centered = x - self._per_feature(self.running_mean, x)  # as x
+            centered = torch.sub(x, self._per_feature(self.running_mean, x), out=self.workspace("xhat", x.shape, x))
             var = self._per_feature(self.running_var, x)  # 1,F(,1,1)
         self.invstd = torch.rsqrt(var + self.eps)  # 1,F(,1,1); s = 1/sqrt(var + eps)
-        self.xhat = centered.mul_(self.invstd)  # as x (centered's memory: it is not needed any more)
+        self.xhat = centered.mul_(self.invstd)  # as x (in centered's memory, a workspace: kept for backward)
         return torch.addcmul(self._per_feature(self.bias, x), self.xhat, self._per_feature(self.weight, x))  # as x
 
     def backward(self, dout: Tensor) -> Tensor:

@@ -127,7 +127,8 @@ class MaxPool2d(_Pool2d):
         out = self.new_output(first)  # B,C,OH,OW: the running maximum m
         out.copy_(first)
         batch, channels, out_h, out_w = out.shape
-        self.grew = list(out.new_empty(len(rest), channels, out_h, out_w, batch).permute(0, 4, 1, 2, 3))  # batch last
+        grew = self.workspace("grew", (len(rest), channels, out_h, out_w, batch), out)  # kept for backward
+        self.grew = list(grew.permute(0, 4, 1, 2, 3))  # k*k-1 of [B, C, OH, OW], batch last
         for pixel, grew_r in zip(rest, self.grew, strict=True):
             torch.gt(pixel, out, out=grew_r)  # 1.0 where x_r is strictly greater than the maximum so far
             torch.maximum(out, pixel, out=out)
@@ -137,15 +138,17 @@ class MaxPool2d(_Pool2d):
         if self.grew is None:
             raise RuntimeError("MaxPool2d.backward called before forward; run forward on a batch first")
         dx, pixels, tiles = self.input_gradient(dout)
-        g = batch_last(dout, *dout.shape)  # the part of each window's gradient not handed to a later pixel yet
-        g.copy_(dout)  # batch innermost as grew_r and dx (after a Flatten, dout arrives [B, C, OH, OW]-contiguous)
+        batch, channels, out_h, out_w = dout.shape
+        g = self.workspace("g", (channels, out_h, out_w, batch), dout).permute(3, 0, 1, 2)  # B,C,OH,OW, batch last
+        g.copy_(dout)  # the part of each window's gradient not handed to a later pixel yet (after a Flatten,
+        # dout arrives [B, C, OH, OW]-contiguous: batch innermost as grew_r and dx from here on)
         for view, grew_r in zip(reversed(pixels[1:]), reversed(self.grew), strict=True):
             if tiles:
                 share = torch.mul(g, grew_r, out=view)  # B,C,OH,OW: written where it belongs
             else:
                 share = g * grew_r  # B,C,OH,OW
                 view += share
-            g = g - share
+            g.sub_(share)
         if tiles:
             pixels[0].copy_(g)
         else:
