@@ -36,6 +36,8 @@ from scratch.shape import Flatten
 
 POOLS: dict[str, type[Module]] = {"max": MaxPool2d, "avg": AvgPool2d}
 POOL_SIZE = 2  # every stage ends in 2x2 pooling with stride 2: it halves the feature maps' sides
+# (pooling, activation) pairs that commute exactly, values and gradients: the network pools first (see CNN)
+POOL_FIRST = {("max", "relu")}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,14 @@ class CNN(Module):
     every convolution has stride 1 and a kernel_size x kernel_size kernel. With batch_norm=True each
     convolution has no bias (batch norm's own bias replaces it). fc_sizes: the hidden fully connected
     layers between Flatten and the final Linear(.., num_classes).
+
+    Max pooling before ReLU: max_{window} relu(h) = relu(max_{window} h) exactly (ReLU never rounds, and
+    keeps the order of the values), so with max pooling and ReLU (LeNet's) each stage runs
+    conv -> [batch norm] -> MaxPool2d -> ReLU, and ReLU works on a quarter of the numbers. The gradients
+    are exactly those of ReLU then pooling: where the window's maximum is positive, both send dout to the
+    same pixel (the first maximum), and where it is not, both send 0 (ReLU's derivative there). The
+    parameters keep their indices and names (pooling and ReLU have none); tests/test_conv.py checks values
+    and every gradient bit for bit against the other order. Other pairs keep conv -> act -> pool.
     """
 
     def __init__(
@@ -112,15 +122,17 @@ class CNN(Module):
         stages = plan_stages(in_channels, image_size, channels, kernel_size, padding, pool)
         self.in_channels, self.image_size = in_channels, image_size
         layers: list[Module] = []
-        self.stage_ends: list[int] = []  # index in `layers` of each stage's activation (see feature_maps)
+        self.stage_layers: list[list[int]] = []  # indices in `layers` of each conv stage's layers (feature_maps)
+        pool_first = (pool, activation) in POOL_FIRST
         for stage in stages:
+            start = len(layers)
             layers.append(Conv2d(stage.in_channels, stage.out_channels, kernel_size, padding=stage.padding,
                                  bias=not batch_norm))
             if batch_norm:
                 layers.append(BatchNorm2d(stage.out_channels))
-            layers.append(ACTIVATIONS[activation]())
-            self.stage_ends.append(len(layers) - 1)
-            layers.append(POOLS[pool](POOL_SIZE))
+            ends = [POOLS[pool](POOL_SIZE), ACTIVATIONS[activation]()]
+            layers += ends if pool_first else ends[::-1]
+            self.stage_layers.append(list(range(start, len(layers))))
         layers.append(Flatten())
         sizes = [stages[-1].out_channels * stages[-1].size ** 2, *fc_sizes]
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
@@ -159,17 +171,23 @@ class CNN(Module):
     def feature_maps(self, x: Tensor) -> list[Tensor]:
         """The output of each conv stage's activation ([B, channels[k], size, size]), in evaluation mode.
 
-        For plotting what the filters respond to. Runs the conv stages only; the training mode is
-        restored afterwards, and the layers' caches hold this batch (run forward again before backward).
+        For plotting what the filters respond to. Runs the conv stages only, each as conv -> [batch norm]
+        -> activation -> pooling (the maps are taken before pooling, whichever order the stage trains in);
+        the training mode is restored afterwards, and the layers' caches hold this batch (run forward
+        again before backward).
         """
         was_training = self.training
         self.eval()
         try:
             h, maps = self.as_images(x), []  # B,C,S,S
-            for index, layer in enumerate(self.layers.layers[:self.stage_ends[-1] + 1]):
-                h = layer.forward(h)
-                if index in self.stage_ends:
-                    maps.append(h)
+            for indices in self.stage_layers:
+                stage = [self.layers.layers[i] for i in indices]
+                pool = next(layer for layer in stage if isinstance(layer, tuple(POOLS.values())))
+                for layer in stage:
+                    if layer is not pool:
+                        h = layer.forward(h)  # conv, [batch norm], activation
+                maps.append(h)
+                h = pool.forward(h)
         finally:
             self.train(was_training)
         return maps
