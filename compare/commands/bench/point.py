@@ -39,7 +39,8 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     """Warm up, time interleaved blocks, time an epoch, measure memory: one grid point's result."""
     device = torch.device(config.device)
     arithmetic = step_arithmetic(config, input_size=batches.x.shape[1])
-    contenders = make_contenders(config, options["compile"], batches, typical, typical_reason)
+    contenders = make_contenders(config, options["compile"], batches, typical, typical_reason,
+                                 cuda_graph=options.get("cuda_graph", False))
     odd_batch = batches.odd_batch()
     per_step = {c.name: warm_up(c, device, odd_batch) for c in contenders if c.unavailable is None}
     running = [c for c in contenders if c.unavailable is None]
@@ -84,7 +85,24 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     result["ratio"], result["ratio_spread"] = median_and_spread(ratios) if all(both) else (None, None)
     result["contenders"] = details
     result["agreement"] = loss_agreement(contenders[0].losses, contenders[1].losses, config.dtype)
+    graphed = next((c for c in contenders if c.name == "graphed"), None)
+    if graphed is not None:
+        result["agreement"].update(graphed_agreement(contenders[0].losses, graphed))
+        if details["graphed"].get("plausible") and all(both):
+            result["graphed_ratio"], _ = median_and_spread([g / t for g, t in zip(seconds["graphed"], seconds["torch"],
+                                                                                  strict=True)])
     return result
+
+
+def graphed_agreement(scratch_losses: list[Tensor], graphed) -> dict:
+    """The graphed step replays the very kernels of scratch's step on the same batches: the same losses, bit
+    for bit, or the capture changed something (a buffer that moved, a value frozen in the graph)."""
+    if graphed.unavailable is not None:
+        return dict(passed=False, graphed_identical=False, graphed_check=f"graphed: {graphed.unavailable}")
+    same = len(scratch_losses) == len(graphed.losses) and torch.equal(
+        torch.stack([v.detach() for v in scratch_losses]), torch.stack([v.detach() for v in graphed.losses]))
+    return dict(graphed_identical=same, graphed_check="graphed and scratch losses equal bit for bit on every step",
+                **({} if same else dict(passed=False)))
 
 
 @dataclass(frozen=True)
