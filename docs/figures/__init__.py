@@ -25,6 +25,9 @@ class Run:
     excerpt: tuple[tuple[int | str, int | None], ...] = ((0, None),)  # the lines a block shows (see `excerpt`)
     after: str | None = None  # a run whose files this one reads (`evaluate` of what `train --save` wrote)
     draws: tuple[str, ...] = ()  # folders it draws pictures into, beside the --plots folder of its command
+    # Run on the code of this git commit (compare/, scratch/, ... checked out in a temporary worktree; a script
+    # of this checkout): the figures of a change's "before", which stay reproducible after the change
+    commit: str | None = None
 
 
 RUNS: dict[str, Run] = {}  # every module's, filled by docs/build.py
