@@ -212,7 +212,8 @@ class LSTM(RecurrentLayer):
         if self.xh is None:
             raise RuntimeError("LSTM.backward called before forward; run forward on a batch first")
         hidden, (steps, batch, _) = self.hidden_size, self.acts.shape
-        self.dh = self.workspace("dh", (steps, batch, hidden), dout)  # T,B,H
+        self.dh = self.workspace("dh", (steps, batch, hidden), dout)  # T,B,H: dout_t, then + dz_{t+1} W_hh
+        self.dh.copy_(dout.transpose(0, 1))  # time-major, once: each step's product then adds in place
         dz = self.workspace("dz", (steps, batch, 4 * hidden), dout)  # T,B,4H: dz_o, dz_i, dz_f, dz_g
         # Per step, where its activations are read anyway: s (1 - s) for o, i, f, and the factors of dc_t,
         # [A_i, A_f, A_g] = [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)] (docs/recurrence.md: computing them in a
@@ -226,17 +227,15 @@ class LSTM(RecurrentLayer):
         o, i, f, g = (gates[:, :, k].unbind(0) for k in range(4))
         parts = dz.view(steps, batch, 4, hidden)  # T,B,4,H: dz_o, dz_i, dz_f, dz_g
         dz_o, dz_ifg, dz_t = parts[:, :, 0].unbind(0), parts[:, :, 1:].unbind(0), dz.unbind(0)
-        dh, dout = self.dh.unbind(0), dout.transpose(0, 1).unbind(0)
+        dh = self.dh.unbind(0)
         c, tanh_c = self.c.unbind(0), self.tanh_c.unbind(0)
         slope_o, slope_i, slope_f = slope.unbind(1)
         a_i, a_f, a_g = factors.unbind(1)
         dc_rows = dc.unsqueeze(1)  # B,1,H: dc_t for each of the three products
         dcf.zero_()  # nothing flows back into the last step through the cell
         for t in reversed(range(steps)):
-            if t == steps - 1:
-                dh[t].copy_(dout[t])  # nor through h
-            else:
-                torch.addmm(dout[t], dz_t[t + 1], self.w_hh, out=dh[t])  # dh_t = dout_t + dz_{t+1} W_hh
+            if t < steps - 1:  # nothing flows back into the last step through h either
+                torch.addmm(dh[t], dz_t[t + 1], self.w_hh, out=dh[t])  # dh_t = dout_t + dz_{t+1} W_hh
             torch.addcmul(sigmoids[t], sigmoids[t], sigmoids[t], value=-1, out=slope)  # s - s s, for o, i, f
             torch.mul(dh[t], tanh_c[t], out=u)  # dh_t tanh(c_t)
             torch.mul(u, slope_o, out=dz_o[t])  # dz_o = dh_t tanh(c_t) o (1 - o)

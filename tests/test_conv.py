@@ -186,9 +186,9 @@ def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias):
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["lenet", "batch-norm"])
 @pytest.mark.parametrize("values", ["normal", "small-integers"])
 def test_pooling_before_relu_gives_the_same_numbers_bit_for_bit(dtype, batch_norm, values, monkeypatch):
-    """scratch.CNN pools before ReLU (they commute); against the same network in torch's order (ReLU, then
-    pooling): the same logits and every gradient bit for bit, also with exact ties (small integers in the
-    images and weights make equal maxima, and windows whose maximum is 0 or below)."""
+    """scratch.CNN applies max pooling before ReLU (they commute); against the same network applied in torch's
+    order (ReLU, then pooling): the same logits and every gradient bit for bit, also with exact ties (small
+    integers in the images and weights make equal maxima, and windows whose maximum is 0 or below)."""
     def network(pool_first: bool) -> scratch.CNN:
         monkeypatch.setattr(scratch.cnn, "POOL_FIRST", {("max", "relu")} if pool_first else set())
         torch.manual_seed(0)
@@ -200,9 +200,8 @@ def test_pooling_before_relu_gives_the_same_numbers_bit_for_bit(dtype, batch_nor
         return model
 
     ours, theirs = network(True), network(False)
-    kinds = [type(layer).__name__ for layer in ours.layers.layers[:3 + batch_norm]]
-    assert kinds[-2:] == ["MaxPool2d", "ReLU"] and \
-        [type(layer).__name__ for layer in theirs.layers.layers[:3 + batch_norm]][-2:] == ["ReLU", "MaxPool2d"]
+    assert ours.plan[1 + batch_norm] == (1 + batch_norm, 2 + batch_norm)  # ReLU and pooling: pooling first
+    assert all(isinstance(step, int) for step in theirs.plan)  # every layer in its order
     g = torch.Generator().manual_seed(2)
     x = torch.randn(6, 784, generator=g, dtype=dtype)
     if values == "small-integers":
@@ -291,11 +290,11 @@ def test_default_cnn_is_lenet5():
                       ("layers.7.weight", (120, 400)), ("layers.7.bias", (120,)),
                       ("layers.9.weight", (84, 120)), ("layers.9.bias", (84,)),
                       ("layers.11.weight", (10, 84)), ("layers.11.bias", (10,))]
-    assert [type(layer).__name__ for layer in model.layers.layers] == [  # max pooling before ReLU: they commute
-        "Conv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "Flatten",
+    assert [type(layer).__name__ for layer in model.layers.layers] == [
+        "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten",
         "Linear", "ReLU", "Linear", "ReLU", "Linear"]
-    assert [type(layer).__name__ for layer in scratch.CNN(activation="tanh").layers.layers[:3]] == [
-        "Conv2d", "Tanh", "MaxPool2d"]  # the usual order where the two do not commute exactly
+    assert model.plan[:4] == [0, (1, 2), 3, (4, 5)]  # each ReLU and its max pooling applied pooling first
+    assert scratch.CNN(activation="tanh").plan == list(range(12))  # in their order where they do not commute
     assert sum(p.numel() for p in model.parameters()) == 61_706  # LeNet-5's count, with padding 2 on 28x28
     batch_norm = scratch.CNN(batch_norm=True)
     assert batch_norm.layers[0].bias is None and isinstance(batch_norm.layers[1], scratch.BatchNorm2d)

@@ -19,6 +19,7 @@ import torch
 from compare.commands.bench.contenders import Batch, Contender
 
 WARMUP_STEPS = 5
+PROBE_CALLS = 3  # calls of each probe per round: a burst of load from elsewhere must not lower a measured limit
 
 
 @contextlib.contextmanager
@@ -135,15 +136,15 @@ def interleaved_rounds(running: list[Contender], steps: dict[str, int], probes: 
                        repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per step of each contender in every round, and seconds of each probe (keyed by the probe's name).
 
-    In each round every contender runs one block and every probe runs once; who goes first rotates
-    from round to round.
+    In each round every contender runs one block and every probe PROBE_CALLS times (its best call
+    counts); who goes first rotates from round to round.
     """
     seconds: dict[str, list[float]] = {name: [] for name in [*(c.name for c in running), *probes]}
     entries: list[Contender | str] = [*running, *probes]  # a string stands for the probe of that name
     for r in range(repeats):
         for entry in entries[r % len(entries):] + entries[:r % len(entries)]:
-            if isinstance(entry, str):
-                seconds[entry].append(timed(device, probes[entry]))
+            if isinstance(entry, str):  # the best of a few calls: a limit, not a typical time
+                seconds[entry].append(min(timed(device, probes[entry]) for _ in range(PROBE_CALLS)))
             else:
                 n = steps[entry.name]
                 seconds[entry.name].append(timed(device, lambda c=entry, n=n: c.run(n)) / n)
