@@ -136,18 +136,18 @@ def interleaved_rounds(running: list[Contender], steps: dict[str, int], probes: 
                        repeats: int, device: torch.device) -> dict[str, list[float]]:
     """Seconds per step of each contender in every round, and seconds of each probe (keyed by the probe's name).
 
-    In each round every contender runs one block and every probe PROBE_CALLS times (its best call
-    counts); who goes first rotates from round to round.
+    Each round starts with the probes, each called PROBE_CALLS times (its best call counts), then every
+    contender runs one block, in an order that rotates from round to round. The probes keep their place:
+    a large copy leaves the caches cold for whatever runs next, and that must be each contender in turn,
+    not one of them more often than another.
     """
     seconds: dict[str, list[float]] = {name: [] for name in [*(c.name for c in running), *probes]}
-    entries: list[Contender | str] = [*running, *probes]  # a string stands for the probe of that name
     for r in range(repeats):
-        for entry in entries[r % len(entries):] + entries[:r % len(entries)]:
-            if isinstance(entry, str):  # the best of a few calls: a limit, not a typical time
-                seconds[entry].append(min(timed(device, probes[entry]) for _ in range(PROBE_CALLS)))
-            else:
-                n = steps[entry.name]
-                seconds[entry.name].append(timed(device, lambda c=entry, n=n: c.run(n)) / n)
+        for name, probe in probes.items():  # the best of a few calls: a limit, not a typical time
+            seconds[name].append(min(timed(device, probe) for _ in range(PROBE_CALLS)))
+        for c in running[r % len(running):] + running[:r % len(running)]:
+            n = steps[c.name]
+            seconds[c.name].append(timed(device, lambda c=c, n=n: c.run(n)) / n)
     return seconds
 
 
