@@ -1,6 +1,6 @@
 """docs/attention.md's runs and tables (see docs/figures/__init__.py)."""
 
-from figures import Run, count, load, pct, points, sci
+from figures import Run, count, load, pct, points, ratio_history, sci
 
 SMALL = "--dim 16 --depth 1 --heads 2 --mlp-dim 32"  # a ViT small enough for finite differences of every coordinate
 SIZES = "vit:depth=2 vit vit:depth=4 vit:patch_size=4 vit:dim=96"  # the default and what it was chosen over
@@ -87,13 +87,7 @@ def vit_history(name: str) -> str:
     """scratch/torch of the ViT at each batch size: before, after each change (its commit's bench), now."""
     runs = {"before": "families-bench-before", **{text: run for run, (_, text) in VIT_STEPS.items()},
             "now (the table above)": "families-bench"}
-    results = {label: [p for p in load(run)["report"]["results"] if p["model"] == DEFAULT]
-               for label, run in runs.items()}
-    batches = [p["batch_size"] for p in results["before"]]
-    rows = ["| code | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---" * (len(batches) + 1) + "|"]
-    for label, measured in results.items():
-        rows.append(f"| {label} | " + " | ".join(f"{p['ratio']:.2f}" for p in measured) + " |")
-    return "\n".join(rows)
+    return ratio_history(runs, (DEFAULT,))
 
 
 TABLES = {"attention-sizes": sizes, "vit-history": vit_history}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from figures import Fields, Run, count, load, load_all, pct, sci, seconds
+from figures import Fields, Run, count, load, load_all, pct, ratio_history, sci, seconds
 
 BEFORE = "348831d1a2cb78c2bc21dc8bd72468d0c85857cc"  # the code before the work on speed (docs/benchmarks.md)
 PROFILE = "scripts/profile_step.py --models cnn cnn:batch_norm=true --batch-sizes 128 512 --top 6"
@@ -81,14 +81,7 @@ def history(name: str) -> str:
     """scratch/torch of each CNN at each batch size, before the changes, after each one (its commit's bench), now."""
     runs = {"before": "families-bench-before", **{text: run for run, (_, text) in STEPS.items()},
             "now (the whole table above)": "families-bench"}
-    results = {label: [p for p in load(run)["report"]["results"] if p["model"] in ("LeNet-5", "cnn 6,16 bn")]
-               for label, run in runs.items()}
-    points = [(p["model"], p["batch_size"]) for p in results["before"]]
-    rows = ["| code | " + " | ".join(f"{m} {b}" for m, b in points) + " |", "|---" * (len(points) + 1) + "|"]
-    for label, measured in results.items():
-        ratios = {(p["model"], p["batch_size"]): p["ratio"] for p in measured}
-        rows.append(f"| {label} | " + " | ".join(f"{ratios[key]:.2f}" for key in points) + " |")
-    return "\n".join(rows)
+    return ratio_history(runs, ("LeNet-5", "cnn 6,16 bn"))
 
 
 def choice(layer: str, batch: int, alternative: str) -> str:

@@ -1,6 +1,6 @@
 """docs/recurrence.md's runs and tables (see docs/figures/__init__.py)."""
 
-from figures import Fields, Run, count, load, pct
+from figures import Fields, Run, count, load, pct, ratio_history
 
 BEFORE = "348831d1a2cb78c2bc21dc8bd72468d0c85857cc"  # the code before the work on speed (docs/benchmarks.md)
 GATES = "a1ef6971930d2777b603aa964d05a73013e07bbf"  # its first step on the LSTM (docs/recurrence.md, "Speed")
@@ -98,15 +98,9 @@ def sizes(name: str) -> str:
 
 def changes(name: str) -> str:
     """scratch/torch of the LSTM at each batch size: before, after the first step of the changes, now."""
-    runs = {"before": "families-bench-before", "1. gates, derivatives before the loop, workspaces": "lstm-bench-gates",
-            "2. one buffer per step, derivatives in the loop (now)": "families-bench"}
-    results = {label: [p for p in load(run)["report"]["results"] if p["model"].startswith("lstm")]
-               for label, run in runs.items()}
-    batches = [p["batch_size"] for p in results["before"]]
-    rows = ["| code | " + " | ".join(f"batch {b}" for b in batches) + " |", "|---" * (len(batches) + 1) + "|"]
-    for label, points in results.items():
-        rows.append(f"| {label} | " + " | ".join(f"{p['ratio']:.2f}" for p in points) + " |")
-    return "\n".join(rows)
+    return ratio_history({"before": "families-bench-before",
+                          "1. gates, derivatives before the loop, workspaces": "lstm-bench-gates",
+                          "2. one buffer per step, derivatives in the loop (now)": "families-bench"}, ("lstm h128",))
 
 
 def lstm_speed_words(r) -> str:
