@@ -110,10 +110,11 @@ def lstm_speed_words(r) -> str:
         return "Every batch size is at most 1.0 now."
     where = ", ".join(f"{p['ratio']:.2f} at batch {p['batch_size']}" for p in above)
     return (f"Above 1.0 where the step is shortest ({where}): there each of the scratch loop's operations (7 per "
-            "step forward, 12 backward) is a call whose fixed cost is a large share of its work on a [32, 128] "
-            "tensor, where torch's two fused kernels make one pass over each step (the profiles above: the calls "
-            "per step of each side). The larger the batch, the more of the time is in the matrix products, which "
-            "both sides run with the same libraries, and the scratch step pulls ahead.")
+            "step forward and 13 backward, the matrix products included) is a call whose fixed cost is a large "
+            "share of its work on a [32, 128] tensor, where torch's two fused kernels make one pass over each step "
+            "(the profiles above: the calls per step of each side). The larger the batch, the more of the time is "
+            "in the matrix products, which both sides run with the same libraries, and the scratch step pulls "
+            "ahead.")
 
 
 TABLES = {"recurrence-gradient-reach": gradient_reach, "recurrence-sizes": sizes, "lstm-changes": changes}
