@@ -8,7 +8,8 @@
     python -m compare playground --plots pictures/   # both learn a 2-D spiral; decision boundaries drawn
 
 Every command prints tables, writes `--report PATH` (JSON with `config` and
-`agreement.passed`), and exits 0 exactly when the agreement check passed, 1 when it
+`agreement.passed`), and exits 0 exactly when the agreement check passed (and, where a report
+has one, its `plausibility` check: bench's figures within the run's measured limits), 1 when it
 failed, 2 on bad input, 3 when a process of a distributed run (`ddp`, `tp`) failed, 130 when
 interrupted with Ctrl-C.
 """
@@ -110,4 +111,5 @@ def main(argv: list[str] | None = None) -> int:
         print("error: out of memory: the network or batch asked for is too large for this machine; "
               "choose smaller sizes (--hidden, --batch-size)", file=sys.stderr)
         return EXIT_USAGE
-    return 0 if report["agreement"]["passed"] else EXIT_FAILED
+    passed = report["agreement"]["passed"] and report.get("plausibility", {}).get("passed", True)
+    return 0 if passed else EXIT_FAILED

@@ -24,6 +24,7 @@ rounding-level figures and every time depend on the machine; what else they prin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -33,8 +34,9 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/figures/, also when a test loads this file
@@ -100,22 +102,41 @@ def slim(value):
     return value
 
 
+@contextlib.contextmanager
+def code_at(commit: str | None) -> Iterator[Path]:
+    """The folder whose code a run runs: this checkout, or the files of the given commit (`git archive`) in a
+    temporary folder, removed afterwards."""
+    if commit is None:
+        yield ROOT
+        return
+    with tempfile.TemporaryDirectory(prefix="docs-build-") as folder:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit], capture_output=True)
+        if archive.returncode:
+            raise RuntimeError(f"cannot check out commit {commit} for its run: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+        yield Path(folder)
+
+
 def execute(run: Run, report: Path, rewrite: Callable[[list[str]], list[str]] = lambda a: a) -> dict:
     """Run the command in a fresh process with one thread (a `python -m compare` command with `--report REPORT`,
-    the same started by torchrun, or a script of examples/); its record."""
+    the same started by torchrun, or a script of examples/ or scripts/); its record. With run.commit, on the code of
+    that commit."""
     args = rewrite(shlex.split(run.command))
     script = args[0].endswith(".py") or args[0] == "make"
-    if args[0] == "torchrun":  # torchrun is torch.distributed.run; its own options, then -m compare ...
-        argv = [sys.executable, "-m", "torch.distributed.run", *args[1:], "--report", str(report)]
-    else:
-        argv = args if args[0] == "make" else [sys.executable, *args] if script else \
-            [sys.executable, "-m", "compare", *args, "--report", str(report)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(), DOCS_BUILD_TIMING="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    before = machine()  # the load average before the run: what else was running
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
+    with code_at(run.commit) as code:
+        if args[0] == "torchrun":  # torchrun is torch.distributed.run; its own options, then -m compare ...
+            argv = [sys.executable, "-m", "torch.distributed.run", *args[1:], "--report", str(report)]
+        else:
+            argv = args if args[0] == "make" else [sys.executable, str(ROOT / args[0]), *args[1:]] if script else \
+                [sys.executable, "-m", "compare", *args, "--report", str(report)]
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MNIST_DATA_ROOT=data_root(),
+                   DOCS_BUILD_TIMING="1", PYTHONPATH=os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")]))
+        before = machine()  # the load average before the run: what else was running
+        if run.commit:
+            before["commit"] = run.commit
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
     if done.returncode not in (0, 1) or (args[0] == "make" and done.returncode):  # 1: a verdict that failed
         raise RuntimeError(f"`{run_command(run)}` exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                            f"{done.stderr[-3000:]}")

@@ -28,8 +28,9 @@ class ReLU(Module):
 
     def backward(self, dout: Tensor) -> Tensor:
         # out >= 0, so sign(out) is the mask [out > 0] already as 1.0/0.0 in dout's dtype: faster than
-        # dout * (out > 0), which converts a bool mask, or torch.where with a 0.0 that it converts too.
-        return dout * torch.sign(self.out)  # B,H
+        # dout * (out > 0), which converts a bool mask, or torch.where with a 0.0 that it converts too;
+        # multiplied in place, so that one new tensor is made, not two
+        return torch.sign(self.out).mul_(dout)  # B,H
 
 
 class Sigmoid(Module):
@@ -90,17 +91,18 @@ class GELU(Module):
 
     forward:   out = x * Phi(x),            Phi(x) = (1 + erf(x / sqrt(2))) / 2   (the normal CDF)
     backward:  dx = dout * (Phi(x) + x * phi(x)),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)   (product rule; phi = Phi')
-    cache: x and Phi(x) (erf is the costly part, so it is not recomputed).
+    cache: x and Phi(x) (erf is the costly part, so it is not recomputed). Each line below is written to make
+    as few passes over the values as it can (in-place steps on its own temporaries): 4 forward, 5 backward.
     """
 
     def forward(self, x: Tensor) -> Tensor:
         self.x = x  # B,H
-        self.cdf = 0.5 * (1 + torch.erf(x * SQRT_HALF))  # B,H
+        self.cdf = torch.erf(x * SQRT_HALF).add_(1).mul_(0.5)  # B,H
         return x * self.cdf  # B,H
 
     def backward(self, dout: Tensor) -> Tensor:
-        pdf = torch.exp(-0.5 * self.x * self.x) * INV_SQRT_2PI  # B,H
-        return dout * (self.cdf + self.x * pdf)  # B,H
+        gauss = (self.x * self.x).mul_(-0.5).exp_()  # B,H: exp(-x^2 / 2) = sqrt(2 pi) phi(x)
+        return torch.addcmul(self.cdf, self.x, gauss, value=INV_SQRT_2PI).mul_(dout)  # B,H
 
 
 class Identity(Module):

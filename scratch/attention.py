@@ -37,8 +37,13 @@ def xavier_uniform_(weight: Tensor, gain: float = 1.0) -> None:
 
 def softmax(s: Tensor) -> Tensor:
     """p_i = exp(s_i - m) / sum_j exp(s_j - m) along the last dimension, m = max_j s_j (exp never overflows)."""
-    e = torch.exp(s - s.amax(dim=-1, keepdim=True))  # ...,T
-    return e / e.sum(dim=-1, keepdim=True)  # ...,T
+    return softmax_(s.clone())  # ...,T
+
+
+def softmax_(s: Tensor) -> Tensor:
+    """softmax(s), computed in s's own memory: three passes over it instead of five new tensors."""
+    s.sub_(s.amax(dim=-1, keepdim=True)).exp_()  # ...,T: exp(s - m)
+    return s.div_(s.sum(dim=-1, keepdim=True))  # ...,T
 
 
 def softmax_backward(p: Tensor, dp: Tensor) -> Tensor:
@@ -46,8 +51,13 @@ def softmax_backward(p: Tensor, dp: Tensor) -> Tensor:
 
     From dp_i/ds_j = p_i (delta_ij - p_j): ds_j = sum_i dp_i p_i (delta_ij - p_j) = p_j (dp_j - sum_i dp_i p_i).
     """
-    return p * (dp - (dp * p).sum(dim=-1, keepdim=True))  # ...,T
+    return softmax_backward_(p, dp.clone())  # ...,T
 
+
+def softmax_backward_(p: Tensor, dp: Tensor) -> Tensor:
+    """softmax_backward(p, dp), computed in dp's own memory as p dp - p sum_j (p_j dp_j)."""
+    pdp = dp.mul_(p)  # ...,T: p * dp
+    return pdp.addcmul_(p, pdp.sum(dim=-1, keepdim=True), value=-1)  # ...,T
 
 class MultiheadAttention(Module):
     """Self-attention with num_heads heads (as PyTorch's `nn.MultiheadAttention(E, H, batch_first=True)`
@@ -69,6 +79,7 @@ class MultiheadAttention(Module):
         dQKV = [dQ | dK | dV], heads joined               [B, T, 3E]
         dW_in = sum_{b,t} dQKV^T x    db_in = sum_{b,t} dQKV    dx = dQKV W_in     [3E, E], [3E], [B, T, E]
     cache: x (for dW_in), Q, K, V in heads and P: the matrix products of the backward need all four.
+    Q, K and V are copied once into one [3, B*H, T, d] block, so that every batched product reads them in place.
     """
 
     param_names = ("in_proj_weight", "in_proj_bias")
@@ -104,12 +115,14 @@ class MultiheadAttention(Module):
         heads, d = self.num_heads, self.head_dim
         self.x = x  # B,T,E
         qkv = torch.addmm(self.in_proj_bias, x.reshape(-1, self.embed_dim), self.in_proj_weight.t())  # B*T,3E
-        # [B*T, 3E] -> [3, B, H, T, d]: the three projections, each cut into heads.
-        qkv = qkv.view(batch, tokens, 3, heads, d).permute(2, 0, 3, 1, 4)  # 3,B,H,T,d
-        self.q, self.k, self.v = qkv.unbind(0)  # B,H,T,d each
-        scores = (self.q @ self.k.transpose(-2, -1)) * (1 / math.sqrt(d))  # B,H,T,T
-        self.attn = softmax(scores)  # B,H,T,T
-        context = self.attn @ self.v  # B,H,T,d
+        # [B*T, 3E] -> [3, B*H, T, d]: the three projections, each cut into heads, copied once so that every
+        # batched product below reads them in place (a product of strided views would copy them each time).
+        self.qkv = self.workspace("qkv", (3, batch * heads, tokens, d), x)
+        self.qkv.view(3, batch, heads, tokens, d).copy_(qkv.view(batch, tokens, 3, heads, d).permute(2, 0, 3, 1, 4))
+        q, k, v = self.qkv.unbind(0)  # B*H,T,d each
+        scores = torch.bmm(q, k.transpose(1, 2)).mul_(1 / math.sqrt(d))  # B*H,T,T
+        self.attn = softmax_(scores).view(batch, heads, tokens, tokens)  # B,H,T,T
+        context = torch.bmm(scores, v).view(batch, heads, tokens, d)  # B,H,T,d
         context = context.transpose(1, 2).reshape(batch * tokens, self.embed_dim)  # B*T,E
         return self.out_proj.forward(context).view(batch, tokens, self.embed_dim)  # B,T,E
 
@@ -118,15 +131,18 @@ class MultiheadAttention(Module):
             raise RuntimeError("MultiheadAttention.backward called before forward; run forward on a batch first")
         batch, tokens, _ = self.x.shape
         heads, d = self.num_heads, self.head_dim
+        q, k, v = self.qkv.unbind(0)  # B*H,T,d each
+        attn = self.attn.view(batch * heads, tokens, tokens)  # B*H,T,T
         dcontext = self.out_proj.backward(dout.reshape(batch * tokens, self.embed_dim))  # B*T,E
-        dcontext = dcontext.view(batch, tokens, heads, d).transpose(1, 2)  # B,H,T,d
-        dattn = dcontext @ self.v.transpose(-2, -1)  # B,H,T,T
-        dv = self.attn.transpose(-2, -1) @ dcontext  # B,H,T,d
-        dscores = softmax_backward(self.attn, dattn) * (1 / math.sqrt(d))  # B,H,T,T (the 1/sqrt(d) of S)
-        dq = dscores @ self.k  # B,H,T,d
-        dk = dscores.transpose(-2, -1) @ self.q  # B,H,T,d
+        dcontext = dcontext.view(batch, tokens, heads, d).transpose(1, 2).reshape(batch * heads, tokens, d)  # B*H,T,d
+        dqkv = self.workspace("dqkv", (3, batch * heads, tokens, d), dout)  # dQ, dK, dV: filled in place
+        dattn = torch.bmm(dcontext, v.transpose(1, 2))  # B*H,T,T
+        torch.bmm(attn.transpose(1, 2), dcontext, out=dqkv[2])  # dV = P^T dC
+        dscores = softmax_backward_(attn, dattn).mul_(1 / math.sqrt(d))  # B*H,T,T (the 1/sqrt(d) of S)
+        torch.bmm(dscores, k, out=dqkv[0])  # dQ = dS K / sqrt(d)
+        torch.bmm(dscores.transpose(1, 2), q, out=dqkv[1])  # dK = dS^T Q / sqrt(d)
         # [3, B, H, T, d] -> [B*T, 3E]: the inverse of forward's cut into heads.
-        dqkv = torch.stack((dq, dk, dv)).permute(1, 3, 0, 2, 4).reshape(batch * tokens, 3 * self.embed_dim)  # B*T,3E
+        dqkv = dqkv.view(3, batch, heads, tokens, d).permute(1, 3, 0, 2, 4).reshape(batch * tokens, 3 * self.embed_dim)
         x = self.x.reshape(batch * tokens, self.embed_dim)  # B*T,E
         torch.mm(dqkv.t(), x, out=self.din_proj_weight)  # 3E,E
         torch.sum(dqkv, dim=0, out=self.din_proj_bias)  # 3E

@@ -65,18 +65,19 @@ class _BatchNorm(Module):
                                  f"{list(x.shape)}; use a larger --batch-size (a last batch of 1 can be avoided "
                                  "the same way)")
             mean = x.mean(dim=self.reduce_dims, keepdim=True)  # 1,F(,1,1)
-            centered = x - mean  # as x
-            sum_sq = (centered * centered).sum(dim=self.reduce_dims, keepdim=True)  # 1,F(,1,1)
+            centered = torch.sub(x, mean, out=self.workspace("xhat", x.shape, x))  # as x: becomes xhat below
+            # sum (x - mu)^2 as the squared 2-norm: one pass over the values, no squares written out
+            sum_sq = torch.linalg.vector_norm(centered, dim=self.reduce_dims, keepdim=True).square_()  # 1,F(,1,1)
             var = sum_sq / n  # 1,F(,1,1), biased: used to normalize
             self.running_mean.mul_(1 - self.momentum).add_(mean.view(-1), alpha=self.momentum)
             self.running_var.mul_(1 - self.momentum).add_(sum_sq.view(-1) / (n - 1), alpha=self.momentum)
             self.num_batches_tracked += 1
         else:
-            centered = x - self._per_feature(self.running_mean, x)  # as x
+            centered = torch.sub(x, self._per_feature(self.running_mean, x), out=self.workspace("xhat", x.shape, x))
             var = self._per_feature(self.running_var, x)  # 1,F(,1,1)
         self.invstd = torch.rsqrt(var + self.eps)  # 1,F(,1,1); s = 1/sqrt(var + eps)
-        self.xhat = centered * self.invstd  # as x
-        return self.xhat * self._per_feature(self.weight, x) + self._per_feature(self.bias, x)  # as x
+        self.xhat = centered.mul_(self.invstd)  # as x (in centered's memory, a workspace: kept for backward)
+        return torch.addcmul(self._per_feature(self.bias, x), self.xhat, self._per_feature(self.weight, x))  # as x
 
     def backward(self, dout: Tensor) -> Tensor:
         if self.xhat is None:
@@ -84,13 +85,16 @@ class _BatchNorm(Module):
         xhat, s = self.xhat, self.invstd
         torch.sum(dout, dim=self.reduce_dims, out=self.dbias)  # F
         torch.sum(dout * xhat, dim=self.reduce_dims, out=self.dweight)  # F
-        dxhat = dout * self._per_feature(self.weight, dout)  # as x
+        scale = s * self._per_feature(self.weight, dout)  # 1,F(,1,1): s * weight
         if not self.batch_stats:
-            return dxhat * s  # as x: the running statistics are constants
+            return dout * scale  # as x: dxhat * s, the running statistics are constants
+        # dx = (s / n)(n dxhat - sum dxhat - xhat sum(dxhat xhat)) with dxhat = dout * weight, whose sums are
+        # weight * dbias and weight * dweight: per feature, dx = (s w) dout - (s w / n)(dbias + dweight xhat),
+        # two passes over the values instead of six.
         n = dout.numel() // self.num_features
-        dims = self.reduce_dims
-        return (s / n) * (n * dxhat - dxhat.sum(dim=dims, keepdim=True)
-                          - xhat * (dxhat * xhat).sum(dim=dims, keepdim=True))  # as x
+        per_n = scale / -n  # 1,F(,1,1)
+        dx = torch.addcmul(per_n * self._per_feature(self.dbias, dout), dout, scale)  # as x
+        return dx.addcmul_(xhat, per_n * self._per_feature(self.dweight, dout))  # as x
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.num_features}, eps={self.eps}, momentum={self.momentum})"
@@ -111,6 +115,8 @@ class BatchNorm1d(_BatchNorm):
         dweight = sum_b dout_b * xhat_b
         dx      = (s / B) * (B * dxhat - sum_b dxhat_b - xhat * sum_b (dxhat_b * xhat_b))   training
         dx      = s * dxhat                                                               evaluation
+    computed per feature as  dx = (s w) dout - (s w / B)(dbias + dweight * xhat)  (w = weight), since
+    sum_b dxhat_b = w dbias and sum_b dxhat_b xhat_b = w dweight: two passes over the values, not six.
     Derivation of the training dx (one feature; mu and var depend on every x_i):
         d var / d x_i = (2/B)(x_i - mu)   (the mu term drops out: sum_b (x_b - mu) = 0)
         so  d sqrt(var + eps) / d x_i = s (x_i - mu) / B = xhat_i / B, and

@@ -36,6 +36,8 @@ from scratch.shape import Flatten
 
 POOLS: dict[str, type[Module]] = {"max": MaxPool2d, "avg": AvgPool2d}
 POOL_SIZE = 2  # every stage ends in 2x2 pooling with stride 2: it halves the feature maps' sides
+# (pooling, activation) pairs that commute exactly, values and gradients: CNN applies such a pair pooling first
+POOL_FIRST = {("max", "relu")}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,15 @@ class CNN(Module):
     every convolution has stride 1 and a kernel_size x kernel_size kernel. With batch_norm=True each
     convolution has no bias (batch norm's own bias replaces it). fc_sizes: the hidden fully connected
     layers between Flatten and the final Linear(.., num_classes).
+
+    Pooling before ReLU: max_{window} relu(h) = relu(max_{window} h) exactly (ReLU never rounds, and keeps
+    the order of the values), so forward and backward apply a stage's ReLU and max pooling the other way
+    round, pooling first: ReLU then works on a quarter of the numbers. The gradients are exactly those of
+    ReLU then pooling: where the window's maximum is positive, both send dout to the same pixel (the first
+    maximum), and where it is not, both send 0 (ReLU's derivative there). The layers keep torch's order and
+    indices (`layers` reads conv, ReLU, pooling; run one by one they give the same numbers), and
+    tests/test_conv.py checks the logits and every gradient bit for bit against the other order. Pairs
+    that do not commute exactly (other activations, average pooling) run in their order.
     """
 
     def __init__(
@@ -128,6 +139,13 @@ class CNN(Module):
             layers.append(ACTIVATIONS[activation]())
         layers.append(Linear(sizes[-1], num_classes))
         self.layers = Sequential(*layers)
+        # The order forward applies the layers in: an index, or (activation, pooling) applied pooling first
+        self.plan: list[int | tuple[int, int]] = []
+        for i in range(len(layers)):
+            if self.plan and self.plan[-1] == i - 1 and i - 1 in self.stage_ends and (pool, activation) in POOL_FIRST:
+                self.plan[-1] = (i - 1, i)
+            else:
+                self.plan.append(i)
 
     def children(self) -> list[tuple[str, Module]]:
         return [("layers", self.layers)]
@@ -144,16 +162,26 @@ class CNN(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self.input_shape = tuple(x.shape)
-        return self.layers.forward(self.as_images(x))  # B,C,S,S -> B,num_classes
+        h, layers = self.as_images(x), self.layers.layers  # B,C,S,S
+        for step in self.plan:
+            if isinstance(step, tuple):  # activation and max pooling, pooling first (see the class docstring)
+                act, pool = layers[step[0]], layers[step[1]]
+                h = act.forward(pool.forward(h))
+            else:
+                h = layers[step].forward(h)
+        return h  # B,num_classes
 
     def backward(self, dlogits: Tensor, input_grad: bool = True) -> Tensor | None:
         """dL/dx (x's shape), after filling every layer's gradient buffers; input_grad=False skips dL/dx
         and returns None: training never reads the gradient of the images."""
-        first, *rest = self.layers.layers  # the first layer is always a Conv2d
+        layers = self.layers.layers
         dout = dlogits  # B,num_classes
-        for layer in reversed(rest):
-            dout = layer.backward(dout)
-        dx = first.backward(dout, input_grad=input_grad)  # B,C,S,S or None
+        for step in reversed(self.plan[1:]):  # the first layer is always a Conv2d, done below
+            if isinstance(step, tuple):  # the reverse of forward's order: the activation's backward first
+                dout = layers[step[1]].backward(layers[step[0]].backward(dout))
+            else:
+                dout = layers[step].backward(dout)
+        dx = layers[0].backward(dout, input_grad=input_grad)  # B,C,S,S or None
         return None if dx is None else dx.reshape(self.input_shape)
 
     def feature_maps(self, x: Tensor) -> list[Tensor]:

@@ -27,6 +27,7 @@ class LayerNorm(Module):
         dbias   = sum_n dout_n                    [D]  (sum over every leading position)
         dweight = sum_n dout_n * xhat_n           [D]
         dx      = (s / D) * (D * dxhat - sum_d dxhat_d - xhat * sum_d (dxhat_d * xhat_d))     [..., D]
+                = s * (dxhat - xhat * mean_d(dxhat_d xhat_d)) - s * mean_d(dxhat_d)          (as computed: 4 passes)
     The derivation is batch norm's with the roles of the axes swapped: mu and var of a row depend on
     every feature of that row, d xhat_j / d x_i = (s / D)(D delta_ij - 1 - xhat_i xhat_j) (docs/attention.md).
     cache: xhat and s, all the compact formula needs.
@@ -49,12 +50,12 @@ class LayerNorm(Module):
         if x.shape[-1] != self.normalized_shape:
             raise ValueError(f"LayerNorm({self.normalized_shape}) expects inputs whose last dimension is "
                              f"{self.normalized_shape}, got shape {list(x.shape)}")
-        mean = x.mean(dim=-1, keepdim=True)  # ...,1
-        centered = x - mean  # ...,D
-        var = (centered * centered).mean(dim=-1, keepdim=True)  # ...,1
-        self.invstd = torch.rsqrt(var + self.eps)  # ...,1; s = 1/sqrt(var + eps)
-        self.xhat = centered * self.invstd  # ...,D
-        return self.xhat * self.weight + self.bias  # ...,D
+        centered = x - x.mean(dim=-1, keepdim=True)  # ...,D
+        # sum_d (x_d - mu)^2 as the squared 2-norm of the row: one pass, no squares written out
+        var = torch.linalg.vector_norm(centered, dim=-1, keepdim=True).square_().div_(self.normalized_shape)  # ...,1
+        self.invstd = torch.rsqrt(var.add_(self.eps))  # ...,1; s = 1/sqrt(var + eps)
+        self.xhat = centered.mul_(self.invstd)  # ...,D (centered's memory: it is not needed any more)
+        return torch.addcmul(self.bias, self.xhat, self.weight)  # ...,D
 
     def backward(self, dout: Tensor) -> Tensor:
         if self.xhat is None:
@@ -65,8 +66,11 @@ class LayerNorm(Module):
         torch.sum(rows_dout, dim=0, out=self.dbias)  # D
         torch.sum(rows_dout * xhat.reshape(-1, features), dim=0, out=self.dweight)  # D
         dxhat = dout * self.weight  # ...,D
-        return (s / features) * (features * dxhat - dxhat.sum(dim=-1, keepdim=True)
-                                 - xhat * (dxhat * xhat).sum(dim=-1, keepdim=True))  # ...,D
+        # (s / D)(D dxhat - sum dxhat - xhat sum(dxhat xhat)) = s (dxhat - xhat m2) - s m1, with the row means
+        # m1 = mean(dxhat) and m2 = mean(dxhat xhat) (a dot product along the row: no products written out)
+        m1 = dxhat.mean(dim=-1, keepdim=True)  # ...,1
+        m2 = torch.linalg.vecdot(dxhat, xhat, dim=-1).unsqueeze(-1).div_(features)  # ...,1
+        return torch.addcmul(-s * m1, dxhat.addcmul_(xhat, m2, value=-1), s)  # ...,D
 
     def __repr__(self) -> str:
         return f"LayerNorm({self.normalized_shape}, eps={self.eps})"

@@ -35,8 +35,13 @@ class RecurrentLayer(Module):
     so, with dz_t the gradient of z_t (from the layer's own backward):
         dW_ih = sum_t dz_t^T x_t      dW_hh = sum_t dz_t^T h_{t-1}      db_ih = db_hh = sum_{b,t} dz_t
         dx_t  = dz_t W_ih
-    Time-major storage ([T, B, ...]) keeps each step's slice contiguous; the sums over t then become
-    single matrix products over all T*B rows.
+    Storage: one time-major tensor xh [T+1, B, I+1+H] holds, in row t, [x_t | 1 | h_{t-1}]. Each step's z_t
+    is then one product, xh[t] @ [W_ih | b_ih + b_hh | W_hh]^T, and all four gradients are ONE product
+    after the loop over the steps, over all T*B rows (the ones sum dz into db):
+        [dW_ih | db | dW_hh]^T = xh[:T]^T @ dz                         [I+1+H, G*H]
+    The states h_t are the view xh[1:, :, I+1:].
+    `rolled`: the rows of the gates are used rolled down by this many (the LSTM's gates in the order
+    o, i, f, g instead of torch's i, f, g, o: see LSTM), z and dz alike; the gradients are rolled back.
     """
 
     param_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -58,7 +63,8 @@ class RecurrentLayer(Module):
         for name in self.param_names:
             getattr(self, name).uniform_(-stdv, stdv)
             setattr(self, "d" + name, torch.zeros_like(getattr(self, name)))
-        self.x: Tensor | None = None
+        self.xh: Tensor | None = None
+        self.rolled = 0
 
     def check_input(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[2] != self.input_size:
@@ -66,24 +72,44 @@ class RecurrentLayer(Module):
                              f"{self.input_size}], got {list(x.shape)}; a 28x28 digit read row by row is "
                              "[batch, 28, 28]")
 
-    def input_projection(self, x: Tensor) -> Tensor:
-        """x_t W_ih^T + b_ih + b_hh for every step at once: one matrix product instead of T. [T, B, G*H]"""
-        steps, batch = x.shape[1], x.shape[0]
-        self.x = x.transpose(0, 1).reshape(steps * batch, self.input_size)  # T*B,I (time-major copy)
-        bias = self.bias_ih_l0 + self.bias_hh_l0  # G*H
-        return torch.addmm(bias, self.x, self.weight_ih_l0.t()).view(steps, batch, -1)  # T,B,G*H
+    def roll(self, rows: Tensor) -> Tensor:
+        """The gate rows of a weight or bias in the order the layer computes them (a copy, or rows itself)."""
+        return rows.roll(self.rolled, dims=0) if self.rolled else rows
 
-    def weight_gradients(self, dz: Tensor, h: Tensor, input_grad: bool) -> Tensor | None:
-        """Fill the four gradient buffers from dz [T, B, G*H] and the states h [T+1, B, H]; return dx [B, T, I]."""
+    def prepare(self, x: Tensor) -> Tensor:
+        """Fill xh from x [B, T, I] (h_0 = 0), make the weights in the layer's gate order, and return the
+        workspace for z [T, B, G*H]. Each step's z_t = xh[t] @ w_t is then one product: input, bias and
+        recurrence together (measured faster than one product for the inputs of all steps plus one per step
+        for the recurrence, docs/recurrence.md)."""
+        batch, steps, inputs = x.shape
+        self.xh = x.new_empty(steps + 1, batch, inputs + 1 + self.hidden_size)  # T+1,B,I+1+H: h is returned
+        self.xh[:steps, :, :inputs] = x.transpose(0, 1)  # x_t, time-major
+        self.xh[steps, :, :inputs] = 0  # no input after the last step (row T holds only h_T)
+        self.xh[:, :, inputs] = 1  # the bias's input
+        self.xh[0, :, inputs + 1:] = 0  # h_0
+        self.h = self.xh[:, :, inputs + 1:]  # T+1,B,H: h_0 .. h_T, a view
+        bias = (self.bias_ih_l0 + self.bias_hh_l0).unsqueeze(1)  # G*H,1
+        weight = torch.cat((self.weight_ih_l0, bias, self.weight_hh_l0), dim=1)  # G*H,I+1+H: [W_ih | b | W_hh]
+        # Contiguous copies in the orientation each product reads (a transposed view measured 15-30% slower):
+        self.w_t = self.roll(weight).t().contiguous()  # I+1+H,G*H: for z_t = xh[t] @ w_t
+        self.w_hh = self.roll(self.weight_hh_l0)  # G*H,H: for dh_t = dout_t + dz_{t+1} @ w_hh
+        return self.workspace("z", (steps, batch, self.gates * self.hidden_size), x)  # T,B,G*H
+
+    def weight_gradients(self, dz: Tensor, input_grad: bool) -> Tensor | None:
+        """Fill the four gradient buffers from dz [T, B, G*H], one product; return dx [B, T, I] with input_grad."""
         steps, batch, rows = dz.shape
-        dz = dz.view(steps * batch, rows)  # T*B,G*H
-        torch.mm(dz.t(), self.x, out=self.dweight_ih_l0)  # G*H,I
-        torch.mm(dz.t(), h[:-1].reshape(steps * batch, self.hidden_size), out=self.dweight_hh_l0)  # G*H,H
-        torch.sum(dz, dim=0, out=self.dbias_ih_l0)  # G*H
-        self.dbias_hh_l0.copy_(self.dbias_ih_l0)  # G*H: both biases are added to the same z
+        inputs = self.input_size
+        dz = dz.reshape(steps * batch, rows)  # T*B,G*H (a view: dz is one block)
+        grads = self.xh[:steps].reshape(steps * batch, -1).t() @ dz  # I+1+H,G*H: [dW_ih | db | dW_hh]^T
+        if self.rolled:
+            grads = grads.roll(-self.rolled, dims=1)  # the gates in torch's order again
+        self.dweight_ih_l0.copy_(grads[:inputs].t())  # G*H,I
+        self.dbias_ih_l0.copy_(grads[inputs])  # G*H
+        self.dbias_hh_l0.copy_(grads[inputs])  # G*H: both biases are added to the same z
+        self.dweight_hh_l0.copy_(grads[inputs + 1:].t())  # G*H,H
         if not input_grad:
             return None
-        return (dz @ self.weight_ih_l0).view(steps, batch, self.input_size).transpose(0, 1)  # B,T,I
+        return (dz @ self.w_t[:inputs].t()).view(steps, batch, inputs).transpose(0, 1)  # B,T,I
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
@@ -98,7 +124,7 @@ class RNN(RecurrentLayer):
         dh_t = dout_t + dz_{t+1} W_hh                   (its own output, plus the next step's use of h_t)
         dz_t = dh_t * (1 - h_t^2)                                                      [B, H]
         then the weight gradients and dx of RecurrentLayer.
-    cache: x (time-major) and every h_t (h_{t-1} for dW_hh, h_t for tanh's derivative); after backward,
+    cache: x and every h_t, in xh (h_{t-1} for dW_hh, h_t for tanh's derivative); after backward,
     dh [T, B, H] holds each dL/dh_t (read by hidden_gradient_norms).
     """
 
@@ -106,16 +132,16 @@ class RNN(RecurrentLayer):
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
-        batch, steps, _ = x.shape
-        xw = self.input_projection(x)  # T,B,H
-        self.h = x.new_zeros(steps + 1, batch, self.hidden_size)  # T+1,B,H; h[0] = 0, the initial state
+        steps = x.shape[1]
+        z = self.prepare(x)  # T,B,H
+        xh, h = self.xh.unbind(0), self.h.unbind(0)
         for t in range(steps):
-            torch.tanh(torch.addmm(xw[t], self.h[t], self.weight_hh_l0.t()), out=self.h[t + 1])  # B,H
-        self.h_n = self.h[steps]  # B,H
+            torch.tanh(torch.mm(xh[t], self.w_t, out=z[t]), out=h[t + 1])  # h_t = tanh([x_t | 1 | h_{t-1}] w_t)
+        self.h_n = h[steps]  # B,H
         return self.h[1:].transpose(0, 1)  # B,T,H
 
     def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
-        if self.x is None:
+        if self.xh is None:
             raise RuntimeError("RNN.backward called before forward; run forward on a batch first")
         steps = self.h.shape[0] - 1
         dout = dout.transpose(0, 1)  # T,B,H (a view; each step reads one slice)
@@ -126,8 +152,8 @@ class RNN(RecurrentLayer):
             dh = torch.add(dout[t], dh_next, out=self.dh[t])  # B,H
             h = self.h[t + 1]  # B,H
             torch.mul(dh, 1 - h * h, out=dz[t])  # B,H
-            dh_next = dz[t] @ self.weight_hh_l0  # B,H
-        return self.weight_gradients(dz, self.h, input_grad)
+            dh_next = dz[t] @ self.w_hh  # B,H
+        return self.weight_gradients(dz, input_grad)
 
 
 class LSTM(RecurrentLayer):
@@ -141,60 +167,85 @@ class LSTM(RecurrentLayer):
         out = [h_1, ..., h_T]                                        [B, T, H];  h_n = h_T, c_n = c_T
     backward (dout: [B, T, H]; from t = T down to 1, dh and dc carried from step t+1, both 0 at the end):
         dh_t = dout_t + dz_{t+1} W_hh
-        dc_t = dc_carried + dh_t * o * (1 - tanh(c_t)^2)
+        dc_t = dcf_{t+1} + dh_t * o * (1 - tanh(c_t)^2)             (dcf_{t+1} = dc_{t+1} * f_{t+1})
         dz_i = dc_t * g * i (1 - i)       dz_f = dc_t * c_{t-1} * f (1 - f)
         dz_g = dc_t * i * (1 - g^2)       dz_o = dh_t * tanh(c_t) * o (1 - o)
-        dc carried to step t-1 = dc_t * f
-        then the weight gradients and dx of RecurrentLayer.
-    cache: x (time-major), the gate activations i, f, g, o, every c_t, tanh(c_t) and h_t; after backward,
-    dh [T, B, H] holds each dL/dh_t (read by hidden_gradient_norms).
+        then the weight gradients and dx of RecurrentLayer: one product for all of them, after the loop.
+    Gate order: the layer computes its gates in the order o, i, f, g (W's rows rolled by H, RecurrentLayer):
+    the three sigmoid gates are one block of 3H (one sigmoid call, none wasted on g), their derivatives
+    s (1 - s) one call, and the three gates that multiply dc_t one block (dz_i, dz_f, dz_g: one product).
+    The parameters and their gradients keep torch's order.
+    cache: x and h (in xh), the gate activations, every c_t and tanh(c_t); after backward, dh [T, B, H]
+    holds each dL/dh_t (read by hidden_gradient_norms).
     """
 
     gates = 4
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, hidden_size)
+        self.rolled = hidden_size  # o, i, f, g
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         batch, steps, _ = x.shape
         hidden = self.hidden_size
-        xw = self.input_projection(x)  # T,B,4H
-        self.h = x.new_zeros(steps + 1, batch, hidden)  # T+1,B,H; h[0] = 0
-        self.c = x.new_zeros(steps + 1, batch, hidden)  # T+1,B,H; c[0] = 0
-        self.acts = torch.empty_like(xw)  # T,B,4H: i, f, g, o after their non-linearities
-        self.tanh_c = torch.empty_like(self.h[1:])  # T,B,H
+        self.acts = self.prepare(x)  # T,B,4H: z_t, made o, i, f, g in place below
+        self.c = self.workspace("c", (steps + 1, batch, hidden), x)  # T+1,B,H
+        self.c[0] = 0
+        self.tanh_c = self.workspace("tanh_c", (steps, batch, hidden), x)  # T,B,H
+        # Every step's views made once, before the loop (each view costs a call, and the loop is 28 steps long)
+        gates = self.acts.view(steps, batch, 4, hidden)  # T,B,4,H: o, i, f, g
+        z, sigmoids = self.acts.unbind(0), self.acts[:, :, :3 * hidden].unbind(0)
+        o, i, f, g = (gates[:, :, k].unbind(0) for k in range(4))
+        xh, h, c, tanh_c = self.xh.unbind(0), self.h.unbind(0), self.c.unbind(0), self.tanh_c.unbind(0)
         for t in range(steps):
-            z = torch.addmm(xw[t], self.h[t], self.weight_hh_l0.t())  # B,4H
-            acts = self.acts[t]  # B,4H
-            torch.sigmoid(z, out=acts)  # B,4H: i, f, o are right; g is overwritten next
-            torch.tanh(z[:, 2 * hidden:3 * hidden], out=acts[:, 2 * hidden:3 * hidden])  # B,H
-            i, f, g, o = acts.chunk(4, dim=1)  # B,H each
-            torch.addcmul(f * self.c[t], i, g, out=self.c[t + 1])  # B,H
-            torch.tanh(self.c[t + 1], out=self.tanh_c[t])  # B,H
-            torch.mul(o, self.tanh_c[t], out=self.h[t + 1])  # B,H
-        self.h_n, self.c_n = self.h[steps], self.c[steps]  # B,H
+            torch.mm(xh[t], self.w_t, out=z[t])  # z_t = [x_t | 1 | h_{t-1}] [W_ih | b | W_hh]^T  [B, 4H]
+            sigmoids[t].sigmoid_()  # o, i, f
+            g[t].tanh_()
+            torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t])  # c_t = f c_{t-1} + i g
+            torch.tanh(c[t + 1], out=tanh_c[t])
+            torch.mul(o[t], tanh_c[t], out=h[t + 1])  # h_t = o tanh(c_t)
+        self.h_n, self.c_n = h[steps], c[steps]  # B,H
         return self.h[1:].transpose(0, 1)  # B,T,H
 
     def backward(self, dout: Tensor, input_grad: bool = True) -> Tensor | None:
-        if self.x is None:
+        if self.xh is None:
             raise RuntimeError("LSTM.backward called before forward; run forward on a batch first")
-        steps = self.h.shape[0] - 1
-        dout = dout.transpose(0, 1)  # T,B,H (a view; each step reads one slice)
-        self.dh = torch.empty_like(self.h[1:])  # T,B,H
-        dz = torch.empty_like(self.acts)  # T,B,4H
-        dh_next = torch.zeros_like(self.h[0])  # B,H
-        dc_next = torch.zeros_like(self.h[0])  # B,H
+        hidden, (steps, batch, _) = self.hidden_size, self.acts.shape
+        self.dh = self.workspace("dh", (steps, batch, hidden), dout)  # T,B,H: dout_t, then + dz_{t+1} W_hh
+        self.dh.copy_(dout.transpose(0, 1))  # time-major, once: each step's product then adds in place
+        dz = self.workspace("dz", (steps, batch, 4 * hidden), dout)  # T,B,4H: dz_o, dz_i, dz_f, dz_g
+        # Per step, where its activations are read anyway: s (1 - s) for o, i, f, and the factors of dc_t,
+        # [A_i, A_f, A_g] = [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)] (docs/recurrence.md: computing them in a
+        # pass over all steps first, which reads the activations from memory twice, measured slower)
+        slope = self.workspace("slope", (batch, 3, hidden), dout)  # B,3,H: o, i, f
+        factors = self.workspace("factors", (batch, 3, hidden), dout)  # B,3,H: A_i, A_f, A_g
+        dc, dcf, u = (self.workspace(name, (batch, hidden), dout) for name in ("dc", "dcf", "u"))
+        # Every step's views made once, before the loop (see forward)
+        gates = self.acts.view(steps, batch, 4, hidden)  # T,B,4,H: o, i, f, g
+        sigmoids = self.acts[:, :, :3 * hidden].view(steps, batch, 3, hidden).unbind(0)  # [B, 3, H]: o, i, f
+        o, i, f, g = (gates[:, :, k].unbind(0) for k in range(4))
+        parts = dz.view(steps, batch, 4, hidden)  # T,B,4,H: dz_o, dz_i, dz_f, dz_g
+        dz_o, dz_ifg, dz_t = parts[:, :, 0].unbind(0), parts[:, :, 1:].unbind(0), dz.unbind(0)
+        dh = self.dh.unbind(0)
+        c, tanh_c = self.c.unbind(0), self.tanh_c.unbind(0)
+        slope_o, slope_i, slope_f = slope.unbind(1)
+        a_i, a_f, a_g = factors.unbind(1)
+        dc_rows = dc.unsqueeze(1)  # B,1,H: dc_t for each of the three products
+        dcf.zero_()  # nothing flows back into the last step through the cell
         for t in reversed(range(steps)):
-            dh = torch.add(dout[t], dh_next, out=self.dh[t])  # B,H
-            i, f, g, o = self.acts[t].chunk(4, dim=1)  # B,H each
-            dz_i, dz_f, dz_g, dz_o = dz[t].chunk(4, dim=1)  # B,H each: views written in place
-            tanh_c = self.tanh_c[t]  # B,H
-            dc = dc_next + dh * o * (1 - tanh_c * tanh_c)  # B,H
-            torch.mul(dc * g, i * (1 - i), out=dz_i)  # B,H
-            torch.mul(dc * self.c[t], f * (1 - f), out=dz_f)  # B,H
-            torch.mul(dc * i, 1 - g * g, out=dz_g)  # B,H
-            torch.mul(dh * tanh_c, o * (1 - o), out=dz_o)  # B,H
-            dc_next = dc * f  # B,H
-            dh_next = dz[t] @ self.weight_hh_l0  # B,H
-        return self.weight_gradients(dz, self.h, input_grad)
+            if t < steps - 1:  # nothing flows back into the last step through h either
+                torch.addmm(dh[t], dz_t[t + 1], self.w_hh, out=dh[t])  # dh_t = dout_t + dz_{t+1} W_hh
+            torch.addcmul(sigmoids[t], sigmoids[t], sigmoids[t], value=-1, out=slope)  # s - s s, for o, i, f
+            torch.mul(dh[t], tanh_c[t], out=u)  # dh_t tanh(c_t)
+            torch.mul(u, slope_o, out=dz_o[t])  # dz_o = dh_t tanh(c_t) o (1 - o)
+            torch.addcmul(dcf, dh[t], o[t], out=dc).addcmul_(u.mul_(o[t]), tanh_c[t], value=-1)  # dc_t
+            torch.mul(slope_i, g[t], out=a_i)  # g i (1 - i)
+            torch.mul(slope_f, c[t], out=a_f)  # c_{t-1} f (1 - f)
+            torch.addcmul(i[t], torch.mul(i[t], g[t], out=a_g), g[t], value=-1, out=a_g)  # i - (i g) g
+            torch.mul(dc_rows, factors, out=dz_ifg[t])  # dz_i, dz_f, dz_g = dc_t [A_i, A_f, A_g]
+            torch.mul(dc, f[t], out=dcf)  # what step t-1 receives through the cell
+        return self.weight_gradients(dz, input_grad)
 
 
 def hidden_gradient_norms(layer: RecurrentLayer, x: Tensor, seed: int = 0) -> Tensor:

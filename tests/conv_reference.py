@@ -1,6 +1,6 @@
-"""A 2-D convolution as plain loops: the definition, to read, and to check scratch/conv.py's im2col against.
+"""A 2-D convolution as plain loops: the definition, to read, and to check scratch/conv.py against.
 
-    python tests/conv_reference.py        # times these loops against scratch.Conv2d (im2col), LeNet's two layers
+    python tests/conv_reference.py        # times these loops against scratch.Conv2d, LeNet's two layers
 
 Forward, for every example b, output channel o and output position (y, x):
     out[b, o, y, x] = bias[o] + sum over the window of weight[o] * xpad[b, :, s*y : s*y + k, s*x : s*x + k]
@@ -67,7 +67,7 @@ def conv2d_loops_backward(x: Tensor, weight: Tensor, dout: Tensor, stride: int =
     return dxpad[:, :, padding:padding + height, padding:padding + width], dweight, dbias
 
 
-def time_against_im2col(batch: int = 32) -> list[tuple[str, float, float]]:
+def time_against_conv2d(batch: int = 32) -> list[tuple[str, float, float]]:
     """Seconds for forward + backward (with dx), loops vs scratch.Conv2d, for LeNet's two convolutions."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
     import scratch
@@ -96,5 +96,5 @@ def time_against_im2col(batch: int = 32) -> list[tuple[str, float, float]]:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     print(f"batch 32, float32, 1 thread, forward + backward (with dx), CPU time; torch {torch.__version__}")
-    for label, loops, im2col in time_against_im2col():
-        print(f"{label}: loops {loops:.2f} s, im2col {im2col * 1e3:.2f} ms, speed-up {loops / im2col:,.0f}x")
+    for label, loops, conv in time_against_conv2d():
+        print(f"{label}: loops {loops:.2f} s, Conv2d {conv * 1e3:.2f} ms, speed-up {loops / conv:,.0f}x")

@@ -3,9 +3,10 @@
     pytest tests/test_conv.py tests/test_ops.py -k "conv or pool or batchnorm2d or cnn" -q
 
 Every layer's gradients (finite differences and torch.autograd), forward pass, dtypes, layouts and documented
-errors are checked by the tests generated from tests/ops.py. Here: the conv's batch slices and its skipped
-input gradient, max pooling's ties, batch norm's running statistics, the initialisation, the loop reference
-of tests/conv_reference.py, whole LeNet-5 networks.
+errors are checked by the tests generated from tests/ops.py. Here: every arrangement of the conv's sums (whole
+windows or strips, col2im or the rotated kernel, in chunks of rows or all at once), its skipped input gradient,
+max pooling's ties, batch norm's running statistics, the initialisation, the loop reference of
+tests/conv_reference.py, whole LeNet-5 networks.
 """
 
 from __future__ import annotations
@@ -23,18 +24,30 @@ import scratch.conv
 import torch_impl
 from compare.base.agreement import AUTOGRAD_FLOAT64, Tolerance, assert_agree, gradient_tolerance
 
-# The loops and im2col compute the same sums in different orders (measured: ~1e-16 relative).
+# The loops and scratch.Conv2d (whole windows or strips) compute the same sums in other orders (measured: ~1e-16).
 LOOPS_VS_IM2COL_FLOAT64 = Tolerance("loops-vs-im2col-float64", rtol=1e-12)
 CONVS = [op for op in OPS if op.name.startswith("conv-")]
 
 
+# The arrangements of Conv2d's sums (scratch/conv.py): (LOWERING, INPUT_GRADIENT) forced on the CPU.
+ARRANGEMENTS = {"windows-col2im": ("windows", "col2im"), "windows-rotated": ("windows", "rotated"),
+                "strips": ("strips", "col2im")}
+
+
 @pytest.mark.parametrize("op", CONVS, ids=lambda op: op.name)
-def test_conv_in_many_batch_slices(op, monkeypatch):
-    """The batch is convolved in slices (scratch/conv.py, SLICE_BYTES); here one example per slice."""
-    monkeypatch.setattr(scratch.conv, "SLICE_BYTES", 1)
+@pytest.mark.parametrize("arrangement", ARRANGEMENTS)
+@pytest.mark.parametrize("chunk_bytes", [1, None], ids=["one-row-per-chunk", "all-rows-at-once"])
+def test_every_arrangement_of_the_conv(op, arrangement, chunk_bytes, monkeypatch):
+    """Whole windows with col2im or the rotated kernel (CUDA's), and strips (stride 1), each in chunks of one output
+    row and with all rows in one product (as on CUDA): the same values and gradients as torch's."""
+    lowering, input_gradient = ARRANGEMENTS[arrangement]
+    monkeypatch.setitem(scratch.conv.LOWERING, "cpu", lowering)
+    monkeypatch.setitem(scratch.conv.INPUT_GRADIENT, "cpu", input_gradient)
+    monkeypatch.setitem(scratch.conv.CHUNK_BYTES, "cpu", chunk_bytes)
     case = Case(op, op.samples[0], torch.float64, seed=2)
-    x, dout = case.inputs[0], case.douts[0]
-    assert len(case.model.slices(x, *dout.shape[2:])) == x.shape[0] > 1
+    x, dout, layer = case.inputs[0], case.douts[0], case.model
+    assert layer.uses_strips(x.device) == (arrangement == "strips" and layer.stride == 1)
+    assert len(layer.chunks(dout.shape[2], dout.shape[3], x.shape[0], x)) == (dout.shape[2] if chunk_bytes else 1)
     assert_matches_twin(case)
     assert_finite_differences(case)
 
@@ -150,7 +163,9 @@ def test_batchnorm2d_statistics_pool_batch_and_positions():
     (3, 2, 2, 1, 0, (4, 5), False),
     (2, 2, 5, 1, 2, (6, 6), True),
 ])
-def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias):
+@pytest.mark.parametrize("lowering", ["windows", "strips"])
+def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias, lowering, monkeypatch):
+    monkeypatch.setitem(scratch.conv.LOWERING, "cpu", lowering)  # strips for stride 1 only: else whole windows
     torch.manual_seed(0)
     layer = scratch.Conv2d(c_in, c_out, k, stride, padding, bias=bias).to(dtype=torch.float64)
     x = torch.randn(3, c_in, *size, dtype=torch.float64)
@@ -164,6 +179,43 @@ def test_im2col_equals_the_loops(c_in, c_out, k, stride, padding, size, bias):
     assert_agree("dweight", layer.dweight, dweight_loops, tol)
     if bias:
         assert_agree("dbias", layer.dbias, dbias_loops, tol)
+
+
+# --- max pooling before ReLU -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["lenet", "batch-norm"])
+@pytest.mark.parametrize("values", ["normal", "small-integers"])
+def test_pooling_before_relu_gives_the_same_numbers_bit_for_bit(dtype, batch_norm, values, monkeypatch):
+    """scratch.CNN applies max pooling before ReLU (they commute); against the same network applied in torch's
+    order (ReLU, then pooling): the same logits and every gradient bit for bit, also with exact ties (small
+    integers in the images and weights make equal maxima, and windows whose maximum is 0 or below)."""
+    def network(pool_first: bool) -> scratch.CNN:
+        monkeypatch.setattr(scratch.cnn, "POOL_FIRST", {("max", "relu")} if pool_first else set())
+        torch.manual_seed(0)
+        model = scratch.CNN(batch_norm=batch_norm).to(dtype=dtype)
+        if values == "small-integers":
+            g = torch.Generator().manual_seed(1)
+            for p in model.parameters():
+                p.copy_(torch.randint(-2, 3, p.shape, generator=g).to(dtype) / 4)
+        return model
+
+    ours, theirs = network(True), network(False)
+    assert ours.plan[1 + batch_norm] == (1 + batch_norm, 2 + batch_norm)  # ReLU and pooling: pooling first
+    assert all(isinstance(step, int) for step in theirs.plan)  # every layer in its order
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 784, generator=g, dtype=dtype)
+    if values == "small-integers":
+        x = torch.randint(-1, 2, (6, 784), generator=g).to(dtype)
+    dlogits = torch.randn(6, 10, generator=g, dtype=dtype)
+    assert torch.equal(ours.forward(x), theirs.forward(x))
+    ours.backward(dlogits, input_grad=False)
+    theirs.backward(dlogits, input_grad=False)
+    for (name, a), (_, b) in zip(ours.named_gradients(), theirs.named_gradients(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(ours.feature_maps(x), theirs.feature_maps(x), strict=True):
+        assert torch.equal(a, b)  # the pictures' maps: taken after the activation, before pooling, in both
 
 
 # --- the whole network ----------------------------------------------------------------------
@@ -243,6 +295,8 @@ def test_default_cnn_is_lenet5():
     assert [type(layer).__name__ for layer in model.layers.layers] == [
         "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten",
         "Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert model.plan[:4] == [0, (1, 2), 3, (4, 5)]  # each ReLU and its max pooling applied pooling first
+    assert scratch.CNN(activation="tanh").plan == list(range(12))  # in their order where they do not commute
     assert sum(p.numel() for p in model.parameters()) == 61_706  # LeNet-5's count, with padding 2 on 28x28
     batch_norm = scratch.CNN(batch_norm=True)
     assert batch_norm.layers[0].bias is None and isinstance(batch_norm.layers[1], scratch.BatchNorm2d)

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,3 +134,18 @@ def test_runs_are_valid_json_with_their_machine():
         record = json.loads(path.read_text())
         assert {"command", "exit_status", "seconds", "machine", "output", "report"} <= record.keys(), path.name
         assert path.stem in build.RUNS, f"{path.name} is no run of docs/build.py: remove it"
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="not a git checkout: no commit to check out")
+def test_a_run_pinned_to_a_commit_runs_that_commits_code():
+    """Run.commit: the "before" of a change is run on the code of its commit, checked out beside this one."""
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", "HEAD~1:scratch/conv.py"], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    with build.code_at("HEAD~1") as folder:
+        assert folder != ROOT and (folder / "scratch" / "conv.py").read_text() == shown.stdout
+    assert not folder.exists()  # the files are removed afterwards
+    with build.code_at(None) as folder:
+        assert folder == ROOT
+    with pytest.raises(RuntimeError, match="cannot check out commit no-such-commit"):
+        with build.code_at("no-such-commit"):
+            pass

@@ -3,6 +3,7 @@
     python -m compare train --epochs 10                          # the lesson's network on MNIST
     python -m compare train --dtype float64 --epochs 3           # agreement to rounding error
     python -m compare train --batch-norm --epochs 1 --save runs/bn   # then: evaluate --checkpoint runs/bn
+    python -m compare train --device cuda --cuda-graph           # the scratch step replayed as one CUDA graph
 
 Same initial parameters (checked bit for bit), same batches in the same order, one
 training loop. After each epoch a side-by-side table; at the end per-class metrics,
@@ -35,7 +36,7 @@ from compare.options.groups import (
 from compare.pictures.canvas import require_matplotlib
 from compare.pictures.health import training_health
 from compare.pictures.train import train_figures
-from compare.training import checkpoint
+from compare.training import checkpoint, graphed
 from compare.training.config import ENGINE_CHOICES, Config
 from compare.training.diagnostics import TrainingDiagnostics
 from compare.training.learners import build_pair, parameter_mismatches
@@ -62,11 +63,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", default=None, metavar="DIR",
                    help="write both trained models and the settings into DIR, for `evaluate --checkpoint DIR` "
                         "(default: none)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="capture the scratch training step (forward, hand-written backward, update) once as a CUDA "
+                        "graph and replay it for every batch; needs --device cuda, refused with the reason where a "
+                        "network or optimizer cannot be captured (compare/training/graphed.py) (default: off)")
 
 
 def check(args: argparse.Namespace) -> None:
     if args.save:
         check_output_path(args.save, "--save", folder=True)
+    if args.cuda_graph:  # before the data is loaded: a refusal costs nothing
+        reason = graphed.refusal(args.device, args.engine, args.optimizer, args.model_spec.get("dropout", 0.0))
+        if reason is not None:
+            raise UsageError(reason)
 
 
 def print_epoch(epoch: int, stats: dict[str, EpochStats], labels: dict[str, str]) -> None:
@@ -104,6 +113,8 @@ def run(config: Config, data) -> dict:
     shape = dict(input_size=data.x_train.shape[1], num_classes=len(data.classes))
     family = models.family_of(config.model)
     scratch_l, torch_l = build_pair(config, **shape)
+    if config.extra["cuda_graph"]:
+        scratch_l = graphed.GraphedScratchLearner.of(scratch_l)
     labels = {learner.name: learner.label for learner in (scratch_l, torch_l)}
     mismatched = parameter_mismatches(scratch_l, torch_l)
     n_values = sum(p.numel() for p in scratch_l.named_parameters().values())
@@ -194,7 +205,7 @@ COMMAND = Command(
     run=run,
     groups=(DATA, MODEL, LOSS, BATCH, EPOCHS, OPTIMIZER, REGULARIZATION, *RUN, PLOTS, DIVERGENCE),
     add_arguments=add_arguments,
-    config_keys=("plots", "save", "fail_on_divergence"),
+    config_keys=("plots", "save", "fail_on_divergence", "cuda_graph"),
     defaults={"epochs": 3},
     check=check,
 )

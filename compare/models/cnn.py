@@ -29,7 +29,7 @@ import scratch
 import torch_impl
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.models import flops
+from compare.models import flops, traffic
 from compare.models.family import (
     ACTIVATION,
     BATCH_NORM,
@@ -185,6 +185,8 @@ FAMILY = Family(
     kinked=lambda spec: spec["activation"] in KINKED_ACTIVATIONS or spec["pool"] == "max",
     label=label,
     step_flops=step_flops,
+    step_activations=lambda spec, input_size, num_classes: traffic.cnn_activations(
+        conv_shapes(spec), fc_widths(spec, num_classes), spec["batch_norm"]),
     bench_specs=(dict(), dict(batch_norm=True)),
     pictures=pictures,
 )

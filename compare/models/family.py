@@ -98,6 +98,9 @@ class Family:
     # (spec, input_size, num_classes, batch_size) -> (FLOPs of the matrix products of one training step,
     # upper estimate of the element-wise share left out): what `bench` divides by a step's time
     step_flops: Callable[[ModelSpec, int, int, int], tuple[int, float]] | None = None
+    # (spec, input_size, num_classes) -> values one example leaves for the backward pass, at least one per layer
+    # output (compare/models/traffic.py): with the parameters, the bytes a step must at least move
+    step_activations: Callable[[ModelSpec, int, int], int] | None = None
     bench_specs: tuple[Mapping[str, Any], ...] = ()  # the benchmark grid's models: option values over the defaults
     # (folder, spec, {"scratch": model, "torch": model}, a few test examples as the data holds them [N, 784],
     # class names) -> the PNG files of the family's own pictures for `train --plots` (filters, feature maps,

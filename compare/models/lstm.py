@@ -20,7 +20,7 @@ import scratch
 import torch_impl
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.models import flops
+from compare.models import flops, traffic
 from compare.models.family import Family, ModelOption, TrainingDefaults
 from compare.models.spec import ModelSpec
 from compare.pictures.families import hidden_states
@@ -86,6 +86,8 @@ FAMILY = Family(
     kinked=lambda spec: False,  # sigmoid and tanh: smooth everywhere
     label=lambda spec, input_size, num_classes: f"lstm h{spec['hidden_size']}",
     step_flops=step_flops,
+    step_activations=lambda spec, input_size, num_classes: traffic.lstm_activations(
+        ROWS, spec["hidden_size"], num_classes),
     bench_specs=(dict(),),
     pictures=pictures,
 )

@@ -16,7 +16,7 @@ import scratch
 import torch_impl
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.models import flops
+from compare.models import flops, traffic
 from compare.models.family import (
     ACTIVATION,
     BATCH_NORM,
@@ -118,6 +118,7 @@ FAMILY = Family(
     any_input_size=True,
     label=lambda spec, input_size, num_classes: "-".join(map(str, sizes(spec, input_size, num_classes))),
     step_flops=step_flops,
+    step_activations=lambda spec, input_size, classes: traffic.mlp_activations(sizes(spec, input_size, classes)),
     bench_specs=(dict(hidden=(16, 16)), dict(hidden=(128,)), dict(hidden=(512, 512))),  # the lesson's first
     tensor_parallel=split_pairs,
 )

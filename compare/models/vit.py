@@ -23,7 +23,7 @@ import scratch
 import torch_impl
 from compare.base import argtypes
 from compare.base.errors import UsageError
-from compare.models import flops
+from compare.models import flops, traffic
 from compare.models.family import Family, ModelOption, SplitPair, TrainingDefaults
 from compare.models.spec import ModelSpec
 from compare.pictures.families import attention_maps
@@ -150,6 +150,8 @@ FAMILY = Family(
     kinked=lambda spec: spec["readout"] == "cls",
     label=label,
     step_flops=step_flops,
+    step_activations=lambda spec, input_size, num_classes: traffic.vit_activations(
+        spec["dim"], spec["depth"], spec["heads"], spec["mlp_dim"], tokens(spec), num_classes),
     bench_specs=(dict(),),
     pictures=pictures,
     tensor_parallel=split_pairs,

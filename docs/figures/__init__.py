@@ -25,6 +25,9 @@ class Run:
     excerpt: tuple[tuple[int | str, int | None], ...] = ((0, None),)  # the lines a block shows (see `excerpt`)
     after: str | None = None  # a run whose files this one reads (`evaluate` of what `train --save` wrote)
     draws: tuple[str, ...] = ()  # folders it draws pictures into, beside the --plots folder of its command
+    # Run on the code of this git commit (compare/, scratch/, ... checked out in a temporary worktree; a script
+    # of this checkout): the figures of a change's "before", which stay reproducible after the change
+    commit: str | None = None
 
 
 RUNS: dict[str, Run] = {}  # every module's, filled by docs/build.py
@@ -118,3 +121,15 @@ FORMATS = dict(pct=pct, sci=sci, count=count, seconds=seconds, points=points, ov
                minutes=minutes, max=max, min=min, len=len, abs=abs, round=round, sum=sum, sorted=sorted)
 
 
+def ratio_history(runs: dict[str, str], models: tuple[str, ...]) -> str:
+    """A Markdown table of bench runs' scratch/torch: a row per run (label -> run name), a column per grid point
+    of `models` (the bench's model names) in the first run ("batch B" with one model, "MODEL B" with several)."""
+    results = {label: [p for p in load(run)["report"]["results"] if p["model"] in models]
+               for label, run in runs.items()}
+    points = [(p["model"], p["batch_size"]) for p in next(iter(results.values()))]
+    names = [f"batch {b}" if len(models) == 1 else f"{m} {b}" for m, b in points]
+    rows = ["| code | " + " | ".join(names) + " |", "|---" * (len(points) + 1) + "|"]
+    for label, measured in results.items():
+        ratios = {(p["model"], p["batch_size"]): p["ratio"] for p in measured}
+        rows.append(f"| {label} | " + " | ".join(f"{ratios[key]:.2f}" for key in points) + " |")
+    return "\n".join(rows)

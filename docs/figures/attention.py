@@ -1,11 +1,17 @@
 """docs/attention.md's runs and tables (see docs/figures/__init__.py)."""
 
-from figures import Run, count, load, pct, points, sci
+from figures import Run, count, load, pct, points, ratio_history, sci
 
 SMALL = "--dim 16 --depth 1 --heads 2 --mlp-dim 32"  # a ViT small enough for finite differences of every coordinate
 SIZES = "vit:depth=2 vit vit:depth=4 vit:patch_size=4 vit:dim=96"  # the default and what it was chosen over
 
+VIT_BENCH = "bench --models vit --no-compile --no-typical --epoch-images 6000"
+# Each change of the ViT's layers, the commit that made it (its bench pinned there: Run.commit)
+VIT_STEPS = {"vit-bench-norms": ("079ef6fb40bf021c4d6b843cba49692a94e618ef", "layer norm and GELU in fewer passes"),
+             "vit-bench-attention": ("8b3a8f51aebe3d1236d0c283335e296d02b52264",
+                                     "attention: Q, K, V in heads once, softmax in place")}
 RUNS = {
+    **{name: Run(VIT_BENCH, commit=commit) for name, (commit, _) in VIT_STEPS.items()},
     "attention-sizes": Run(f"bench --models {SIZES} --batch-sizes 64 --no-compile --no-typical"),
     "attention-grads-vit-small": Run(f"grads --model vit --dtype float64 {SMALL}", fast=True,
                                      excerpt=((0, 23), ("Verdict", 1))),
@@ -17,8 +23,6 @@ RUNS = {
     "attention-depth-3": Run("train --model vit --epochs 3"),
     "attention-depth-4": Run("train --model vit --depth 4 --epochs 3"),
     "attention-train-vit-float64-1": Run("train --model vit --dtype float64 --epochs 1"),
-    "attention-bench": Run("bench --models vit --no-compile --no-typical --repeats 3 --epoch-images 6000",
-                           excerpt=(("Step time", 6),)),
 }
 
 DEFAULT = "vit p7 d64x3"
@@ -79,6 +83,13 @@ def trajectory(r) -> str:
             else f"trajectories identical for {count(t.identical_steps)} steps, then separated")
 
 
-TABLES = {"attention-sizes": sizes}
+def vit_history(name: str) -> str:
+    """scratch/torch of the ViT at each batch size: before, after each change (its commit's bench), now."""
+    runs = {"before": "families-bench-before", **{text: run for run, (_, text) in VIT_STEPS.items()},
+            "now (the table above)": "families-bench"}
+    return ratio_history(runs, (DEFAULT,))
+
+
+TABLES = {"attention-sizes": sizes, "vit-history": vit_history}
 NAMES = {"vit_size": vit_size, "depth_choice": depth_choice, "vit_ten_epochs": ten_epochs, "DEFAULT_VIT": DEFAULT,
          "trajectory_of": trajectory}

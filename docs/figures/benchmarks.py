@@ -10,7 +10,12 @@ from __future__ import annotations
 from figures import Fields, Run, load, sci
 
 GRID = "--models mlp mlp:hidden=128 mlp:hidden=512,512"
+FAMILIES = "bench --models cnn cnn:batch_norm=true vit lstm --no-compile --no-typical --epoch-images 6000"
+BEFORE = "348831d1a2cb78c2bc21dc8bd72468d0c85857cc"  # the code before the work on speed of docs/benchmarks.md
 RUNS: dict[str, Run] = {
+    # every family but the MLP, scratch against torch, on today's code and on the code before the work on speed
+    "families-bench": Run(FAMILIES),
+    "families-bench-before": Run(FAMILIES, commit=BEFORE),
     "benchmarks-cpu": Run(f"bench {GRID} --no-compile --no-typical", excerpt=(("Step time", None),)),
     "benchmarks-contenders": Run("bench --models mlp --batch-sizes 32", excerpt=(("Step time", None),)),
     "benchmarks-float64": Run(f"bench --dtype float64 {GRID} --no-compile --no-typical",
@@ -92,7 +97,30 @@ def agreement_words(r: Fields) -> str:
     return "passed at every point" if a.passed else f"FAILED at {', '.join(failed)}"
 
 
-TABLES = {"speed": speed_table}
-NAMES = {"point": point, "lesson": lesson, "biggest": biggest, "step": step, "mib": mib, "ms": ms, "ratios": ratios,
+def families_table(name: str) -> str:
+    """Each family's grid point: scratch/torch before the work on speed and now, today's step times; `name` is
+    "families" (every one) or "families-<model name's first word>" (one family's rows)."""
+    before, after = (Fields(load(run)["report"]) for run in ("families-bench-before", "families-bench"))
+    wanted = FAMILY_ROWS.get(name, ("",))
+    rows = ["| model | batch | before: scratch / torch | now: scratch | torch | scratch / torch |", "|---" * 6 + "|"]
+    for p in after.results:
+        if not p["model"].lower().startswith(wanted):
+            continue
+        old = point(before, p["model"], p["batch_size"])
+        rows.append(f"| {p['model']} | {p['batch_size']} | {old.ratio:.2f} | {ms(p['scratch_step_s'])} ms | "
+                    f"{ms(p['torch_step_s'])} ms | **{p['ratio']:.2f}** |")
+    return "\n".join(rows)
+
+
+def above_one(r: Fields) -> str:
+    """Where scratch/torch is above 1.0 in a bench report, in words: 'nowhere' or 'lstm h128 at batch 32 (1.12)'."""
+    above = [f"{p['model']} at batch {p['batch_size']} ({p['ratio']:.2f})" for p in r.results if p["ratio"] > 1]
+    return ", ".join(above) if above else "nowhere"
+
+
+FAMILY_ROWS = {"families-cnn": ("lenet-5", "cnn"), "families-vit": ("vit",), "families-lstm": ("lstm",)}
+TABLES = {"speed": speed_table, "families": families_table, **dict.fromkeys(FAMILY_ROWS, families_table)}
+NAMES = {"above_one": above_one, "point": point, "lesson": lesson, "biggest": biggest, "step": step, "mib": mib,
+         "ms": ms, "ratios": ratios,
          "compile_verdict": compile_verdict, "faster": faster, "gflops_range": gflops_range, "relative": relative,
          "agreement_words": agreement_words}

@@ -5,49 +5,91 @@ from __future__ import annotations
 import math
 import re
 
-from figures import Fields, Run, count, load, load_all, pct, sci, seconds
+from figures import Fields, Run, count, load, load_all, pct, ratio_history, sci, seconds
 
+BEFORE = "348831d1a2cb78c2bc21dc8bd72468d0c85857cc"  # the code before the work on speed (docs/benchmarks.md)
+PROFILE = "scripts/profile_step.py --models cnn cnn:batch_norm=true --batch-sizes 128 512 --top 6"
+CNN_BENCH = "bench --models cnn cnn:batch_norm=true --no-compile --no-typical --epoch-images 6000"
+# Each change of docs/cnn.md's "Speed", the commit that made it (its bench pinned there: Run.commit)
+STEPS = {"cnn-bench-conv": ("45132ef364dfe5ac63b5fc29a4c516b49481dbb6",
+                            "the batch innermost, chunks of rows, strips from 16 terms, max pooling on views"),
+         "cnn-bench-norms": ("079ef6fb40bf021c4d6b843cba49692a94e618ef", "batch norm in fewer passes"),
+         "cnn-bench-strips": ("e4faf8e8fce512128b3bf41c036b9268a6ac731c",
+                              "strips for every convolution of stride 1, chunks of 1 MB of columns and output"),
+         "cnn-bench-workspaces": ("157d811c03743b45a44ec16d6923e149f4bfebe7",
+                                  "workspaces for pooling's and batch norm's own tensors, ReLU's backward"),
+         "cnn-bench-pool-first": ("c116886ca388dbd0bba2b08806ac79110c0774a5", "ReLU and max pooling, pooling first")}
 RUNS: dict[str, Run] = {
-    # "Speed": scripts/time_cnn.py's per-layer and per-step tables, and the loops of tests/conv_reference.py
+    **{name: Run(CNN_BENCH, commit=commit) for name, (commit, _) in STEPS.items()},
+    # "Speed": scripts/time_cnn.py's tables (the layers, each choice of scratch/conv.py against its alternative,
+    # the whole step), the loops of tests/conv_reference.py, and torch.profiler on today's code and before
     "cnn-time": Run("scripts/time_cnn.py"),
-    "cnn-time-bn": Run("scripts/time_cnn.py --batch-norm"),
-    "cnn-time-avg": Run("scripts/time_cnn.py --pool avg"),
     "cnn-loops": Run("tests/conv_reference.py", fast=True),
-    # "Step times": bench's grid of the family's two bench models
-    "cnn-bench": Run("bench --models cnn cnn:batch-norm=true --no-compile --no-typical"),
+    "cnn-profile": Run(PROFILE, excerpt=((0, 1), ("cnn batch 512", 15))),
+    "cnn-profile-before": Run(PROFILE, commit=BEFORE, excerpt=((0, 1), ("cnn batch 512", 15))),
 }
 
 NUMBER = r"([\d.]+)"
-LAYER = re.compile(rf"^\| (conv [^|]+?) \| 32 \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", re.M)  # time_cnn.py
+LAYER = re.compile(rf"^\| (conv [^|]+?) \| (\d+) \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", re.M)  # time_cnn.py
+CHOICE = re.compile(rf"^\| (conv [^|]+?) \| (\d+) \| ([^|]+?) \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", re.M)
 STEP = re.compile(rf"^\| \| (\d+) \| {NUMBER} \| {NUMBER} \| {NUMBER} \|$", re.M)  # time_cnn.py
-LOOPS = re.compile(r"^conv [^:]+: loops ([\d.]+) s, im2col ([\d.]+) ms, speed-up ([\d,]+)x$", re.M)  # conv_reference
-STEP_RUNS = {"LeNet-5": "cnn-time", "with batch norm": "cnn-time-bn", "with average pooling": "cnn-time-avg"}
+LOOPS = re.compile(r"^conv [^:]+: loops ([\d.]+) s, Conv2d ([\d.]+) ms, speed-up ([\d,]+)x$", re.M)  # conv_reference
 
 
 def loops(name: str = "cnn-loops") -> list[tuple[str, str, str]]:
-    """tests/conv_reference.py's rows: seconds of the loops, milliseconds of im2col, the speed-up."""
+    """tests/conv_reference.py's rows: seconds of the loops, milliseconds of scratch.Conv2d, the speed-up."""
     return LOOPS.findall(load(name)["output"])
 
 
 def layers_table(name: str) -> str:
-    """LeNet's two convolutions at batch 32: nn.Conv2d vs scratch.Conv2d, and the loops."""
-    rows = ["| layer | `nn.Conv2d` | scratch `Conv2d` (im2col) | ratio | loop reference (with dx) |",
-            "|---|---|---|---|---|"]
-    for (label, theirs, ours, ratio), (seconds_of_loops, _, _) in zip(LAYER.findall(load("cnn-time")["output"]),
-                                                                     loops(), strict=True):
-        rows.append(f"| {label} | {float(theirs):.2f} ms | {float(ours):.2f} ms | {ratio} | {seconds_of_loops} s |")
+    """LeNet's two convolutions at each batch size: nn.Conv2d vs scratch.Conv2d; the loops at batch 32."""
+    rows = ["| layer | batch | `nn.Conv2d` | scratch `Conv2d` | scratch / torch |", "|---|---|---|---|---|"]
+    for label, batch, theirs, ours, ratio in LAYER.findall(load("cnn-time")["output"]):
+        rows.append(f"| {label} | {batch} | {float(theirs):.2f} ms | {float(ours):.2f} ms | {ratio} |")
+    return "\n".join(rows)
+
+
+def choices_table(name: str) -> str:
+    """Each choice of scratch/conv.py against its alternative: the alternative's time over the choice's."""
+    rows = ["| layer | batch | the alternative | chosen | alternative | alternative / chosen |", "|---" * 6 + "|"]
+    for label, batch, other, chosen, theirs, ratio in CHOICE.findall(load("cnn-time")["output"]):
+        rows.append(f"| {label} | {batch} | {other} | {float(chosen):.2f} ms | {float(theirs):.2f} ms | {ratio} |")
     return "\n".join(rows)
 
 
 def steps_table(name: str) -> str:
-    """One training step of the CNN, scratch over torch, three variants by batch size."""
-    steps = {label: STEP.findall(record["output"])
-             for label, record in zip(STEP_RUNS, load_all(STEP_RUNS.values()).values(), strict=True)}
-    rows = [f"| batch | {' | '.join(STEP_RUNS)} |", "|---|" + "---|" * len(STEP_RUNS)]
-    for k, (batch, theirs, ours, ratio) in enumerate(steps["LeNet-5"]):
-        others = " | ".join(steps[label][k][3] for label in list(STEP_RUNS)[1:])
-        rows.append(f"| {batch} | {ratio} ({float(ours):.1f} vs {float(theirs):.1f} ms) | {others} |")
+    """One training step of LeNet-5, scratch over torch, by batch size (scripts/time_cnn.py's last table)."""
+    rows = ["| batch | torch_impl | scratch | scratch / torch |", "|---|---|---|---|"]
+    for batch, theirs, ours, ratio in STEP.findall(load("cnn-time")["output"]):
+        rows.append(f"| {batch} | {float(theirs):.1f} ms | {float(ours):.1f} ms | {ratio} |")
     return "\n".join(rows)
+
+
+PROFILED = re.compile(r"^(\S+) batch (\d+), (scratch|torch): ([\d.]+) ms of operators per step, (\d+) calls per step$",
+                      re.M)
+
+
+def calls(run: str, model: str, batch: int, side: str) -> int:
+    """Operator calls per step in a run of scripts/profile_step.py."""
+    for m, b, s, _, n in PROFILED.findall(load(run)["output"]):
+        if (m, int(b), s) == (model, batch, side):
+            return int(n)
+    raise ValueError(f"{run} profiled no {side} step of {model} at batch {batch}")
+
+
+def history(name: str) -> str:
+    """scratch/torch of each CNN at each batch size, before the changes, after each one (its commit's bench), now."""
+    runs = {"before": "families-bench-before", **{text: run for run, (_, text) in STEPS.items()},
+            "now (the whole table above)": "families-bench"}
+    return ratio_history(runs, ("LeNet-5", "cnn 6,16 bn"))
+
+
+def choice(layer: str, batch: int, alternative: str) -> str:
+    """One ratio of the choices' table: '1.75'."""
+    for label, b, other, _, _, ratio in CHOICE.findall(load("cnn-time")["output"]):
+        if label.startswith(layer) and int(b) == batch and other.startswith(alternative):
+            return ratio
+    raise ValueError(f"scripts/time_cnn.py printed no choice {alternative!r} for {layer} at batch {batch}")
 
 
 def speedups(name: str = "cnn-loops") -> str:
@@ -113,37 +155,13 @@ def measured_table(name: str) -> str:
     return "\n".join(rows)
 
 
-def step_ms(seconds: float) -> str:
-    ms = 1e3 * seconds
-    return f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
-
-
-def bench_table(name: str) -> str:
-    """bench's grid: one row per model and batch size."""
-    rows = ["| model | batch | scratch | torch | ratio | scratch % peak | torch % peak |", "|---" * 7 + "|"]
-    for p in Fields(load("cnn-bench")["report"]).results:
-        rows.append(f"| {p['model']} | {p['batch_size']} | {step_ms(p['scratch_step_s'])} | "
-                    f"{step_ms(p['torch_step_s'])} | {p['ratio']:.2f} | {pct(p['scratch_peak_fraction'], 0)} | "
-                    f"{pct(p['torch_peak_fraction'], 0)} |")
-    return "\n".join(rows)
-
-
-def worst_ratio(r: Fields, goal: float = 1.5) -> str:
-    """Whether scratch stayed within the goal at every grid point, and the worst point."""
-    worst = max(r.results, key=lambda p: p["ratio"])
-    where = f"worst {worst['ratio']:.2f}, {worst['model']} at batch {worst['batch_size']}"
-    return (f"stays within the goal of {goal:g}x torch at every point of this run ({where})" if worst["ratio"] <= goal
-            else f"goes beyond the goal of {goal:g}x torch in this run ({where})")
-
-
 def loads(names) -> str:
     """The range of the load average (1 minute) before these runs."""
     values = [record["machine"]["load_average"][0] for record in load_all(names).values()]
     return f"{min(values):g} to {max(values):g}"
 
 
-TABLES = {"cnn-layers": layers_table, "cnn-steps": steps_table, "cnn-measured": measured_table,
-          "cnn-bench": bench_table}
-NAMES = {"worst_ratio": worst_ratio, "loops": loops, "speedups": speedups,
-         "worst_check": worst_check, "cnn_loads": loads, "CNN_MEASURED": tuple(MEASURED),
-         "CNN_TIMES": ("cnn-time", "cnn-time-bn", "cnn-time-avg", "cnn-loops")}
+TABLES = {"cnn-layers": layers_table, "cnn-choices": choices_table, "cnn-steps": steps_table,
+          "cnn-history": history, "cnn-measured": measured_table}
+NAMES = {"loops": loops, "speedups": speedups, "choice": choice, "calls": calls, "worst_check": worst_check,
+         "cnn_loads": loads, "CNN_MEASURED": tuple(MEASURED), "CNN_TIMES": ("cnn-time", "cnn-loops")}

@@ -225,7 +225,7 @@ class ConvStrideIgnoredInBackward(scratch.Conv2d):
             dx = super().backward(dout, input_grad)
         except RuntimeError:  # shapes that no longer fit: as wrong as it gets, give dx as zeros
             self.stride = stride
-            return torch.zeros_like(self.x)
+            return dout.new_zeros(self.x_shape)
         finally:
             self.stride = stride
         return dx

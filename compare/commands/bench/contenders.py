@@ -1,14 +1,17 @@
 """The four contenders of `python -m compare bench`, and how each gets its training step and its batches.
 
     scratch   the hand-written network (scratch/), on batches already in memory
+    graphed   (--cuda-graph, CUDA only) the same step captured once as a CUDA graph and replayed
+              (compare/training/graphed.py)
     torch     its twin (torch_impl/) in eager mode, with torch.optim.SGD's defaults
-    compile   the same torch model under torch.compile (reported as unavailable where it fails)
+    compile   the same torch model under torch.compile (with --cuda-graph, mode="reduce-overhead", which
+              replays CUDA graphs itself); reported as unavailable where it fails
     typical   the pipeline people write first: torchvision's MNIST with ToTensor/Normalize
               transforms and a DataLoader feeding the torch model, so a step includes loading
 
 What a grid point benchmarks is said in two functions only: `make_learners` (the two networks)
-and `step_arithmetic` (the model's name and a step's FLOPs). Everything else here works on any
-model that takes flat batches of images.
+and `step_arithmetic` (the model's name, a step's FLOPs and the bytes it must at least move).
+Everything else here works on any model that takes flat batches of images.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ from torch import Tensor
 from compare import models
 from compare.base.errors import UsageError
 from compare.data.mnist import DATASETS, find_files
+from compare.models.traffic import step_bytes
 from compare.training.config import Config
+from compare.training.graphed import GraphedStep
 from compare.training.learners import ScratchLearner, TorchLearner, build_scratch, build_torch
 
-CONTENDERS = ("scratch", "torch", "compile", "typical")
+CONTENDERS = ("scratch", "graphed", "torch", "compile", "typical")  # the order of the tables' columns
 NUM_CLASSES = 10
 
 Batch = tuple[Tensor, Tensor]
@@ -49,15 +54,22 @@ class StepArithmetic:
     model: str  # the model's name in the tables, e.g. "784-16-16-10"
     flops: int  # floating-point operations of the matrix products of one step (compare/models/flops.py)
     elementwise_share: float  # upper estimate of the element-wise work left out of `flops`
+    bytes: int  # bytes one step must at least read and write (compare/models/traffic.py)
 
 
 def step_arithmetic(config: Config, input_size: int) -> StepArithmetic:
-    """The model's name and the FLOPs of one training step at the grid point's batch size (its family's count)."""
+    """The model's name, the FLOPs and the least memory traffic of one training step at the grid point's batch
+    size (its family's counts; the parameters counted on the built network)."""
     family = models.family_of(config.model)
-    if family.step_flops is None:
-        raise UsageError(f"--model {family.name} does not count its FLOPs, so it cannot be benchmarked here")
+    if family.step_flops is None or family.step_activations is None:
+        raise UsageError(f"--model {family.name} does not count its FLOPs and activations, so it cannot be "
+                         "benchmarked here")
     flops, share = family.step_flops(config.model, input_size, NUM_CLASSES, config.batch_size)
-    return StepArithmetic(family.name_of(config.model, input_size, NUM_CLASSES), flops, share)
+    parameters = sum(p.numel() for p in models.build(config.model, "scratch", input_size, NUM_CLASSES).parameters())
+    activations = family.step_activations(config.model, input_size, NUM_CLASSES)
+    element_size = torch.finfo(config.torch_dtype).bits // 8
+    traffic = step_bytes(parameters, input_size, activations, config.batch_size, element_size)
+    return StepArithmetic(family.name_of(config.model, input_size, NUM_CLASSES), flops, share, traffic)
 
 
 # ---------------------------------------------------------------- a contender
@@ -183,10 +195,19 @@ def scratch_contender(config: Config, batches: Batches) -> Contender:
                      lambda: tensor_bytes(iter(s.model.parameters() + s.model.gradients())))
 
 
+def graphed_contender(config: Config, batches: Batches) -> Contender:
+    """scratch's step as one captured CUDA graph; each loss cloned, as the next replay overwrites it."""
+    s, _ = make_learners(config)
+    graphed = GraphedStep(s)
+    return Contender("graphed", lambda x, y: graphed.step(x, y).clone(), batches.cycle(), batches.epoch,
+                     lambda: tensor_bytes(iter(s.model.parameters() + s.model.gradients())))
+
+
 def torch_contender(config: Config, name: str, next_batch: Callable[[], Batch],
-                    epoch_batches: Callable[[], Iterator[Batch]], compiled: bool = False) -> Contender:
+                    epoch_batches: Callable[[], Iterator[Batch]], compiled: str | None = None) -> Contender:
+    """torch eager, or with compiled = a torch.compile mode ("default", "reduce-overhead") the compiled model."""
     _, t = make_learners(config)
-    model = torch.compile(t.model) if compiled else t.model
+    model = torch.compile(t.model, mode=compiled) if compiled else t.model
     # Plain torch.optim.SGD as users write it: torch picks its fastest variant (foreach on CUDA).
     optimizer = torch.optim.SGD(t.model.parameters(), lr=config.lr)
     params = list(t.model.parameters())
@@ -196,12 +217,13 @@ def torch_contender(config: Config, name: str, next_batch: Callable[[], Batch],
 
 
 def make_contenders(config: Config, compile_too: bool, batches: Batches, typical: TypicalPipeline | None,
-                    typical_reason: str) -> list[Contender]:
-    """scratch, torch, compile and typical for one grid point, all from the same seed."""
+                    typical_reason: str, cuda_graph: bool = False) -> list[Contender]:
+    """scratch, torch, compile, typical (and with cuda_graph, graphed last) for one grid point, all from one seed."""
     contenders = [scratch_contender(config, batches),
                   torch_contender(config, "torch", batches.cycle(), batches.epoch)]
     if compile_too:
-        contenders.append(torch_contender(config, "compile", batches.cycle(), batches.epoch, compiled=True))
+        mode = "reduce-overhead" if cuda_graph else "default"
+        contenders.append(torch_contender(config, "compile", batches.cycle(), batches.epoch, compiled=mode))
     else:
         contenders.append(skipped("compile", "skipped (--no-compile)"))
     if typical is not None:
@@ -209,6 +231,8 @@ def make_contenders(config: Config, compile_too: bool, batches: Batches, typical
                                           lambda: typical.epoch(config.batch_size)))
     else:
         contenders.append(skipped("typical", typical_reason))
+    if cuda_graph:
+        contenders.append(graphed_contender(config, batches))
     return contenders
 
 

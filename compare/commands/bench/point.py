@@ -8,6 +8,8 @@ the first step within FIRST_STEP_LOSS_FLOAT32, after which rounding differences 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -22,6 +24,7 @@ from compare.commands.bench.contenders import (
 from compare.commands.bench.memory import MemoryUnavailableError, peak_memory
 from compare.commands.bench.timing import (
     block_steps,
+    copy_probe,
     interleaved_epochs,
     interleaved_rounds,
     matmul_probe,
@@ -36,26 +39,30 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
     """Warm up, time interleaved blocks, time an epoch, measure memory: one grid point's result."""
     device = torch.device(config.device)
     arithmetic = step_arithmetic(config, input_size=batches.x.shape[1])
-    contenders = make_contenders(config, options["compile"], batches, typical, typical_reason)
+    contenders = make_contenders(config, options["compile"], batches, typical, typical_reason,
+                                 cuda_graph=options.get("cuda_graph", False))
     odd_batch = batches.odd_batch()
     per_step = {c.name: warm_up(c, device, odd_batch) for c in contenders if c.unavailable is None}
     running = [c for c in contenders if c.unavailable is None]
-    probe, probe_flops = matmul_probe(config.torch_dtype, device)
-    probe()
+    probes = {"matmul": matmul_probe(config.torch_dtype, device),
+              "copy": copy_probe(config.torch_dtype, device, arithmetic.bytes)}
+    for probe, _ in probes.values():
+        probe()
     steps = block_steps(running, per_step, options["block_seconds"])
-    seconds = interleaved_rounds(running, steps, probe, options["repeats"], device)
+    seconds = interleaved_rounds(running, steps, {name: probe for name, (probe, _) in probes.items()},
+                                 options["repeats"], device)
     epoch_s = interleaved_epochs(running, steps, device)
 
-    flops = arithmetic.flops
+    flops, traffic = arithmetic.flops, arithmetic.bytes
     probe_s, _ = median_and_spread(seconds["matmul"])
-    peak_gflops = probe_flops / probe_s / 1e9
-    ratios = [s / t for s, t in zip(seconds["scratch"], seconds["torch"], strict=True)]
-    ratio, ratio_spread = median_and_spread(ratios)
+    peak_gflops = probes["matmul"][1] / probe_s / 1e9
+    limits = Limits(gflops=probes["matmul"][1] / min(seconds["matmul"]) / 1e9,
+                    gbytes_per_s=probes["copy"][1] / min(seconds["copy"]) / 1e9)
     result = dict(model=arithmetic.model, spec=config.model.to_dict(), batch_size=config.batch_size,
                   dtype=config.dtype, device=config.device, threads=torch.get_num_threads(),
-                  steps_per_block=steps["torch"], flops_per_step=flops,
-                  elementwise_share=arithmetic.elementwise_share, matmul_gflops=peak_gflops, ratio=ratio,
-                  ratio_spread=ratio_spread)
+                  steps_per_block=steps["torch"], flops_per_step=flops, bytes_per_step=traffic,
+                  elementwise_share=arithmetic.elementwise_share, matmul_gflops=peak_gflops,
+                  matmul_best_gflops=limits.gflops, copy_gbytes_per_s=limits.gbytes_per_s)
     details = {}
     for c in contenders:
         if c.unavailable is not None:
@@ -63,15 +70,61 @@ def measure_point(config: Config, options: dict, batches: Batches, typical: Typi
             result.update({f"{c.name}_step_s": None, f"{c.name}_peak_fraction": None})
             continue
         step_s, spread = median_and_spread(seconds[c.name])
-        details[c.name] = dict(status="ok", step_s=step_s, step_spread=spread, step_s_rounds=seconds[c.name],
-                               first_step_s=c.first_step_s, epoch_s=epoch_s[c.name], epoch_images=len(batches.x),
-                               gflops=flops / step_s / 1e9, peak_fraction=flops / step_s / 1e9 / peak_gflops,
-                               **memory_figures(scratch_contender(config, batches) if c.name == "scratch" else c,
-                                                device))
-        result.update({f"{c.name}_step_s": step_s, f"{c.name}_peak_fraction": details[c.name]["peak_fraction"]})
+        gflops, gbytes = flops / step_s / 1e9, traffic / step_s / 1e9
+        why = limits.implausible(gflops, gbytes)
+        details[c.name] = dict(status="ok" if why is None else f"implausible: {why}", step_s=step_s,
+                               step_spread=spread, step_s_rounds=seconds[c.name], first_step_s=c.first_step_s,
+                               epoch_s=epoch_s[c.name], epoch_images=len(batches.x), gflops=gflops,
+                               gbytes_per_s=gbytes, peak_fraction=gflops / peak_gflops, plausible=why is None,
+                               **memory_figures(fresh_copy(c, config, batches), device))
+        plausible = why is None
+        result.update({f"{c.name}_step_s": step_s if plausible else None,
+                       f"{c.name}_peak_fraction": details[c.name]["peak_fraction"] if plausible else None})
+    both = [details[name].get("plausible", False) for name in ("scratch", "torch")]
+    ratios = [s / t for s, t in zip(seconds["scratch"], seconds["torch"], strict=True)]
+    result["ratio"], result["ratio_spread"] = median_and_spread(ratios) if all(both) else (None, None)
     result["contenders"] = details
     result["agreement"] = loss_agreement(contenders[0].losses, contenders[1].losses, config.dtype)
+    graphed = next((c for c in contenders if c.name == "graphed"), None)
+    if graphed is not None:
+        result["agreement"].update(graphed_agreement(contenders[0].losses, graphed))
+        if details["graphed"].get("plausible") and all(both):
+            result["graphed_ratio"], _ = median_and_spread([g / t for g, t in zip(seconds["graphed"], seconds["torch"],
+                                                                                  strict=True)])
     return result
+
+
+def graphed_agreement(scratch_losses: list[Tensor], graphed) -> dict:
+    """The graphed step replays the very kernels of scratch's step on the same batches: the same losses, bit
+    for bit, or the capture changed something (a buffer that moved, a value frozen in the graph)."""
+    if graphed.unavailable is not None:
+        return dict(passed=False, graphed_identical=False, graphed_check=f"graphed: {graphed.unavailable}")
+    same = len(scratch_losses) == len(graphed.losses) and torch.equal(
+        torch.stack([v.detach() for v in scratch_losses]), torch.stack([v.detach() for v in graphed.losses]))
+    return dict(graphed_identical=same, graphed_check="graphed and scratch losses equal bit for bit on every step",
+                **({} if same else dict(passed=False)))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the machine showed in this run: the best round of the matrix-product probe and of the copy probe."""
+
+    gflops: float
+    gbytes_per_s: float
+
+    def implausible(self, gflops: float, gbytes_per_s: float) -> str | None:
+        """Why a contender's figures cannot be right (above a limit), or None."""
+        reasons = [f"{mine:.1f} {unit} above the {limit:.1f} {unit} {probe} of this run"
+                   for mine, limit, unit, probe in ((gflops, self.gflops, "GFLOP/s", "matrix-product peak"),
+                                                    (gbytes_per_s, self.gbytes_per_s, "GB/s", "copy bandwidth"))
+                   if not mine <= limit]
+        return "; ".join(reasons) or None
+
+
+def fresh_copy(contender, config: Config, batches: Batches):
+    """What the memory measure runs: scratch freshly built (so the activations it caches between steps
+    count), the others as they are (torch holds only its parameters once zero_grad() freed the gradients)."""
+    return scratch_contender(config, batches) if contender.name == "scratch" else contender
 
 
 def memory_figures(contender, device: torch.device) -> dict:

@@ -1,8 +1,9 @@
 """How `python -m compare bench` times its contenders: warm-up, interleaved blocks, medians and spreads.
 
 Each contender is warmed up, then timed in blocks of the same number of steps, and the blocks of
-all contenders (and of one large matrix product, the machine's practical peak) are interleaved,
-round after round, in one process: a burst of load from another program hits all of them alike.
+all contenders (and of the two probes of the machine's practical limits: one large matrix product,
+one large copy) are interleaved, round after round, in one process: a burst of load from another
+program hits all of them alike.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from compare.commands.bench.contenders import Batch, Contender
 
 WARMUP_STEPS = 5
+PROBE_CALLS = 3  # calls of each probe per round: a burst of load from elsewhere must not lower a measured limit
 
 
 @contextlib.contextmanager
@@ -69,6 +71,36 @@ def matmul_probe(dtype: torch.dtype, device: str | torch.device,
     return product, 2 * size**3
 
 
+def copy_probe(dtype: torch.dtype, device: str | torch.device, nbytes: int) -> tuple[Callable[[], None], int]:
+    """A function copying a tensor of about nbytes / 2 bytes into another, over and over, and the bytes it
+    moves (read plus write) in one call.
+
+    The practical ceiling of memory traffic for a working set of that size: a step cannot have moved the
+    bytes it must move (compare/models/traffic.py; pass them as nbytes) faster than a plain copy of as many
+    bytes moves them, whether they fit in a cache (a small step's do: the copy then measures the cache) or
+    not. One call repeats the copy until it has moved at least COPY_CALL_BYTES, so that it lasts long enough
+    to time; timed interleaved with the steps, like the matrix product.
+    """
+    device = torch.device(device)
+    element = torch.finfo(dtype).bits // 8
+    numel = max(COPY_MIN_BYTES, min(nbytes // 2, COPY_MAX_BYTES[device.type == "cuda"])) // element
+    source = torch.ones(numel, dtype=dtype, device=device)
+    target = torch.empty_like(source)
+    moved = 2 * numel * element
+    repeats = max(1, -(-COPY_CALL_BYTES // moved))
+
+    def copy() -> None:
+        for _ in range(repeats):
+            target.copy_(source)
+
+    return copy, repeats * moved
+
+
+COPY_MIN_BYTES = 2**16  # the smallest copy timed: below it, the call's overhead is what gets measured
+COPY_MAX_BYTES = {False: 2**26, True: 2**29}  # CPU 64 MB, GPU 512 MB: larger than any cache
+COPY_CALL_BYTES = 2**27  # what one call of the copy probe moves at least
+
+
 def warm_up(contender: Contender, device: torch.device, odd_batch: Batch | None) -> float:
     """A few steps (allocations, kernel choice, compilation); returns the seconds per step of the last ones.
 
@@ -100,22 +132,22 @@ def block_steps(running: list[Contender], per_step: dict[str, float], block_seco
             for c in running}
 
 
-def interleaved_rounds(running: list[Contender], steps: dict[str, int], probe: Callable[[], None], repeats: int,
-                       device: torch.device) -> dict[str, list[float]]:
-    """Seconds per step of each contender in every round, and seconds of the probe (key "matmul").
+def interleaved_rounds(running: list[Contender], steps: dict[str, int], probes: dict[str, Callable[[], None]],
+                       repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per step of each contender in every round, and seconds of each probe (keyed by the probe's name).
 
-    In each round every contender runs one block and the probe runs once; who goes first rotates
-    from round to round.
+    Each round starts with the probes, each called PROBE_CALLS times (its best call counts), then every
+    contender runs one block, in an order that rotates from round to round. The probes keep their place:
+    a large copy leaves the caches cold for whatever runs next, and that must be each contender in turn,
+    not one of them more often than another.
     """
-    seconds: dict[str, list[float]] = {name: [] for name in [*(c.name for c in running), "matmul"]}
-    entries: list[Contender | None] = [*running, None]  # None stands for the matrix-product probe
+    seconds: dict[str, list[float]] = {name: [] for name in [*(c.name for c in running), *probes]}
     for r in range(repeats):
-        for entry in entries[r % len(entries):] + entries[:r % len(entries)]:
-            if entry is None:
-                seconds["matmul"].append(timed(device, probe))
-            else:
-                n = steps[entry.name]
-                seconds[entry.name].append(timed(device, lambda c=entry, n=n: c.run(n)) / n)
+        for name, probe in probes.items():  # the best of a few calls: a limit, not a typical time
+            seconds[name].append(min(timed(device, probe) for _ in range(PROBE_CALLS)))
+        for c in running[r % len(running):] + running[:r % len(running)]:
+            n = steps[c.name]
+            seconds[c.name].append(timed(device, lambda c=c, n=n: c.run(n)) / n)
     return seconds
 
 
