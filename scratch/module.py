@@ -55,6 +55,18 @@ class Module:
             kept = workspaces[name] = torch.empty_like(like) if as_like else like.new_empty(shape)
         return kept
 
+    def step_views(self, name: str, bases: tuple[Tensor, ...], make):
+        """make(*bases), made once and kept while every base is the same tensor (a workspace, say): the
+        per-step views a loop over steps indexes (`unbind`), which cost a call each when made afresh.
+
+        Why: an LSTM's 28 steps index about twenty tensors each; made on every call, those views were about
+        600 of a training step's calls (torch.profiler's select, in docs/recurrence.md's profiles).
+        """
+        kept = self.__dict__.setdefault("views", {}).get(name)
+        if kept is None or len(kept[0]) != len(bases) or any(a is not b for a, b in zip(kept[0], bases, strict=True)):
+            kept = self.views[name] = (bases, make(*bases))  # holds the bases: no other tensor can match them
+        return kept[1]
+
     def __call__(self, x: Tensor) -> Tensor:
         return self.forward(x)
 

@@ -97,3 +97,41 @@ def test_hidden_gradient_norms_match_autograd(kind):
     torch.testing.assert_close(norms, expected, rtol=1e-10, atol=0)
 
 
+
+
+def test_lstm_agrees_with_torch_as_the_batch_size_changes():
+    """The layer keeps its workspaces and the per-step views of them (Module.step_views) from call to call; a
+    new batch size makes new workspaces, and the views must follow them, there and back again."""
+    torch.manual_seed(0)
+    layer = scratch.LSTM(3, 4).to(dtype=torch.float64)
+    twin = copy_parameters(layer, LSTMOutput(3, 4)).to(dtype=torch.float64)
+    for batch in (4, 3, 4, 1):
+        x = torch.randn(batch, 5, 3, dtype=torch.float64)
+        dout = torch.randn(batch, 5, 4, dtype=torch.float64)
+        out = layer.forward(x)
+        dx = layer.backward(dout)
+        xt = x.clone().requires_grad_(True)
+        expected = twin(xt)
+        expected.backward(dout)
+        torch.testing.assert_close(out, expected.detach(), rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(dx, xt.grad, rtol=1e-12, atol=1e-14)
+        for name, p in twin.named_parameters():
+            torch.testing.assert_close(getattr(layer, "d" + name), p.grad, rtol=1e-12, atol=1e-14, msg=name)
+            p.grad = None
+
+
+def test_step_views_are_made_again_only_for_new_bases():
+    layer = scratch.LSTM(3, 4)
+    made = []
+
+    def make(a, b):
+        made.append((a, b))
+        return a.unbind(0), b.unbind(0)
+
+    a, b = torch.zeros(2, 3), torch.ones(2, 3)
+    first = layer.step_views("pair", (a, b), make)
+    assert layer.step_views("pair", (a, b), make) is first and len(made) == 1  # the same tensors: kept
+    other = torch.zeros(2, 3)  # equal values, another tensor
+    again = layer.step_views("pair", (other, b), make)
+    assert len(made) == 2 and again[0][0].data_ptr() == other.data_ptr()
+    assert layer.step_views("other", (a, b), make) is not again and len(made) == 3  # each name its own
