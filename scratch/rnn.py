@@ -40,10 +40,8 @@ class RecurrentLayer(Module):
     after the loop over the steps, over all T*B rows (the ones sum dz into db):
         [dW_ih | db | dW_hh]^T = xh[:T]^T @ dz                         [I+1+H, G*H]
     The states h_t are the view xh[1:, :, I+1:].
-    `rolled`: the rows of the gates are used rolled down by this many (the LSTM's gates in the order
-    o, i, f, g instead of torch's i, f, g, o: see LSTM), z and dz alike; the gradients are rolled back.
-    The weights are copied block by block into w = [W_ih | b_ih + b_hh | W_hh] (rows in the layer's order),
-    and each step's product reads w^T as a view (measured as fast as a transposed copy, without the copy).
+    The weights are copied once per forward into w = [W_ih | b_ih + b_hh | W_hh] [G*H, I+1+H], and each step's
+    product reads w^T as a view (measured as fast as a transposed copy on this CPU, without the copy).
     """
 
     param_names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -66,7 +64,6 @@ class RecurrentLayer(Module):
             getattr(self, name).uniform_(-stdv, stdv)
             setattr(self, "d" + name, torch.zeros_like(getattr(self, name)))
         self.xh: Tensor | None = None
-        self.rolled = 0
 
     def check_input(self, x: Tensor) -> None:
         if x.dim() != 3 or x.shape[2] != self.input_size:
@@ -74,16 +71,8 @@ class RecurrentLayer(Module):
                              f"{self.input_size}], got {list(x.shape)}; a 28x28 digit read row by row is "
                              "[batch, 28, 28]")
 
-    def gate_blocks(self) -> list[tuple[slice, slice]]:
-        """(rows in the layer's gate order, the same rows in torch's order), for each block that moves as one:
-        rolled down by `rolled`, the last `rolled` rows come first."""
-        rows, r = self.gates * self.hidden_size, self.rolled
-        if not r:
-            return [(slice(0, rows), slice(0, rows))]
-        return [(slice(0, r), slice(rows - r, rows)), (slice(r, rows), slice(0, rows - r))]
-
     def prepare(self, x: Tensor) -> Tensor:
-        """Fill xh from x [B, T, I] (h_0 = 0), make the weights in the layer's gate order, and return the
+        """Fill xh from x [B, T, I] (h_0 = 0), make w = [W_ih | b_ih + b_hh | W_hh], and return the
         workspace for z [T, B, G*H]. Each step's z_t = xh[t] @ w^T is then one product: input, bias and
         recurrence together (measured faster than one product for the inputs of all steps plus one per step
         for the recurrence, docs/recurrence.md)."""
@@ -94,14 +83,9 @@ class RecurrentLayer(Module):
         self.xh[:, :, inputs] = 1  # the bias's input
         self.xh[0, :, inputs + 1:] = 0  # h_0
         self.h = self.xh[:, :, inputs + 1:]  # T+1,B,H: h_0 .. h_T, a view
-        # [W_ih | b_ih + b_hh | W_hh] and W_hh, their rows in the layer's gate order, copied block by block
-        # into workspaces (no roll, no transposed copy: the products read w as w^T, a view)
+        bias = (self.bias_ih_l0 + self.bias_hh_l0).unsqueeze(1)  # G*H,1
         self.w = self.workspace("w", (self.gates * self.hidden_size, inputs + 1 + self.hidden_size), x)  # G*H,I+1+H
-        self.w_hh = self.workspace("w_hh", tuple(self.weight_hh_l0.shape), x)  # G*H,H
-        for layer_rows, torch_rows in self.gate_blocks():
-            self.w[layer_rows, :inputs] = self.weight_ih_l0[torch_rows]
-            torch.add(self.bias_ih_l0[torch_rows], self.bias_hh_l0[torch_rows], out=self.w[layer_rows, inputs])
-            self.w[layer_rows, inputs + 1:] = self.w_hh[layer_rows] = self.weight_hh_l0[torch_rows]
+        torch.cat((self.weight_ih_l0, bias, self.weight_hh_l0), dim=1, out=self.w)  # [W_ih | b | W_hh]
         return self.workspace("z", (steps, batch, self.gates * self.hidden_size), x)  # T,B,G*H
 
     def weight_gradients(self, dz: Tensor, input_grad: bool) -> Tensor | None:
@@ -109,16 +93,15 @@ class RecurrentLayer(Module):
         steps, batch, rows = dz.shape
         inputs = self.input_size
         dz = dz.reshape(steps * batch, rows)  # T*B,G*H (a view: dz is one block)
-        grads = self.xh[:steps].reshape(steps * batch, -1).t() @ dz  # I+1+H,G*H: [dW_ih | db | dW_hh]^T
-        for layer_rows, torch_rows in self.gate_blocks():  # the gates in torch's order again
-            self.dweight_ih_l0[torch_rows] = grads[:inputs, layer_rows].t()  # G*H,I
-            self.dbias_ih_l0[torch_rows] = grads[inputs, layer_rows]  # G*H
-            self.dweight_hh_l0[torch_rows] = grads[inputs + 1:, layer_rows].t()  # G*H,H
-        self.dbias_hh_l0.copy_(self.dbias_ih_l0)  # G*H: both biases are added to the same z
+        grads = self.workspace("grads", (inputs + 1 + self.hidden_size, rows), dz)  # I+1+H,G*H
+        torch.mm(self.xh[:steps].reshape(steps * batch, -1).t(), dz, out=grads)  # [dW_ih | db | dW_hh]^T
+        self.dweight_ih_l0.copy_(grads[:inputs].t())  # G*H,I
+        self.dbias_ih_l0.copy_(grads[inputs])  # G*H
+        self.dbias_hh_l0.copy_(grads[inputs])  # G*H: both biases are added to the same z
+        self.dweight_hh_l0.copy_(grads[inputs + 1:].t())  # G*H,H
         if not input_grad:
             return None
-        w_ih = torch.cat([self.weight_ih_l0[torch_rows] for _, torch_rows in self.gate_blocks()])  # G*H,I
-        return (dz @ w_ih).view(steps, batch, inputs).transpose(0, 1)  # B,T,I
+        return (dz @ self.weight_ih_l0).view(steps, batch, inputs).transpose(0, 1)  # B,T,I
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
@@ -161,7 +144,7 @@ class RNN(RecurrentLayer):
             dh = torch.add(dout[t], dh_next, out=self.dh[t])  # B,H
             h = self.h[t + 1]  # B,H
             torch.mul(dh, 1 - h * h, out=dz[t])  # B,H
-            dh_next = dz[t] @ self.w_hh  # B,H
+            dh_next = dz[t] @ self.weight_hh_l0  # B,H
         return self.weight_gradients(dz, input_grad)
 
 
@@ -182,50 +165,44 @@ class LSTM(RecurrentLayer):
                                                                       A_g = i (1 - g^2)
         then the weight gradients and dx of RecurrentLayer: one product for all of them, after the loop.
     D, B_o, A_i, A_f and A_g read only the forward's activations, so they are computed for all steps at once,
-    before the loop (eight operations on [T, B, H] blocks, written into dz's own rows: dz_o = B_o, then
-    multiplied in place by dh_t); the loop over the steps is then five operations per step, the product
-    included.
-    Gate order: the layer computes its gates in the order o, i, f, g (W's rows rolled by H, RecurrentLayer).
+    before the loop (operations on [T, B, H] blocks, written into dz's own rows and then multiplied in place
+    by dh_t or dc_t); the loop over the steps is then five operations per step, the product included. The
+    gates that multiply dc_t, i, f and g, are one block of 3H in torch's order: one product.
     tanh is computed as 2 sigmoid(2 z) - 1 (the same function), for g = tanh(z_g) and for tanh(c_t). For g,
     the rows of w that make z_g are doubled (exact in floating point), so one sigmoid call covers all four
-    gates and one operation turns the fourth into g. Why: on this CPU torch's tanh costs more per element
+    gates and one operation turns the third into g. Why: on this CPU torch's tanh costs more per element
     than its sigmoid, enough that the three calls beat tanh's one (scripts/tanh_cost.py, docs/recurrence.md).
-    The three gates that multiply dc_t (i, f, g) are one block of 3H: one product.
-    The parameters and their gradients keep torch's order.
     cache: x and h (in xh), the gate activations, every c_t and tanh(c_t); after backward, dh [T, B, H]
     holds each dL/dh_t (read by hidden_gradient_norms).
     """
 
     gates = 4
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size)
-        self.rolled = hidden_size  # o, i, f, g
-
     def prepare(self, x: Tensor) -> Tensor:
         z = super().prepare(x)
-        self.w[3 * self.hidden_size:] *= 2  # z_g doubled in the product itself: sigmoid(2 z_g) for tanh (w_hh is not)
+        hidden = self.hidden_size
+        self.w[2 * hidden:3 * hidden] *= 2  # z_g doubled in the product itself: sigmoid(2 z_g), for tanh(z_g)
         return z
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         batch, steps, _ = x.shape
         hidden = self.hidden_size
-        self.acts = self.prepare(x)  # T,B,4H: z_t, made o, i, f, g in place below
+        self.acts = self.prepare(x)  # T,B,4H: z_t, made i, f, g, o in place below
         self.c = self.workspace("c", (steps + 1, batch, hidden), x)  # T+1,B,H
         self.c[0] = 0
         self.tanh_c = self.workspace("tanh_c", (steps, batch, hidden), x)  # T,B,H
-        minus_one = self.workspace("minus_one", (), x).fill_(-1)  # on x's device, for g = -1 + 2 sigmoid(2 z_g)
+        minus_one = self.workspace("minus_one", (), x).fill_(-1)  # on x's device, for tanh = -1 + 2 sigmoid(2 z)
 
         def per_step(acts, c, tanh_c):  # every step's views, made once (Module.step_views)
-            gates = acts.view(steps, batch, 4, hidden)  # T,B,4,H: o, i, f, g
+            gates = acts.view(steps, batch, 4, hidden)  # T,B,4,H: i, f, g, o
             return (acts.unbind(0), *(gates[:, :, k].unbind(0) for k in range(4)), c.unbind(0), tanh_c.unbind(0))
 
-        z, o, i, f, g, c, tanh_c = self.step_views("forward", (self.acts, self.c, self.tanh_c), per_step)
+        z, i, f, g, o, c, tanh_c = self.step_views("forward", (self.acts, self.c, self.tanh_c), per_step)
         xh, h, w_t = self.xh.unbind(0), self.h.unbind(0), self.w.t()
         for t in range(steps):
             torch.mm(xh[t], w_t, out=z[t])  # z_t = [x_t | 1 | h_{t-1}] [W_ih | b | W_hh]^T, z_g doubled [B, 4H]
-            z[t].sigmoid_()  # o, i, f and sigmoid(2 z_g)
+            z[t].sigmoid_()  # i, f, sigmoid(2 z_g), o
             torch.add(minus_one, g[t], alpha=2, out=g[t])  # g = 2 sigmoid(2 z_g) - 1 = tanh(z_g)
             torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t])  # c_t = f c_{t-1} + i g
             torch.add(c[t + 1], c[t + 1], out=tanh_c[t]).sigmoid_()  # sigmoid(2 c_t)
@@ -240,33 +217,33 @@ class LSTM(RecurrentLayer):
         hidden, (steps, batch, _) = self.hidden_size, self.acts.shape
         self.dh = self.workspace("dh", (steps, batch, hidden), dout)  # T,B,H: dout_t, then + dz_{t+1} W_hh
         self.dh.copy_(dout.transpose(0, 1))  # time-major, once: each step's product then adds in place
-        dz = self.workspace("dz", (steps, batch, 4 * hidden), dout)  # T,B,4H: dz_o, dz_i, dz_f, dz_g
+        dz = self.workspace("dz", (steps, batch, 4 * hidden), dout)  # T,B,4H: dz_i, dz_f, dz_g, dz_o
         d_c = self.workspace("d_c", (steps, batch, hidden), dout)  # T,B,H: D_t = o (1 - tanh(c_t)^2)
-        # The factors, for all steps at once, into dz's rows (each block [T, B, H], or [T, B, 3H] for o, i, f)
+        # The factors, for all steps at once, into dz's rows (each block [T, B, H], i and f together [T, B, 2H])
         acts, tanh_c = self.acts, self.tanh_c
-        sigmoids, o, i, g = acts[:, :, :3 * hidden], acts[:, :, :hidden], acts[:, :, hidden:2 * hidden], \
-            acts[:, :, 3 * hidden:]
-        dz_g = dz[:, :, 3 * hidden:]
-        torch.addcmul(sigmoids, sigmoids, sigmoids, value=-1, out=dz[:, :, :3 * hidden])  # s (1 - s): o, i, f
-        dz[:, :, :hidden].mul_(tanh_c)  # B_o = tanh(c_t) o (1 - o)
-        dz[:, :, hidden:2 * hidden].mul_(g)  # A_i = g i (1 - i)
-        dz[:, :, 2 * hidden:3 * hidden].mul_(self.c[:-1])  # A_f = c_{t-1} f (1 - f)
-        torch.addcmul(i, i, torch.mul(g, g, out=dz_g), value=-1, out=dz_g)  # A_g = i - i g^2
+        i, f, g, o = (acts[:, :, k * hidden:(k + 1) * hidden] for k in range(4))  # T,B,H each
+        a_i, a_f, a_g, b_o = (dz[:, :, k * hidden:(k + 1) * hidden] for k in range(4))  # T,B,H each
+        i_f = acts[:, :, :2 * hidden]  # T,B,2H
+        torch.addcmul(i_f, i_f, i_f, value=-1, out=dz[:, :, :2 * hidden])  # i (1 - i), f (1 - f)
+        a_i.mul_(g)  # A_i = g i (1 - i)
+        a_f.mul_(self.c[:-1])  # A_f = c_{t-1} f (1 - f)
+        torch.addcmul(i, i, torch.mul(g, g, out=a_g), value=-1, out=a_g)  # A_g = i - i g^2
+        torch.addcmul(o, o, o, value=-1, out=b_o).mul_(tanh_c)  # B_o = tanh(c_t) o (1 - o)
         torch.addcmul(o, o, torch.mul(tanh_c, tanh_c, out=d_c), value=-1, out=d_c)  # D = o - o tanh(c)^2
         dc, dcf = (self.workspace(name, (batch, hidden), dout) for name in ("dc", "dcf"))
 
         def per_step(dz, dh, d_c, acts):  # every step's views, made once (Module.step_views)
-            parts = dz.view(steps, batch, 4, hidden)  # T,B,4,H: dz_o, dz_i, dz_f, dz_g
-            f = acts.view(steps, batch, 4, hidden)[:, :, 2]  # T,B,H
-            return (dz.unbind(0), parts[:, :, 0].unbind(0), parts[:, :, 1:].unbind(0), dh.unbind(0), d_c.unbind(0),
+            parts = dz.view(steps, batch, 4, hidden)  # T,B,4,H: dz_i, dz_f, dz_g, dz_o
+            f = acts.view(steps, batch, 4, hidden)[:, :, 1]  # T,B,H
+            return (dz.unbind(0), parts[:, :, :3].unbind(0), parts[:, :, 3].unbind(0), dh.unbind(0), d_c.unbind(0),
                     f.unbind(0))
 
-        dz_t, dz_o, dz_ifg, dh, d_c, f = self.step_views("backward", (dz, self.dh, d_c, acts), per_step)
+        dz_t, dz_ifg, dz_o, dh, d_c, f = self.step_views("backward", (dz, self.dh, d_c, acts), per_step)
         dc_rows = dc.unsqueeze(1)  # B,1,H: dc_t for the three gates i, f, g at once
         dcf.zero_()  # nothing flows back into the last step through the cell
         for t in reversed(range(steps)):
             if t < steps - 1:  # nothing flows back into the last step through h either
-                torch.addmm(dh[t], dz_t[t + 1], self.w_hh, out=dh[t])  # dh_t = dout_t + dz_{t+1} W_hh
+                torch.addmm(dh[t], dz_t[t + 1], self.weight_hh_l0, out=dh[t])  # dh_t = dout_t + dz_{t+1} W_hh
             dz_o[t].mul_(dh[t])  # dz_o = dh_t B_o
             torch.addcmul(dcf, dh[t], d_c[t], out=dc)  # dc_t = dc_{t+1} f_{t+1} + dh_t D_t
             dz_ifg[t].mul_(dc_rows)  # dz_i, dz_f, dz_g = dc_t [A_i, A_f, A_g]
