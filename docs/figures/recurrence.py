@@ -4,6 +4,8 @@ from figures import Fields, Run, count, load, pct, ratio_history
 
 BEFORE = "348831d1a2cb78c2bc21dc8bd72468d0c85857cc"  # the code before the work on speed (docs/benchmarks.md)
 GATES = "a1ef6971930d2777b603aa964d05a73013e07bbf"  # its first step on the LSTM (docs/recurrence.md, "Speed")
+# its second step: one buffer per step, the factors computed in the backward loop
+ONE_BUFFER = "10732f3e142699f87bcf813912500c5c02da56aa"
 LSTM_PROFILE = "scripts/profile_step.py --models lstm --batch-sizes 32 512 --top 6"
 LSTM_BENCH = "bench --models lstm --no-compile --no-typical --epoch-images 6000"
 RUNS = {
@@ -22,6 +24,8 @@ RUNS = {
     "lstm-profile": Run(LSTM_PROFILE, excerpt=((0, 1), ("lstm batch 32", None))),
     "lstm-profile-before": Run(LSTM_PROFILE, commit=BEFORE, excerpt=((0, 1), ("lstm batch 32", None))),
     "lstm-bench-gates": Run(LSTM_BENCH, commit=GATES),
+    "lstm-bench-one-buffer": Run(LSTM_BENCH, commit=ONE_BUFFER),
+    "lstm-tanh-cost": Run("scripts/tanh_cost.py", fast=True),
 }
 
 
@@ -29,6 +33,10 @@ def gradient_reach(name: str) -> str:
     """The script prints the Markdown table itself."""
     return load("recurrence-gradient-reach")["output"].strip()
 
+
+def tanh_cost(name: str) -> str:
+    """The script prints the Markdown table itself, under a line naming torch and the rounds."""
+    return load("lstm-tanh-cost")["output"].strip().split("\n", 1)[1]
 
 
 def reach(label: str, t: int) -> float:
@@ -100,7 +108,31 @@ def changes(name: str) -> str:
     """scratch/torch of the LSTM at each batch size: before, after the first step of the changes, now."""
     return ratio_history({"before": "families-bench-before",
                           "1. gates, derivatives before the loop, workspaces": "lstm-bench-gates",
-                          "2. one buffer per step, derivatives in the loop (now)": "families-bench"}, ("lstm h128",))
+                          "2. one buffer per step, derivatives in the loop": "lstm-bench-one-buffer",
+                          "3. derivatives before the loop into dz, tanh by sigmoid, views made once (now)":
+                              "families-bench"}, ("lstm h128",))
+
+
+def compared_to(r, earlier: str, label: str = "lstm h128") -> str:
+    """Where a bench report's scratch/torch is below (faster) or above (slower) an earlier run's, by batch size."""
+    before = {p["batch_size"]: p["ratio"] for p in load(earlier)["report"]["results"] if p["model"] == label}
+    now = {p["batch_size"]: p["ratio"] for p in r.results if p["model"] == label}
+    faster = [b for b in now if now[b] < before[b]]
+    if len(faster) == len(now):
+        return "faster at every batch size"
+    slower = [b for b in now if b not in faster]
+    batches = lambda sizes: " and ".join(str(b) for b in sizes)  # noqa: E731
+    return (f"faster at batch {batches(faster)} and slower at {batches(slower)}" if faster
+            else "slower at every batch size")
+
+
+def tanh_words(run) -> str:
+    """Whether the sigmoid way beat torch.tanh at every size of scripts/tanh_cost.py's table."""
+    rows = [line for line in run["output"].splitlines() if line.startswith("| float")]
+    beaten = [line for line in rows if float(line.split("|")[5]) > 1]
+    if len(beaten) == len(rows):
+        return "beat the one call of tanh at every size"
+    return f"beat the one call of tanh at {len(beaten)} of the {len(rows)} sizes"
 
 
 def lstm_speed_words(r) -> str:
@@ -109,16 +141,18 @@ def lstm_speed_words(r) -> str:
     if not above:
         return "Every batch size is at most 1.0 now."
     where = ", ".join(f"{p['ratio']:.2f} at batch {p['batch_size']}" for p in above)
-    return (f"Above 1.0 where the step is shortest ({where}): there each of the scratch loop's operations (7 per "
-            "step forward and 13 backward, the matrix products included) is a call whose fixed cost is a large "
+    return (f"Above 1.0 where the step is shortest ({where}): there each of the scratch loop's operations (10 per "
+            "step forward and 5 backward, the matrix products included) is a call whose fixed cost is a large "
             "share of its work on a [32, 128] tensor, where torch's two fused kernels make one pass over each step "
             "(the profiles above: the calls per step of each side). The larger the batch, the more of the time is "
             "in the matrix products, which both sides run with the same libraries, and the scratch step pulls "
             "ahead.")
 
 
-TABLES = {"recurrence-gradient-reach": gradient_reach, "recurrence-sizes": sizes, "lstm-changes": changes}
-NAMES = {"lstm_speed_words": lstm_speed_words, "lstm_size": lstm_size, "lstm_ten_epochs": ten_epochs,
+TABLES = {"recurrence-gradient-reach": gradient_reach, "recurrence-sizes": sizes, "lstm-changes": changes,
+          "lstm-tanh-cost": tanh_cost}
+NAMES = {"lstm_speed_words": lstm_speed_words, "compared_to": compared_to, "tanh_words": tanh_words,
+         "lstm_size": lstm_size, "lstm_ten_epochs": ten_epochs,
          "parting": parting,
          "epoch_accuracies": epoch_accuracies, "nodes_per_step": nodes_per_step, "reach": reach,
          "reach_accuracy": reach_accuracy}
