@@ -183,8 +183,9 @@ def rerun(names: list[str], fresh: bool = False) -> None:
                "the same figures as the committed record, which is kept"), flush=True)
 
 
+# Where a rounding-level error is largest (worst_name, worst_index[0], ...) is rounding: another CPU, another place.
 MACHINE_DEPENDENT = re.compile(r"seconds|_s$|time|threads|per_second|load|peak|flop|rate_|throughput|machine"
-                               r"|worst_(name|at_step|index)$")  # where a rounding-level error is largest: rounding
+                               r"|worst_(name|at_step|index)(\[\d+\])*$")
 NUMBER = re.compile(r"[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?%?")
 
 

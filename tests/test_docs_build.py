@@ -149,3 +149,15 @@ def test_a_run_pinned_to_a_commit_runs_that_commits_code():
     with pytest.raises(RuntimeError, match="cannot check out commit no-such-commit"):
         with build.code_at("no-such-commit"):
             pass
+
+
+@pytest.mark.parametrize(("path", "committed", "fresh", "same"), [
+    ("check.comparisons[4].worst_index[1]", 38, 636, True),  # where a rounding-level error peaks: another CPU
+    ("agreement.implementation.worst_name", "dfc1.weight", "dfc2.bias", True),
+    ("check.comparisons[4].max_rel_error", 3.1e-16, 2.2e-16, True),  # rounding level: its order of magnitude
+    ("check.comparisons[4].max_rel_error", 3.1e-16, 3.1e-13, False),
+    ("check.comparisons[4].count", 38, 636, False),  # an index elsewhere is a figure
+    ("scratch.test_accuracy", 0.9913, 0.9903, False),
+])
+def test_what_a_rerun_on_another_machine_may_change(path, committed, fresh, same):
+    assert build.same_figure(path, committed, fresh) is same
