@@ -339,3 +339,12 @@ def test_assert_backward_correct_says_which_tensor_where():
     message = str(info.value)
     assert message.splitlines()[0].endswith("the gradient is wrong for bias")
     assert "dbias vs finite differences: at index" in message and "seed" in message
+
+
+def test_an_output_near_zero_is_judged_by_the_rounding_of_what_it_was_computed_from():
+    """engine-batch-stats at seeds 41 and 89, two false positives of the 200-seed sweep on one CPU: nudging the
+    bias (whose gradient is 0 by symmetry) moved an output of -0.041 by 7.6e-17, 8 times eps of that entry,
+    because centring carries the rounding of the larger h. The finite differences' floor counts eps of the
+    largest output for each output that moved (compare/checking/finite_diff.py)."""
+    result = subjects.ENGINE_BATCH_STATS.check([41, 89])
+    assert result.passed, summary(result)
